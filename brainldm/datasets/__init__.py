@@ -1,0 +1,1 @@
+"""Readers for the Natural Scenes Dataset and the simulated toy world."""
