@@ -1,0 +1,24 @@
+"""Sphinx configuration for the brainldm documentation."""
+
+import brainldm
+
+project = "brainldm"
+author = "brainldm developers"
+release = brainldm.__version__
+extensions = [
+    "myst_parser",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build"]
+autosummary_generate = True
+numpydoc_show_class_members = False
+html_theme = "pydata_sphinx_theme"
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "numpy": ("https://numpy.org/doc/stable", None),
+    "sklearn": ("https://scikit-learn.org/stable", None),
+}

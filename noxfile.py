@@ -1,0 +1,59 @@
+"""Sessions: ``nox -s tests`` (fast suite), ``slow``, ``gpu``, ``lint``, ``docs``, ``bench``."""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "venv"
+
+# torch and torchvision first and pinned, so that no dependency resolution pulls
+# another (multi-gigabyte) torch build.
+TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+FAST = "not slow and not gpu"
+
+
+def _install(session, extras="test"):
+    session.install(*TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session):
+    """The fast suite: everything but slow and GPU tests."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-m", FAST, *session.posargs)
+
+
+@nox.session
+def slow(session):
+    """Slow tests: trained-model quality, large worlds, long fits."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-m", "slow and not gpu", *session.posargs)
+
+
+@nox.session
+def gpu(session):
+    """Tests that need a CUDA device."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-m", "gpu", *session.posargs)
+
+
+@nox.session
+def lint(session):
+    session.install("ruff>=0.4")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def docs(session):
+    _install(session, extras="docs")
+    session.run("sphinx-build", "-W", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session):
+    """Benchmarks: each prints its own ratios and targets."""
+    _install(session)
+    scripts = session.posargs or ["benchmarks/ridge.py", "benchmarks/nsd_io.py", "benchmarks/diffusion.py"]
+    for script in scripts:
+        session.run("python", script)
