@@ -1,0 +1,596 @@
+"""Ridge regression with an alpha per target chosen by K-fold cross-validation.
+
+This module is the one place where brainldm solves ridge problems: the fMRI
+decoders (:mod:`brainldm.decoding`) and the voxelwise encoding models call
+:func:`solve_ridge_cv` with any ``X`` (n_samples, n_features) and ``Y``
+(n_samples, n_targets).
+
+How it is solved. Each fold is diagonalised once: the eigendecomposition of the
+train Gram matrix ``X'X`` (p x p) when there are at least as many train rows as
+features, else of the kernel ``XX'`` (n x n). Every alpha of the grid is then
+scored from that one decomposition, with no refit per alpha. Targets are
+processed in batches (``n_targets_batch``) with the folds inside the batch
+loop, so that ``X'Y`` of a batch serves every fold and the final refit, and
+peak memory grows with the batch, never with the number of targets: ``Y`` is
+never copied or upcast whole. Computation runs in torch on the CPU or on a CUDA
+device; numpy inputs give numpy outputs.
+
+Folds are grouped when ``groups`` are given: NSD shows each training image in
+three trials spread over sessions, and folds that put one repetition in train
+and another in validation reward under-regularised models.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupKFold, KFold
+from sklearn.utils import Bunch
+from tqdm.auto import tqdm
+
+from brainldm._backend import as_tensor, compute_dtype, resolve_device, to_output
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "TAKAGI2023",
+    "check_finite",
+    "cv_splits",
+    "solve_ridge",
+    "solve_ridge_cv",
+]
+
+#: Decades from 1e-2 to 1e8: wide enough for standardised fMRI features with a
+#: few hundred to tens of thousands of samples.
+DEFAULT_ALPHAS = tuple(float(alpha) for alpha in np.logspace(-2, 8, 11))
+
+#: Settings that reproduce the original code of Takagi & Nishimoto (2023):
+#: himalaya ``RidgeCV`` with these alphas, no intercept and unshuffled
+#: ``KFold(5)``, which ignores ``groups``. (Their X is standardised first, as
+#: the decoders do by default.)
+TAKAGI2023 = {
+    "alphas": (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    "fit_intercept": False,
+    "cv": KFold(n_splits=5),
+}
+
+# Fraction of targets whose best alpha may sit on an edge of the grid before
+# the grid is deemed too narrow.
+_EDGE_FRACTION = 0.1
+# Rows (or columns) per block when accumulating Gram matrices in float64.
+_BLOCK = 2048
+
+
+def check_finite(array, name):
+    """Raise a ValueError that counts and locates NaN or infinite entries.
+
+    The array is scanned in blocks of rows, so that a mask of the whole array
+    is never held in memory.
+
+    Parameters
+    ----------
+    array : numpy array or torch tensor, 1-D or 2-D
+    name : str
+        Name of the argument, used in the message.
+
+    Raises
+    ------
+    ValueError
+        If `array` holds NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_finite(np.array([[0.0, np.nan], [np.inf, 1.0]]), "X")
+    Traceback (most recent call last):
+    ...
+    ValueError: X contains 1 NaN and 1 infinite values, at (row, column) (0, 1), (1, 0); remove or impute them (e.g. drop those voxels) before fitting
+    """
+    tensor, _ = as_tensor(array)
+    if not tensor.is_floating_point():
+        return
+    matrix = tensor.reshape(len(tensor), -1) if tensor.ndim else tensor.reshape(1, 1)
+    n_nan = n_inf = 0
+    where = []
+    rows_per_block = max(1, 2**24 // max(1, matrix.shape[1]))
+    for start in range(0, len(matrix), rows_per_block):
+        block = matrix[start : start + rows_per_block]
+        nan, inf = torch.isnan(block), torch.isinf(block)
+        n_nan += int(nan.sum())
+        n_inf += int(inf.sum())
+        if len(where) < 5 and (n_nan or n_inf):
+            for row, column in torch.nonzero(nan | inf)[: 5 - len(where)].tolist():
+                where.append((start + row, column))
+    if n_nan or n_inf:
+        locations = ", ".join(
+            f"({row}, {column})" if tensor.ndim == 2 else f"{row}" for row, column in where
+        )
+        more = ", ..." if n_nan + n_inf > len(where) else ""
+        axes = "(row, column)" if tensor.ndim == 2 else "index"
+        raise ValueError(
+            f"{name} contains {n_nan} NaN and {n_inf} infinite values, at {axes} "
+            f"{locations}{more}; remove or impute them (e.g. drop those voxels) before fitting"
+        )
+
+
+def _check_alphas(alphas):
+    """Return alphas as a sorted 1-D float64 array, or raise a ValueError."""
+    values = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"alphas must be a non-empty 1-D sequence of floats, got {alphas!r}")
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(
+            f"alphas must be positive and finite, got {values.tolist()}: "
+            "use a grid such as np.logspace(-2, 8, 11)"
+        )
+    return np.unique(values)
+
+
+def cv_splits(cv, n_samples, groups=None):
+    """Return the cross-validation folds as a list of (train, test) index arrays.
+
+    Parameters
+    ----------
+    cv : int or scikit-learn splitter
+        An int k gives ``KFold(k)`` (unshuffled) or, when `groups` are given,
+        ``GroupKFold(k)``; a splitter (``KFold``, ``GroupKFold``,
+        ``LeaveOneGroupOut``, ...) is used as is, with `groups`.
+    n_samples : int
+    groups : array of shape (n_samples,) or None
+        Group label of each sample (e.g. the image a trial showed). No group
+        is split across a train and a test set.
+
+    Returns
+    -------
+    list of (train, test) pairs of int64 arrays
+
+    Raises
+    ------
+    ValueError
+        If `cv` is invalid, `groups` has the wrong length or fewer distinct
+        values than folds, or a fold is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> groups = np.repeat(np.arange(4), 3)
+    >>> [np.unique(groups[test]).tolist() for _, test in cv_splits(2, 12, groups)]
+    [[1, 3], [0, 2]]
+    """
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != n_samples:
+            raise ValueError(
+                f"groups must have one label per sample: got shape {groups.shape} for "
+                f"n_samples={n_samples}; pass e.g. the image index of each trial"
+            )
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        if cv < 2:
+            raise ValueError(f"cv must be an int >= 2 or a scikit-learn splitter, got {cv!r}")
+        if n_samples < cv:
+            raise ValueError(
+                f"cv={cv} folds need at least {cv} samples, got n_samples={n_samples}: "
+                "pass more samples or a smaller cv"
+            )
+        if groups is not None:
+            n_groups = len(np.unique(groups))
+            if n_groups < cv:
+                raise ValueError(
+                    f"groups has {n_groups} distinct values, fewer than cv={cv} folds: "
+                    "pass a smaller cv or finer groups"
+                )
+            cv = GroupKFold(n_splits=cv)
+        else:
+            cv = KFold(n_splits=cv)
+    elif not hasattr(cv, "split"):
+        raise ValueError(f"cv must be an int >= 2 or a scikit-learn splitter, got {cv!r}")
+    splits = [
+        (np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64))
+        for train, test in cv.split(np.empty((n_samples, 1)), None, groups)
+    ]
+    if not splits or any(len(train) == 0 or len(test) == 0 for train, test in splits):
+        raise ValueError(f"cv={cv!r} produced an empty train or test set; check cv and groups")
+    return splits
+
+
+def _validate(X, Y, alphas):
+    """Check shapes, values and alphas before any work; return sorted alphas."""
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}; "
+            "reshape a single feature with X.reshape(-1, 1)"
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X is empty: shape {tuple(X.shape)}")
+    if Y.ndim not in (1, 2):
+        raise ValueError(f"Y must be 1-D or 2-D (n_samples, n_targets), got shape {Y.shape}")
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X and Y must have the same number of rows, got {X.shape[0]} and {Y.shape[0]}"
+        )
+    alphas = _check_alphas(alphas)
+    check_finite(X, "X")
+    check_finite(Y, "Y")
+    return alphas
+
+
+def _gram(X, rows=None):
+    """Return X[rows]' X[rows] accumulated in float64, one block of rows at a time."""
+    n_rows = X.shape[0] if rows is None else len(rows)
+    gram = torch.zeros(X.shape[1], X.shape[1], dtype=torch.float64, device=X.device)
+    for start in range(0, n_rows, _BLOCK):
+        chunk = slice(start, start + _BLOCK)
+        block = (X[chunk] if rows is None else X[rows[chunk]]).double()
+        gram.addmm_(block.T, block)
+    return gram
+
+
+def _kernel(X):
+    """Return X X' accumulated in float64, one block of columns at a time."""
+    kernel = torch.zeros(X.shape[0], X.shape[0], dtype=torch.float64, device=X.device)
+    for start in range(0, X.shape[1], _BLOCK):
+        block = X[:, start : start + _BLOCK].double()
+        kernel.addmm_(block, block.T)
+    return kernel
+
+
+def _eigh(matrix, dtype):
+    """Eigendecomposition in the compute dtype, with round-off negatives set to 0."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(matrix.to(dtype))
+    return eigenvalues.clamp_(min=0), eigenvectors
+
+
+class _Problem:
+    """The features side of a ridge problem: centred X and its decompositions.
+
+    Holds what does not depend on the targets, so that each batch of targets
+    only pays for products with its own columns.
+    """
+
+    def __init__(self, X, splits, fit_intercept, dtype, copy_X):
+        self.X = X
+        self.fit_intercept = fit_intercept
+        self.dtype = dtype
+        n_samples, n_features = X.shape
+        self.x_mean = torch.zeros(n_features, dtype=torch.float64, device=X.device)
+        if fit_intercept:
+            self.x_mean = X.mean(0, dtype=torch.float64)
+            if copy_X:
+                self.X = X - self.x_mean.to(dtype)
+            else:
+                self.X = X.sub_(self.x_mean.to(dtype))
+        primal_full = n_features <= n_samples
+        primal_folds = [n_features <= len(train) for train, _ in splits]
+        gram = _gram(self.X) if primal_full or any(primal_folds) else None
+        kernel = _kernel(self.X) if not primal_full or not all(primal_folds) else None
+        self.folds = [
+            self._primal_fold(gram, train, test) if primal else self._dual_fold(kernel, train, test)
+            for (train, test), primal in zip(splits, primal_folds, strict=True)
+        ]
+        self.primal = primal_full
+        self.eigenvalues, self.eigenvectors = _eigh(gram if primal_full else kernel, dtype)
+
+    def _indices(self, rows):
+        return torch.as_tensor(rows, device=self.X.device)
+
+    def _primal_fold(self, gram, train, test):
+        train, test = self._indices(train), self._indices(test)
+        n_train = len(train)
+        X_test = self.X[test]
+        # Mean of the train rows, from the column sums, without indexing the train rows.
+        shift = torch.zeros(self.X.shape[1], dtype=torch.float64, device=self.X.device)
+        if self.fit_intercept:
+            shift = (self.X.sum(0, dtype=torch.float64) - X_test.sum(0, dtype=torch.float64)) / (
+                n_train
+            )
+        train_gram = gram - _gram(self.X, test) - n_train * torch.outer(shift, shift)
+        eigenvalues, eigenvectors = _eigh(train_gram, self.dtype)
+        shift = shift.to(self.dtype)
+        A = (X_test - shift) @ eigenvectors
+        return Bunch(
+            primal=True,
+            train=train,
+            test=test,
+            n_train=n_train,
+            shift=shift,
+            eigenvalues=eigenvalues,
+            eigenvectors=eigenvectors,
+            A=A,
+        )
+
+    def _dual_fold(self, kernel, train, test):
+        train, test = self._indices(train), self._indices(test)
+        train_kernel = kernel[train][:, train]
+        cross_kernel = kernel[test][:, train]
+        if self.fit_intercept:
+            # Double centring with the train means: the kernel of the train-centred rows.
+            row_mean = train_kernel.mean(1)
+            total_mean = row_mean.mean()
+            train_kernel = train_kernel - row_mean[:, None] - row_mean[None, :] + total_mean
+            cross_kernel = (
+                cross_kernel - cross_kernel.mean(1, keepdim=True) - row_mean[None, :] + total_mean
+            )
+        eigenvalues, eigenvectors = _eigh(train_kernel, self.dtype)
+        A = cross_kernel.to(self.dtype) @ eigenvectors
+        return Bunch(
+            primal=False,
+            train=train,
+            test=test,
+            n_train=len(train),
+            eigenvalues=eigenvalues,
+            eigenvectors=eigenvectors,
+            A=A,
+        )
+
+    def load(self, Y, batch):
+        """Copy a batch of target columns, centred; return it, its mean and X'Y."""
+        Y_batch = Y[:, batch].to(dtype=self.dtype, device=self.X.device, copy=True)
+        y_mean = Y_batch.mean(0) if self.fit_intercept else torch.zeros_like(Y_batch[0])
+        Y_batch -= y_mean
+        XtY = None
+        if self.primal or any(fold.primal for fold in self.folds):
+            XtY = self.X.T @ Y_batch
+        return Y_batch, y_mean, XtY
+
+    def score(self, Y, XtY, alphas):
+        """Mean over folds of the negative MSE, shape (n_alphas, n_targets)."""
+        scores = torch.zeros(len(alphas), Y.shape[1], dtype=self.dtype, device=Y.device)
+        y_sum = Y.sum(0)
+        for fold in self.folds:
+            Y_test = Y[fold.test]
+            y_shift = torch.zeros_like(y_sum)
+            if self.fit_intercept:
+                y_shift = (y_sum - Y_test.sum(0)) / fold.n_train
+            if fold.primal:
+                train_XtY = XtY - self.X[fold.test].T @ Y_test
+                if self.fit_intercept:
+                    train_XtY -= fold.n_train * torch.outer(fold.shift, y_shift)
+                projected = fold.eigenvectors.T @ train_XtY
+            else:
+                projected = fold.eigenvectors.T @ (Y[fold.train] - y_shift)
+            residual_base = Y_test - y_shift
+            for index, alpha in enumerate(alphas):
+                weights = 1.0 / (fold.eigenvalues + alpha)
+                residual = torch.addmm(
+                    residual_base, fold.A, projected * weights[:, None], alpha=-1.0
+                )
+                scores[index] -= torch.linalg.vector_norm(residual, dim=0).square_() / len(residual)
+        return scores / len(self.folds)
+
+    def refit(self, Y, y_mean, XtY, alphas):
+        """Ridge weights and intercepts on all rows, one alpha per target."""
+        weights = 1.0 / (self.eigenvalues[:, None] + alphas[None, :])
+        if self.primal:
+            coef = self.eigenvectors @ ((self.eigenvectors.T @ XtY) * weights)
+        else:
+            coef = self.X.T @ (self.eigenvectors @ ((self.eigenvectors.T @ Y) * weights))
+        return coef, y_mean - self.x_mean.to(self.dtype) @ coef
+
+
+def _batches(n_targets, n_targets_batch):
+    if n_targets_batch is None:
+        n_targets_batch = n_targets
+    if not isinstance(n_targets_batch, numbers.Integral) or n_targets_batch < 1:
+        raise ValueError(f"n_targets_batch must be a positive int or None, got {n_targets_batch!r}")
+    return [slice(start, start + n_targets_batch) for start in range(0, n_targets, n_targets_batch)]
+
+
+def solve_ridge_cv(
+    X,
+    Y,
+    alphas=DEFAULT_ALPHAS,
+    *,
+    cv=5,
+    groups=None,
+    fit_intercept=True,
+    alpha_per_target=True,
+    n_targets_batch=4096,
+    device=None,
+    copy_X=True,
+    progress_bar=False,
+):
+    """Fit multi-target ridge regression, choosing alpha by K-fold cross-validation.
+
+    Solves ``min_b ||Y - X b - 1 b0'||^2 + alpha ||b||^2`` for every target,
+    with alpha picked from `alphas` by the mean over folds of the negative mean
+    squared error on the held-out rows, then refits on all rows.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        Features, numpy array or torch tensor. Not modified unless
+        ``copy_X=False``.
+    Y : array of shape (n_samples, n_targets) or (n_samples,)
+        Targets. Never copied whole: batches of columns are.
+    alphas : sequence of float, default=DEFAULT_ALPHAS
+        Positive regularisation strengths to try (1e-2 ... 1e8 by decades).
+    cv : int or scikit-learn splitter, default=5
+        Number of folds, or a splitter. An int gives unshuffled ``KFold``, or
+        ``GroupKFold`` when `groups` are given.
+    groups : array of shape (n_samples,), default=None
+        Group label of each sample, e.g. the image shown in each trial; no
+        group is split between train and validation rows.
+    fit_intercept : bool, default=True
+        Fit an intercept per target (the original code fits none).
+    alpha_per_target : bool, default=True
+        Choose an alpha per target; if False, the alpha with the best score
+        averaged over targets is shared by all.
+    n_targets_batch : int or None, default=4096
+        Targets solved together. Peak memory grows with it; ``None`` solves all
+        targets at once.
+    device : str, torch.device or None, default=None
+        Where to compute: ``"cpu"``, ``"cuda"``; ``None`` uses the device of
+        torch inputs, else the CPU.
+    copy_X : bool, default=True
+        If False and X is a float tensor or array on `device`, X is centred in
+        place (saves one copy of X).
+    progress_bar : bool, default=False
+        Show a progress bar over target batches.
+
+    Returns
+    -------
+    result : sklearn.utils.Bunch
+        coef : array of shape (n_features, n_targets) or (n_features,)
+            Weights refit on all rows with each target's best alpha.
+        intercept : array of shape (n_targets,) or float
+        best_alphas : array of shape (n_targets,) or float
+        cv_scores : array of shape (n_targets,) or float
+            Mean over folds of the negative MSE at the best alpha.
+        alpha_scores : array of shape (n_alphas, n_targets) or (n_alphas,)
+            Mean over folds of the negative MSE for every alpha.
+        alphas : array of shape (n_alphas,)
+            The alphas tried, sorted.
+
+    Arrays are numpy when Y is a numpy array, else torch tensors on `device`.
+
+    Raises
+    ------
+    ValueError
+        On bad shapes, NaN or infinite values, non-positive alphas, or `groups`
+        that do not match the rows or the folds, before any computation.
+    RuntimeError
+        If a CUDA device is asked for and none is available.
+
+    Warns
+    -----
+    UserWarning
+        When the best alpha sits on an edge of the grid for more than 10% of
+        the targets: widen `alphas` on that side.
+
+    See Also
+    --------
+    solve_ridge : ridge with given alphas, no cross-validation.
+    brainldm.decoding.LatentDecoder : scikit-learn estimator built on this solver.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 5))
+    >>> Y = X @ rng.standard_normal((5, 3)) + 3 * rng.standard_normal((60, 3))
+    >>> result = solve_ridge_cv(X, Y, alphas=np.logspace(-2, 4, 7))
+    >>> result.coef.shape
+    (5, 3)
+    >>> result.best_alphas
+    array([  1., 100., 100.])
+    """
+    alphas = _validate(X, Y, alphas)
+    splits = cv_splits(cv, X.shape[0], groups)
+    batches = _batches(1 if Y.ndim == 1 else Y.shape[1], n_targets_batch)
+    device = resolve_device(device, X, Y)
+    dtype = compute_dtype(X, Y)
+
+    X_tensor, copied = as_tensor(X, dtype, device)
+    problem = _Problem(X_tensor, splits, fit_intercept, dtype, copy_X=copy_X and not copied)
+    alphas_tensor = torch.as_tensor(alphas, dtype=dtype, device=device)
+    Y_tensor, _ = as_tensor(Y)
+    Y_matrix = Y_tensor.reshape(len(Y_tensor), -1)
+    n_features, n_targets = X_tensor.shape[1], Y_matrix.shape[1]
+
+    coef = torch.empty(n_features, n_targets, dtype=dtype, device=device)
+    intercept = torch.zeros(n_targets, dtype=dtype, device=device)
+    alpha_scores = torch.empty(len(alphas), n_targets, dtype=dtype, device=device)
+    best = torch.empty(n_targets, dtype=torch.int64, device=device)
+
+    def refit(batch, Y_batch, y_mean, XtY):
+        coef[:, batch], intercept[batch] = problem.refit(
+            Y_batch, y_mean, XtY, alphas_tensor[best[batch]]
+        )
+
+    for batch in tqdm(batches, desc="ridge CV", disable=not progress_bar):
+        Y_batch, y_mean, XtY = problem.load(Y_matrix, batch)
+        alpha_scores[:, batch] = problem.score(Y_batch, XtY, alphas_tensor)
+        if alpha_per_target:
+            best[batch] = alpha_scores[:, batch].argmax(0)
+            refit(batch, Y_batch, y_mean, XtY)
+    if not alpha_per_target:
+        best[:] = alpha_scores.mean(1).argmax()
+        for batch in tqdm(batches, desc="ridge refit", disable=not progress_bar):
+            refit(batch, *problem.load(Y_matrix, batch))
+    _warn_on_edges(best, alphas)
+
+    as_numpy = not isinstance(Y, torch.Tensor)
+    result = Bunch(
+        coef=coef,
+        intercept=intercept,
+        best_alphas=alphas_tensor[best],
+        cv_scores=alpha_scores.gather(0, best[None])[0],
+        alpha_scores=alpha_scores,
+    )
+    if Y.ndim == 1:
+        result = Bunch(**{key: value[..., 0] for key, value in result.items()})
+    result = Bunch(**{key: to_output(value, as_numpy) for key, value in result.items()})
+    result.alphas = alphas if as_numpy else torch.as_tensor(alphas, device=device)
+    return result
+
+
+def _warn_on_edges(best, alphas):
+    """Warn when the grid's smallest or largest alpha wins for too many targets."""
+    if len(alphas) < 2:
+        return
+    for index, side, advice in ((0, "smallest", "smaller"), (len(alphas) - 1, "largest", "larger")):
+        fraction = float((best == index).double().mean())
+        if fraction > _EDGE_FRACTION:
+            warnings.warn(
+                f"the {side} alpha ({alphas[index]:g}) was best for {fraction:.0%} of the "
+                f"targets: the optimum may lie beyond the grid; add {advice} alphas",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def solve_ridge(X, Y, alphas, *, fit_intercept=True, n_targets_batch=4096, device=None):
+    """Fit ridge regression with a given alpha, or one alpha per target.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    Y : array of shape (n_samples, n_targets) or (n_samples,)
+    alphas : float or array of shape (n_targets,)
+        Positive regularisation strength(s).
+    fit_intercept : bool, default=True
+    n_targets_batch : int or None, default=4096
+    device : str, torch.device or None, default=None
+
+    Returns
+    -------
+    coef : array of shape (n_features, n_targets) or (n_features,)
+    intercept : array of shape (n_targets,) or float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> Y = np.array([1.0, 2.0, 3.0])
+    >>> coef, intercept = solve_ridge(X, Y, 1e-9, fit_intercept=False)
+    >>> np.round(coef, 6)
+    array([1., 2.])
+    """
+    alphas_array = np.asarray(alphas, dtype=np.float64)
+    n_targets = 1 if np.ndim(Y) == 1 else np.shape(Y)[1]
+    if alphas_array.ndim == 0:
+        alphas_array = np.full(n_targets, float(alphas_array))
+    if alphas_array.shape != (n_targets,):
+        raise ValueError(
+            f"alphas must be a float or have one value per target ({n_targets}), "
+            f"got shape {alphas_array.shape}"
+        )
+    _validate(X, Y, alphas_array)
+    batches = _batches(n_targets, n_targets_batch)
+    device = resolve_device(device, X, Y)
+    dtype = compute_dtype(X, Y)
+    X_tensor, copied = as_tensor(X, dtype, device)
+    problem = _Problem(X_tensor, [], fit_intercept, dtype, copy_X=not copied)
+    Y_tensor, _ = as_tensor(Y)
+    Y_matrix = Y_tensor.reshape(len(Y_tensor), -1)
+    alphas_tensor = torch.as_tensor(alphas_array, dtype=dtype, device=device)
+    coef = torch.empty(X_tensor.shape[1], n_targets, dtype=dtype, device=device)
+    intercept = torch.zeros(n_targets, dtype=dtype, device=device)
+    for batch in batches:
+        coef[:, batch], intercept[batch] = problem.refit(
+            *problem.load(Y_matrix, batch), alphas_tensor[batch]
+        )
+    if np.ndim(Y) == 1:
+        coef, intercept = coef[:, 0], intercept[0]
+    as_numpy = not isinstance(Y, torch.Tensor)
+    return to_output(coef, as_numpy), to_output(intercept, as_numpy)
