@@ -131,7 +131,7 @@ def cv_splits(cv, n_samples, groups=None):
 
     Parameters
     ----------
-    cv : int or scikit-learn splitter
+    cv : int, scikit-learn splitter or list of (train, test) index arrays
         An int k gives ``KFold(k)`` (unshuffled) or, when `groups` are given,
         ``GroupKFold(k)``; a splitter (``KFold``, ``GroupKFold``,
         ``LeaveOneGroupOut``, ...) is used as is, with `groups`.
@@ -166,7 +166,7 @@ def cv_splits(cv, n_samples, groups=None):
             )
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         if cv < 2:
-            raise ValueError(f"cv must be an int >= 2 or a scikit-learn splitter, got {cv!r}")
+            raise ValueError(f"cv must be an int >= 2, got {cv!r}")
         if n_samples < cv:
             raise ValueError(
                 f"cv={cv} folds need at least {cv} samples, got n_samples={n_samples}: "
@@ -182,14 +182,23 @@ def cv_splits(cv, n_samples, groups=None):
             cv = GroupKFold(n_splits=cv)
         else:
             cv = KFold(n_splits=cv)
-    elif not hasattr(cv, "split"):
-        raise ValueError(f"cv must be an int >= 2 or a scikit-learn splitter, got {cv!r}")
+    if hasattr(cv, "split"):
+        pairs = cv.split(np.empty((n_samples, 1)), None, groups)
+    elif isinstance(cv, (list, tuple)):
+        pairs = cv
+    else:
+        raise ValueError(
+            "cv must be an int >= 2, a scikit-learn splitter or a list of (train, test) "
+            f"index arrays, got {cv!r}"
+        )
     splits = [
         (np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64))
-        for train, test in cv.split(np.empty((n_samples, 1)), None, groups)
+        for train, test in pairs
     ]
     if not splits or any(len(train) == 0 or len(test) == 0 for train, test in splits):
-        raise ValueError(f"cv={cv!r} produced an empty train or test set; check cv and groups")
+        raise ValueError(
+            f"cv produced an empty train or test set ({len(splits)} folds); check cv and groups"
+        )
     return splits
 
 
