@@ -1,0 +1,940 @@
+"""Read the Natural Scenes Dataset (NSD) from the files of its public release.
+
+The reader knows NSD's folder layout (Allen et al., 2022) and nothing else: every size
+(images, trials per session, sessions, volume shape) is read from the files, so the
+simulated NSD written by :func:`brainldm.datasets.toy.make_toy_nsd` goes through the same
+code as the real dataset.
+"""
+
+import json
+import os
+import re
+import warnings
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import scipy.io
+from sklearn.utils import Bunch
+from tqdm.auto import tqdm
+
+from brainldm.datasets import _cache
+
+__all__ = ["NSDCaptions", "NSDStimuli", "VolumeMasker", "load_nsd"]
+
+# NSD stores single-trial betas as int16 percent signal change times 300.
+BETAS_SCALE = 300.0
+ZSCORE_OPTIONS = ("session", None)
+
+_BETAS_NAME = "betas_fithrf_GLMdenoise_RR"
+_SESSION_FILE = re.compile(r"^betas_session(\d+)\.nii\.gz$")
+# Bounds the memory of one read: betas are decompressed this many bytes at a time.
+_READ_CHUNK_BYTES = 64 * 2**20
+
+
+def _release_part(relative):
+    """The part of the NSD release (its top-level folder) that holds ``relative``."""
+    return Path(relative).parts[0]
+
+
+def _require(root, relative, what):
+    path = root / relative
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{what} not found: {path} does not exist. It belongs to the "
+            f"'{_release_part(relative)}' part of the NSD release "
+            f"(s3://natural-scenes-dataset/{Path(relative).as_posix()}); download it "
+            f"there, or check that root={str(root)!r} is the folder holding "
+            f"nsddata/, nsddata_betas/ and nsddata_stimuli/."
+        )
+    return path
+
+
+def _parse_subject(subject):
+    """1 -> 1, "subj01" -> 1, "1" -> 1; anything else is a ValueError."""
+    if isinstance(subject, (int, np.integer)) and not isinstance(subject, bool):
+        number = int(subject)
+    else:
+        match = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject).strip().lower())
+        number = int(match.group(1)) if match else 0
+    if number < 1:
+        raise ValueError(
+            f"subject={subject!r} is not an NSD subject; give its number (1) or its "
+            f"name ('subj01')."
+        )
+    return number
+
+
+def _format_sessions(sessions):
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    runs = []
+    for session in sorted(sessions):
+        if runs and session == runs[-1][1] + 1:
+            runs[-1][1] = session
+        else:
+            runs.append([session, session])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs) or "none"
+
+
+class _Layout:
+    """Paths of one subject's files in an NSD root, relative to the root."""
+
+    def __init__(self, root, subject):
+        self.root = Path(root)
+        self.subject = f"subj{subject:02d}"
+        self.expdesign = Path("nsddata/experiments/nsd/nsd_expdesign.mat")
+        self.stim_info = Path("nsddata/experiments/nsd/nsd_stim_info_merged.csv")
+        self.responses = Path(f"nsddata/ppdata/{self.subject}/behav/responses.tsv")
+        self.stimuli = Path("nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5")
+        self.annotations = Path("nsddata_stimuli/stimuli/nsd/annotations")
+        self.betas = Path(f"nsddata_betas/ppdata/{self.subject}/func1pt8mm/{_BETAS_NAME}")
+        self.rois = Path(f"nsddata/ppdata/{self.subject}/func1pt8mm/roi")
+        self.labels = Path("nsddata/freesurfer/fsaverage/label")
+
+    def session_file(self, session):
+        return self.betas / f"betas_session{session:02d}.nii.gz"
+
+    def require(self, relative, what):
+        return _require(self.root, relative, what)
+
+
+class VolumeMasker:
+    """Map brain volumes to the voxels of a mask and back, like nilearn's ``NiftiMasker``.
+
+    The masker needs no fitting: it is built from a boolean volume mask and the affine of
+    the volume. Voxels are ordered as ``numpy.argwhere(mask)`` lists them (C order of
+    their ``(i, j, k)`` indices), the order of :attr:`voxel_ijk`.
+
+    Parameters
+    ----------
+    mask : array-like of bool, shape (X, Y, Z)
+        The voxels to keep.
+    affine : array-like of shape (4, 4)
+        Voxel-to-world transform of the volume.
+
+    Attributes
+    ----------
+    mask_ : ndarray of bool, shape (X, Y, Z)
+    affine_ : ndarray of shape (4, 4)
+
+    See Also
+    --------
+    load_nsd : returns the masker of the voxels it loaded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.datasets.nsd import VolumeMasker
+    >>> mask = np.zeros((3, 4, 5), dtype=bool)
+    >>> mask[1, 2, 3] = mask[2, 0, 1] = True
+    >>> masker = VolumeMasker(mask, np.eye(4))
+    >>> img = masker.inverse_transform(np.array([[1.5, -2.0]]))
+    >>> img.shape
+    (3, 4, 5, 1)
+    >>> masker.transform(img)
+    array([[-2. ,  1.5]], dtype=float32)
+    """
+
+    def __init__(self, mask, affine):
+        self.mask = mask
+        self.affine = affine
+        self.mask_ = np.asarray(mask, dtype=bool)
+        self.affine_ = np.asarray(affine, dtype=float)
+        if self.mask_.ndim != 3:
+            raise ValueError(f"mask must be a 3-D volume, got shape {self.mask_.shape}.")
+        if self.affine_.shape != (4, 4):
+            raise ValueError(f"affine must have shape (4, 4), got {self.affine_.shape}.")
+
+    @property
+    def n_voxels(self):
+        """Number of voxels in the mask."""
+        return int(self.mask_.sum())
+
+    @property
+    def voxel_ijk(self):
+        """(n_voxels, 3) volume indices of the voxels, in column order."""
+        return np.argwhere(self.mask_)
+
+    @property
+    def mask_img_(self):
+        """The mask as a ``nibabel.Nifti1Image`` (uint8, 1 = in)."""
+        return nib.Nifti1Image(self.mask_.astype(np.uint8), self.affine_)
+
+    def fit(self, imgs=None, y=None):
+        """Do nothing and return self: the masker is defined by its mask."""
+        return self
+
+    def transform(self, imgs):
+        """Extract the masked voxels of a 3-D or 4-D image.
+
+        Parameters
+        ----------
+        imgs : nibabel image, path, or ndarray of shape (X, Y, Z) or (X, Y, Z, n)
+
+        Returns
+        -------
+        ndarray of shape (n, n_voxels), float32
+            One row per volume (one row for a 3-D image).
+        """
+        if isinstance(imgs, (str, Path)):
+            imgs = nib.load(imgs)
+        data = np.asarray(imgs.dataobj if hasattr(imgs, "dataobj") else imgs)
+        if data.shape[:3] != self.mask_.shape or data.ndim not in (3, 4):
+            raise ValueError(
+                f"imgs has shape {data.shape}, but the mask's volume is "
+                f"{self.mask_.shape}: give a 3-D volume or a 4-D series of that shape."
+            )
+        if data.ndim == 3:
+            return data[self.mask_][np.newaxis].astype(np.float32)
+        return data[self.mask_].T.astype(np.float32)
+
+    def inverse_transform(self, X):
+        """Put per-voxel values back in the volume, with zeros outside the mask.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_voxels,) or (n, n_voxels)
+
+        Returns
+        -------
+        nibabel.Nifti1Image
+            3-D for a 1-D ``X``, 4-D with ``n`` volumes otherwise; float32.
+        """
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim not in (1, 2) or X.shape[-1] != self.n_voxels:
+            raise ValueError(
+                f"X has shape {X.shape}, but the masker has {self.n_voxels} voxels: "
+                f"give (n_voxels,) or (n_samples, n_voxels)."
+            )
+        data = np.zeros((*self.mask_.shape, *X.shape[:-1]), dtype=np.float32)
+        data[self.mask_] = X.T
+        return nib.Nifti1Image(data, self.affine_)
+
+    def __repr__(self):
+        return f"VolumeMasker(shape={self.mask_.shape}, n_voxels={self.n_voxels})"
+
+
+class NSDStimuli:
+    """NSD's stimulus images, read lazily from ``nsd_stimuli.hdf5``.
+
+    The file is opened on first access, never read whole (it holds 36 GB), and the object
+    pickles without its file handle, so it can be sent to worker processes.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``nsd_stimuli.hdf5`` file.
+    dataset : str, default="imgBrick"
+        The HDF5 dataset of images, shape (n_images, height, width, 3), uint8.
+
+    Examples
+    --------
+    >>> import tempfile, h5py, numpy as np
+    >>> from brainldm.datasets.nsd import NSDStimuli
+    >>> path = tempfile.mkdtemp() + "/nsd_stimuli.hdf5"
+    >>> with h5py.File(path, "w") as f:
+    ...     f["imgBrick"] = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
+    >>> stimuli = NSDStimuli(path)
+    >>> len(stimuli), stimuli[3].shape, stimuli[[2, 0, 2]].shape
+    (4, (2, 2, 3), (3, 2, 2, 3))
+    """
+
+    def __init__(self, path, dataset="imgBrick"):
+        self.path = Path(path)
+        self.dataset = dataset
+        self._file = None
+
+    def _images(self):
+        if self._file is None:
+            try:
+                self._file = h5py.File(self.path, "r")
+                images = self._file[self.dataset]
+            except (OSError, KeyError) as exc:
+                self.close()
+                raise RuntimeError(
+                    f"Cannot read dataset '{self.dataset}' of {self.path} ({exc}). The "
+                    f"file is truncated or corrupt: download it again from the "
+                    f"'nsddata_stimuli' part of the NSD release."
+                ) from exc
+            return images
+        return self._file[self.dataset]
+
+    @property
+    def shape(self):
+        """(n_images, height, width, channels)."""
+        return self._images().shape
+
+    @property
+    def dtype(self):
+        return self._images().dtype
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        images = self._images()
+        if isinstance(key, slice):
+            return images[key]
+        index = np.asarray(key)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        if not np.issubdtype(index.dtype, np.integer):
+            raise IndexError(f"stimuli are indexed by 73k index, got {key!r}.")
+        n_images = images.shape[0]
+        if index.size and (index.min() < -n_images or index.max() >= n_images):
+            raise IndexError(f"stimulus index out of range for {n_images} images: {key!r}.")
+        index = np.where(index < 0, index + n_images, index)
+        if index.ndim == 0:
+            return images[int(index)]
+        # h5py reads only increasing, unique indices.
+        unique, inverse = np.unique(index, return_inverse=True)
+        return images[unique][inverse.reshape(index.shape)]
+
+    def close(self):
+        """Close the HDF5 file; the next access opens it again."""
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_file": None}
+
+    def __repr__(self):
+        return f"NSDStimuli({str(self.path)!r})"
+
+
+class NSDCaptions:
+    """All COCO captions of each NSD image, by 0-based 73k index.
+
+    ``captions[i]`` is the list of captions (usually five, sometimes more) of image ``i``;
+    a list or array of indices gives a list of such lists. The captions of image ``i``
+    are those of COCO image ``cocoId`` in the split ``cocoSplit`` named by row ``i`` of
+    ``nsd_stim_info_merged.csv``. Files are read on first access, once.
+
+    Parameters
+    ----------
+    stim_info : str or Path
+        ``nsd_stim_info_merged.csv``.
+    annotations : str or Path
+        Folder holding COCO's ``captions_<split>.json`` files.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib, pandas as pd
+    >>> from brainldm.datasets.nsd import NSDCaptions
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"cocoId": [7, 3], "cocoSplit": ["val2017", "train2017"]}).to_csv(
+    ...     folder / "nsd_stim_info_merged.csv")
+    >>> for split, image, text in [("val2017", 7, "a cat"), ("train2017", 3, "a dog")]:
+    ...     annotations = [{"image_id": image, "id": 1, "caption": text + " "}]
+    ...     (folder / f"captions_{split}.json").write_text(
+    ...         json.dumps({"annotations": annotations}))
+    >>> captions = NSDCaptions(folder / "nsd_stim_info_merged.csv", folder)
+    >>> captions[0], captions[[1, 0]]
+    (['a cat'], [['a dog'], ['a cat']])
+    """
+
+    def __init__(self, stim_info, annotations):
+        self.stim_info = Path(stim_info)
+        self.annotations = Path(annotations)
+        self._by_image = None
+
+    def _load(self):
+        if self._by_image is None:
+            info = pd.read_csv(self.stim_info, index_col=0)
+            by_split = {}
+            for split in info["cocoSplit"].unique():
+                path = self.annotations / f"captions_{split}.json"
+                if not path.exists():
+                    raise FileNotFoundError(
+                        f"COCO captions not found: {path} does not exist. It belongs to "
+                        f"the 'nsddata_stimuli' part of the NSD release "
+                        f"(nsddata_stimuli/stimuli/nsd/annotations/); download it there."
+                    )
+                with open(path, encoding="utf-8") as f:
+                    annotations = json.load(f)["annotations"]
+                by_id = {}
+                for annotation in annotations:
+                    by_id.setdefault(annotation["image_id"], []).append(
+                        annotation["caption"].strip()
+                    )
+                by_split[split] = by_id
+            self._by_image = [
+                by_split[split].get(coco_id, [])
+                for coco_id, split in zip(info["cocoId"], info["cocoSplit"], strict=True)
+            ]
+        return self._by_image
+
+    def __len__(self):
+        return len(self._load())
+
+    def __getitem__(self, key):
+        by_image = self._load()
+        index = np.asarray(key)
+        if index.ndim == 0:
+            return list(by_image[int(index)])
+        return [list(by_image[int(i)]) for i in index.ravel()]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_by_image": None}
+
+    def __repr__(self):
+        return f"NSDCaptions({str(self.stim_info)!r})"
+
+
+def _read_ctab(path):
+    """Label name -> value of a FreeSurfer colour table (``value name ...`` per line)."""
+    labels = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and re.fullmatch(r"-?\d+", fields[0]) and int(fields[0]) > 0:
+            labels[fields[1]] = int(fields[0])
+    return labels
+
+
+def _find_atlases(layout):
+    """Atlas name -> Bunch(path, ctab, labels {name: value}, bare) of the subject's ROI files.
+
+    Hemisphere files (``lh.streams``) share the colour table of their bilateral atlas;
+    their labels are reached only as ``"lh.streams:early"`` (``bare`` is False), so that
+    ``"early"`` names the bilateral ROI.
+    """
+    roi_dir = layout.require(layout.rois, f"ROI folder of {layout.subject}")
+    atlases = {}
+    for path in sorted(roi_dir.glob("*.nii.gz")):
+        name = path.name[: -len(".nii.gz")]
+        table = re.sub(r"^[lr]h\.", "", name)
+        ctab = layout.labels / f"{table}.mgz.ctab"
+        has_ctab = (layout.root / ctab).exists()
+        atlases[name] = Bunch(
+            path=layout.rois / path.name,
+            ctab=ctab if has_ctab else None,
+            labels=_read_ctab(layout.root / ctab) if has_ctab else {},
+            bare=table == name,
+        )
+    return atlases
+
+
+def _resolve_rois(rois, atlases, layout):
+    """ROI name -> (atlas, label value or None for the whole atlas)."""
+    names = [rois] if isinstance(rois, str) else list(rois)
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ValueError(
+            f"rois must be a ROI name or a list of names, got {rois!r}; for example "
+            f"'nsdgeneral' or ['early', 'ventral']."
+        )
+    resolved = {}
+    for name in names:
+        atlas, _, label = name.partition(":")
+        if name in atlases:
+            resolved[name] = (name, None)
+        elif label and atlas in atlases and label in atlases[atlas].labels:
+            resolved[name] = (atlas, atlases[atlas].labels[label])
+        else:
+            matches = [
+                (atlas, info.labels[name])
+                for atlas, info in atlases.items()
+                if info.bare and name in info.labels
+            ]
+            if len(matches) > 1:
+                options = ", ".join(f"'{atlas}:{name}'" for atlas, _ in matches)
+                raise ValueError(
+                    f"rois: {name!r} is a label of several atlases; name one of {options}."
+                )
+            if not matches:
+                labels = sorted(
+                    {label for info in atlases.values() if info.bare for label in info.labels}
+                )
+                raise ValueError(
+                    f"rois: unknown ROI {name!r} for {layout.subject}. Valid names are the "
+                    f"atlases in {layout.root / layout.rois} ({', '.join(atlases) or 'none'}), "
+                    f"their labels ({', '.join(labels) or 'none'}), or 'atlas:label'."
+                )
+            resolved[name] = matches[0]
+    return resolved
+
+
+def _read_volume(root, relative, what):
+    """A 3-D ROI volume as an integer array."""
+    try:
+        return np.asarray(nib.load(root / relative).dataobj).astype(np.int64)
+    except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as exc:
+        raise RuntimeError(
+            f"Cannot read {what} {root / relative} ({exc}). The file is truncated or "
+            f"corrupt: download it again from the '{_release_part(relative)}' part of "
+            f"the NSD release."
+        ) from exc
+
+
+def _read_design(layout, subject):
+    """How trials map to images: Bunch(sources, shared, session_images(session, n_trials)).
+
+    ``nsd_expdesign.mat`` is used when present; otherwise the subject's
+    ``responses.tsv``, with the shared images from ``nsd_stim_info_merged.csv``.
+    """
+    expdesign = layout.root / layout.expdesign
+    if expdesign.exists():
+        try:
+            design = scipy.io.loadmat(expdesign)
+            masterordering = np.ravel(design["masterordering"]).astype(np.int64)
+            subjectim = np.atleast_2d(design["subjectim"]).astype(np.int64)
+            shared = np.ravel(design["sharedix"]).astype(np.int64) - 1
+        except (OSError, ValueError, KeyError) as exc:
+            raise RuntimeError(
+                f"Cannot read {expdesign} ({exc}). It must hold 'masterordering', "
+                f"'subjectim' and 'sharedix': download it again from the 'nsddata' part "
+                f"of the NSD release."
+            ) from exc
+        if subject > subjectim.shape[0]:
+            raise ValueError(
+                f"subject={subject} is not an NSD subject: {expdesign.name} lists subjects "
+                f"1 to {subjectim.shape[0]} (subj01 to subj{subjectim.shape[0]:02d})."
+            )
+
+        def session_images(session, n_trials):
+            trials = np.arange((session - 1) * n_trials, session * n_trials)
+            if trials[-1] >= masterordering.size:
+                raise ValueError(
+                    f"session {session} has {n_trials} trials, beyond the "
+                    f"{masterordering.size} trials of 'masterordering' in {expdesign}."
+                )
+            return subjectim[subject - 1, masterordering[trials] - 1] - 1
+
+        return Bunch(sources=[layout.expdesign], shared=shared, session_images=session_images)
+
+    if not (layout.root / layout.responses).exists():
+        layout.require(layout.expdesign, "NSD experimental design")
+    responses = pd.read_csv(layout.root / layout.responses, sep="\t")
+    stim_info = pd.read_csv(layout.require(layout.stim_info, "NSD stimulus table"), index_col=0)
+    shared = np.flatnonzero(stim_info["shared1000"].astype(bool).to_numpy())
+
+    def session_images(session, n_trials):
+        images = responses.loc[responses["SESSION"] == session, "73KID"].to_numpy() - 1
+        if images.size != n_trials:
+            raise ValueError(
+                f"session {session} has {n_trials} betas but {images.size} trials in "
+                f"{layout.root / layout.responses}; the two files do not match."
+            )
+        return images
+
+    return Bunch(
+        sources=[layout.responses, layout.stim_info], shared=shared, session_images=session_images
+    )
+
+
+def _find_sessions(layout, sessions):
+    """The requested sessions (all present ones for None), checked against the files."""
+    betas_dir = layout.require(layout.betas, f"betas folder of {layout.subject}")
+    present = sorted(
+        int(match.group(1))
+        for match in (_SESSION_FILE.match(path.name) for path in betas_dir.iterdir())
+        if match
+    )
+    if not present:
+        raise FileNotFoundError(
+            f"No betas_sessionNN.nii.gz files in {betas_dir}; download them from the "
+            f"'nsddata_betas' part of the NSD release."
+        )
+    if sessions is None:
+        return present
+    requested = [sessions] if np.ndim(sessions) == 0 else list(sessions)
+    if not requested or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in requested
+    ):
+        raise ValueError(f"sessions must be None or session numbers (1, 2, ...), got {sessions!r}.")
+    missing = sorted(set(requested) - set(present))
+    if missing:
+        raise ValueError(
+            f"sessions={sessions!r}: session(s) {_format_sessions(missing)} of "
+            f"{layout.subject} are not on disk (no {layout.session_file(missing[0]).name} in "
+            f"{betas_dir}); NSD withholds some sessions from its release. Sessions present: "
+            f"{_format_sessions(present)}."
+        )
+    return sorted({int(s) for s in requested})
+
+
+def _betas_error(path, exc):
+    return RuntimeError(
+        f"Cannot read betas file {path} ({exc}). The file is truncated or corrupt: "
+        f"download it again from the 'nsddata_betas' part of the NSD release."
+    )
+
+
+def _read_header(path):
+    try:
+        header = nib.load(path).header
+    except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as exc:
+        raise _betas_error(path, exc) from exc
+    if len(header.get_data_shape()) != 4:
+        raise ValueError(
+            f"Betas file {path} has shape {header.get_data_shape()}; NSD betas are 4-D "
+            f"(X, Y, Z, trials)."
+        )
+    return header
+
+
+def _read_session(path, flat_index):
+    """(n_trials, n_voxels) float32 betas of the voxels at ``flat_index`` (Fortran order).
+
+    The file is decompressed a few volumes at a time and masked as int16, so memory
+    holds one session of the selected voxels, never the whole volume series.
+    """
+    try:
+        img = nib.load(path, keep_file_open=True)
+        n_trials = img.shape[3]
+        volume_bytes = int(np.prod(img.shape[:3])) * img.get_data_dtype().itemsize
+        step = max(1, _READ_CHUNK_BYTES // volume_bytes)
+        betas = np.empty((n_trials, flat_index.size), dtype=np.float32)
+        for start in range(0, n_trials, step):
+            block = np.asarray(img.dataobj[..., start : start + step])
+            stop = start + block.shape[3]
+            betas[start:stop] = block.reshape(-1, stop - start, order="F")[flat_index].T
+    except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as exc:
+        raise _betas_error(path, exc) from exc
+    betas /= BETAS_SCALE
+    return betas
+
+
+def _read_sessions(paths, flat_index, n_jobs):
+    """Yield each session's betas in order, reading up to ``n_jobs`` files at once.
+
+    Decompression releases the GIL, so threads read files in parallel; at most
+    ``n_jobs`` sessions wait in memory.
+    """
+    with ThreadPoolExecutor(n_jobs) as pool:
+        pending = deque()
+        for path in paths:
+            pending.append(pool.submit(_read_session, path, flat_index))
+            if len(pending) >= n_jobs:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _standardise(betas, zscore):
+    """Z-score each voxel in place (if asked); return the voxels that cannot be used.
+
+    A voxel cannot be used when it has a non-finite value or the same value on every
+    trial; its values are set to 0 here and the voxel is dropped once all sessions are
+    read.
+    """
+    bad = ~np.isfinite(betas).all(axis=0)
+    betas[:, bad] = 0
+    bad |= np.ptp(betas, axis=0) == 0
+    if zscore == "session":
+        mean = betas.mean(axis=0, dtype=np.float64)
+        std = betas.std(axis=0, dtype=np.float64)
+        std[bad] = 1
+        betas -= mean.astype(np.float32)
+        betas /= std.astype(np.float32)
+    betas[:, bad] = 0
+    return bad
+
+
+def _drop_columns(X, keep):
+    """``X[:, keep]`` of a C-contiguous ``X``, built in X's own memory.
+
+    At NSD's scale X is gigabytes; a fancy-indexed copy would double the peak memory.
+    Rows are moved down block by block: the kept part of rows ``a:b`` goes to flat
+    positions ``a * n_keep`` to ``b * n_keep``, which never reach an unread row.
+    """
+    n_rows, n_cols = X.shape
+    n_keep = int(keep.sum())
+    if n_keep == n_cols:
+        return X
+    flat = X.reshape(-1)
+    step = max(1, _READ_CHUNK_BYTES // (X.itemsize * n_cols))
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        flat[start * n_keep : stop * n_keep] = X[start:stop][:, keep].ravel()
+    return flat[: n_rows * n_keep].reshape(n_rows, n_keep)
+
+
+def _roi_volumes(layout, atlases, names, shape, betas_path):
+    """Atlas name -> its volume, checked against the shape of the betas."""
+    volumes = {}
+    for name in names:
+        volume = _read_volume(layout.root, atlases[name].path, "ROI file")
+        if volume.shape != shape:
+            raise ValueError(
+                f"ROI file {layout.root / atlases[name].path} has shape {volume.shape}, "
+                f"but the betas ({betas_path}) have volumes of shape {shape}. Both must "
+                f"come from the same space (func1pt8mm) of the same subject."
+            )
+        volumes[name] = volume
+    return volumes
+
+
+def _roi_mask_names(resolved, atlases, used):
+    """Requested ROIs first, then every label of the atlases read (bare when unique)."""
+    names = dict(resolved)
+    for atlas in used:
+        for label, value in atlases[atlas].labels.items():
+            names.setdefault(label if atlases[atlas].bare else f"{atlas}:{label}", (atlas, value))
+    return names
+
+
+def _in_roi(volume, value):
+    return volume > 0 if value is None else volume == value
+
+
+def _read_betas(layout, sessions, design, atlases, resolved, used, zscore, n_jobs, verbose):
+    """Read, standardise and split the betas: (arrays, attrs) as stored in the cache."""
+    paths = [layout.root / layout.session_file(session) for session in sessions]
+    headers = [_read_header(path) for path in paths]
+    shape = headers[0].get_data_shape()[:3]
+    for path, header in zip(paths, headers, strict=True):
+        if header.get_data_shape()[:3] != shape:
+            raise ValueError(
+                f"Betas file {path} has volumes of shape {header.get_data_shape()[:3]}, "
+                f"but {paths[0]} has {shape}; one of them is not from this subject's "
+                f"func1pt8mm space."
+            )
+    volumes = _roi_volumes(layout, atlases, used, shape, paths[0])
+    mask = np.zeros(shape, dtype=bool)
+    for atlas, value in resolved.values():
+        mask |= _in_roi(volumes[atlas], value)
+    if not mask.any():
+        raise ValueError(f"rois={list(resolved)} hold no voxel of {layout.subject}.")
+    voxel_ijk = np.argwhere(mask)
+    flat_index = np.ravel_multi_index(tuple(voxel_ijk.T), shape, order="F")
+    roi_names = _roi_mask_names(resolved, atlases, used)
+    roi_masks = np.stack(
+        [_in_roi(volumes[atlas], value)[mask] for atlas, value in roi_names.values()]
+    )
+
+    images = [
+        design.session_images(session, header.get_data_shape()[3])
+        for session, header in zip(sessions, headers, strict=True)
+    ]
+    is_test = [np.isin(session_images, design.shared) for session_images in images]
+    images_test, n_repeats_test = np.unique(
+        np.concatenate([im[test] for im, test in zip(images, is_test, strict=True)]),
+        return_counts=True,
+    )
+    n_train = sum(int((~test).sum()) for test in is_test)
+    X_train = np.empty((n_train, voxel_ijk.shape[0]), dtype=np.float32)
+    test_sum = np.zeros((images_test.size, voxel_ijk.shape[0]), dtype=np.float64)
+    bad = np.zeros(voxel_ijk.shape[0], dtype=bool)
+    row = 0
+    progress = tqdm(
+        _read_sessions(paths, flat_index, n_jobs),
+        total=len(paths),
+        desc=f"{layout.subject} betas",
+        unit="session",
+        disable=not verbose,
+    )
+    for betas, session_images, test in zip(progress, images, is_test, strict=True):
+        bad |= _standardise(betas, zscore)
+        X_train[row : row + int((~test).sum())] = betas[~test]
+        row += int((~test).sum())
+        np.add.at(test_sum, np.searchsorted(images_test, session_images[test]), betas[test])
+        del betas
+
+    keep = ~bad
+    if not keep.any():
+        raise ValueError(
+            f"Every voxel of rois={list(resolved)} has no variance or non-finite values in "
+            f"some session of {layout.subject}: the betas files hold no usable data."
+        )
+    arrays = dict(
+        X_train=_drop_columns(X_train, keep),
+        X_test=(test_sum / np.maximum(n_repeats_test, 1)[:, np.newaxis])[:, keep].astype(
+            np.float32
+        ),
+        images_train=np.concatenate([im[~test] for im, test in zip(images, is_test, strict=True)]),
+        images_test=images_test,
+        n_repeats_test=n_repeats_test,
+        sessions_train=np.concatenate(
+            [np.full(int((~test).sum()), s) for s, test in zip(sessions, is_test, strict=True)]
+        ),
+        trials_train=np.concatenate([np.flatnonzero(~test) for test in is_test]),
+        voxel_ijk=voxel_ijk[keep],
+        dropped_voxels=voxel_ijk[bad],
+        roi_masks=roi_masks[:, keep],
+        volume_shape=np.array(shape),
+        affine=headers[0].get_best_affine(),
+    )
+    return arrays, dict(roi_names=list(roi_names))
+
+
+def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, stimuli, captions):
+    mask = np.zeros(tuple(arrays["volume_shape"]), dtype=bool)
+    mask[tuple(arrays["voxel_ijk"].T)] = True
+    if len(arrays["dropped_voxels"]):
+        warnings.warn(
+            f"{subject}: dropped {len(arrays['dropped_voxels'])} voxels with no variance or "
+            f"non-finite values in some loaded session; their (i, j, k) indices are in "
+            f"`dropped_voxels`.",
+            stacklevel=3,
+        )
+    return Bunch(
+        X_train=arrays["X_train"],
+        X_test=arrays["X_test"],
+        images_train=arrays["images_train"],
+        images_test=arrays["images_test"],
+        sessions_train=arrays["sessions_train"],
+        trials_train=arrays["trials_train"],
+        n_repeats_test=arrays["n_repeats_test"],
+        roi_masks=dict(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
+        masker=VolumeMasker(mask, arrays["affine"]),
+        voxel_ijk=arrays["voxel_ijk"],
+        dropped_voxels=arrays["dropped_voxels"],
+        stimuli=stimuli,
+        captions=captions,
+        subject=subject,
+        sessions=np.array(sessions),
+        rois=list(rois),
+        zscore=zscore,
+    )
+
+
+def load_nsd(
+    root,
+    subject,
+    rois="nsdgeneral",
+    sessions=None,
+    zscore="session",
+    cache_dir=None,
+    n_jobs=None,
+    verbose=True,
+):
+    """Load one subject's single-trial betas from the Natural Scenes Dataset.
+
+    Reads the files of NSD's public release under ``root``: the 1.8 mm single-trial
+    betas (``betas_fithrf_GLMdenoise_RR``), the ROI files, the experimental design, the
+    stimuli and the COCO captions. Trials of the shared images (``sharedix``) form the
+    test set, each image the mean of its repetitions in the loaded sessions; every other
+    trial is a training sample on its own.
+
+    Parameters
+    ----------
+    root : str or Path
+        The NSD root, holding ``nsddata/``, ``nsddata_betas/`` and ``nsddata_stimuli/``.
+    subject : int or str
+        1, ``"1"`` or ``"subj01"``.
+    rois : str or list of str, default="nsdgeneral"
+        ROIs whose union is loaded. A name is either an atlas file of the subject's
+        ``roi/`` folder (``"nsdgeneral"``, ``"streams"``: its voxels with a positive
+        value), a label of an atlas's colour table (``"early"``, ``"ventral"``), or
+        ``"atlas:label"`` where a label belongs to several atlases.
+    sessions : int, list of int or None, default=None
+        Sessions to load (1-based, as NSD numbers them); None loads every session whose
+        betas file is present.
+    zscore : {"session", None}, default="session"
+        ``"session"`` z-scores each voxel within each session, as the NSD manual
+        advises; None keeps percent signal change.
+    cache_dir : str or Path, default=None
+        Folder for a cache of the loaded arrays; a later call with the same arguments and
+        unchanged files reads it instead of the betas. None: no cache.
+    n_jobs : int, default=None
+        Number of betas files decompressed at once (None: 1; -1: one per CPU). Each
+        adds one session of the selected voxels to the memory held.
+    verbose : bool, default=True
+        Show progress over sessions.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        X_train : ndarray of shape (n_train_trials, n_voxels), float32
+            Single-trial betas of the training trials, in the order they were shown.
+        X_test : ndarray of shape (n_test_images, n_voxels), float32
+            Betas of each test image, averaged over its repetitions.
+        images_train : ndarray of shape (n_train_trials,)
+            0-based 73k index of the image of each training trial; the groups for
+            cross-validation, so that repetitions of an image stay in one fold.
+        images_test : ndarray of shape (n_test_images,)
+            0-based 73k index of each test image, increasing.
+        sessions_train, trials_train : ndarray of shape (n_train_trials,)
+            Session (1-based) of each training trial and its 0-based position in the
+            session's betas file.
+        n_repeats_test : ndarray of shape (n_test_images,)
+            Number of trials averaged into each row of ``X_test``.
+        roi_masks : dict of str to ndarray of bool, shape (n_voxels,)
+            Each requested ROI, then every label of the atlases read (those requested and
+            ``streams``, the ROIs of Takagi & Nishimoto), over the loaded voxels.
+        masker : VolumeMasker
+            Turns (n, n_voxels) arrays back into images of the subject's volume.
+        voxel_ijk : ndarray of shape (n_voxels, 3)
+            Volume indices of the columns of X.
+        dropped_voxels : ndarray of shape (n_dropped, 3)
+            Volume indices of the ROI voxels left out because they had no variance or
+            non-finite values in some loaded session (reported with a warning).
+        stimuli : NSDStimuli
+            The images, read lazily, by 73k index: ``stimuli[images_test]``.
+        captions : NSDCaptions
+            The COCO captions of each image, by 73k index.
+        subject, sessions, rois, zscore
+            What was loaded.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file of the release is missing (the message names it and its release part).
+    ValueError
+        Unknown subject or ROI, a session that is not on disk, mismatched volumes.
+    RuntimeError
+        A file is truncated or unreadable.
+
+    Notes
+    -----
+    Betas are read one session at a time, a few volumes at a time, and masked as int16
+    before conversion, so memory holds the output and one session of the selected
+    voxels. Cache files are named by a hash of the request and of the sizes and
+    modification times of the files read, written to a temporary file and moved into
+    place, so that neither an interrupted run nor a changed file is ever read back.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from brainldm.datasets.toy import make_toy_nsd
+    >>> from brainldm.datasets.nsd import load_nsd
+    >>> root = make_toy_nsd(tempfile.mkdtemp(), **TOY_SMALL)  # doctest: +SKIP
+    """
+    number = _parse_subject(subject)
+    layout = _Layout(root, number)
+    if zscore not in ZSCORE_OPTIONS:
+        raise ValueError(f"zscore must be 'session' or None, got {zscore!r}.")
+    if n_jobs is not None and not (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1)):
+        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}.")
+    n_jobs = os.cpu_count() if n_jobs == -1 else n_jobs or 1
+    design = _read_design(layout, number)
+    sessions = _find_sessions(layout, sessions)
+    atlases = _find_atlases(layout)
+    resolved = _resolve_rois(rois, atlases, layout)
+    used = sorted({atlas for atlas, _ in resolved.values()} | ({"streams"} & set(atlases)))
+
+    stimuli = NSDStimuli(layout.require(layout.stimuli, "NSD stimuli"))
+    # Reading the shape fails now, not at first use, if the file is unreadable.
+    if len(stimuli) == 0:
+        raise ValueError(f"{stimuli.path} holds no images; download it again.")
+    stimuli.close()
+    captions = NSDCaptions(
+        layout.require(layout.stim_info, "NSD stimulus table"), layout.root / layout.annotations
+    )
+
+    sources = [layout.session_file(session) for session in sessions] + design.sources
+    sources += [atlases[atlas].path for atlas in used]
+    sources += [atlases[atlas].ctab for atlas in used if atlases[atlas].ctab is not None]
+    described = dict(subject=layout.subject, sessions=sessions, rois=list(resolved), zscore=zscore)
+    if cache_dir is not None:
+        path = _cache.cache_path(
+            cache_dir,
+            f"nsd-{layout.subject}-{'+'.join(resolved)}",
+            described,
+            [layout.root / source for source in sources],
+        )
+        cached = _cache.read_cache(path)
+        if cached is not None:
+            return _make_bunch(*cached, **described, stimuli=stimuli, captions=captions)
+    arrays, attrs = _read_betas(
+        layout, sessions, design, atlases, resolved, used, zscore, n_jobs, verbose
+    )
+    if cache_dir is not None:
+        _cache.write_cache(path, arrays, attrs)
+    return _make_bunch(arrays, attrs, **described, stimuli=stimuli, captions=captions)
