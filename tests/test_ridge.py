@@ -1,0 +1,255 @@
+"""Specification of the ridge solver, on numpy and torch inputs."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from himalaya.backend import set_backend
+from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, LeaveOneGroupOut
+
+from brainldm.ridge import TAKAGI2023, check_finite, cv_splits, solve_ridge, solve_ridge_cv
+
+BACKENDS = ["numpy", "torch"]
+
+
+def as_backend(array, backend):
+    return torch.from_numpy(np.ascontiguousarray(array)) if backend == "torch" else array
+
+
+def as_numpy(array):
+    return array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+
+
+def planted_problem(n_samples=200, n_features=20, noise=(0.1, 1.0, 3.0, 10.0), seed=0):
+    """X, Y = X W + b + noise, with one noise level per target."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    weights = rng.standard_normal((n_features, len(noise)))
+    Y = X @ weights + 2.0 + np.asarray(noise) * rng.standard_normal((n_samples, len(noise)))
+    return X, Y, weights
+
+
+def closed_form_ridge(X, Y, alpha, fit_intercept):
+    """(X'X + alpha I)^-1 X'Y on centred data, and the intercept."""
+    x_mean = X.mean(0) if fit_intercept else np.zeros(X.shape[1])
+    y_mean = Y.mean(0) if fit_intercept else np.zeros(Y.shape[1])
+    Xc, Yc = X - x_mean, Y - y_mean
+    coef = np.linalg.solve(Xc.T @ Xc + alpha * np.eye(X.shape[1]), Xc.T @ Yc)
+    return coef, y_mean - x_mean @ coef
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("shape", [(40, 8), (15, 30)], ids=["n>p", "n<p"])
+def test_single_alpha_equals_closed_form_ridge(backend, fit_intercept, shape):
+    X, Y, _ = planted_problem(*shape)
+    result = solve_ridge_cv(
+        as_backend(X, backend), as_backend(Y, backend), [3.0], fit_intercept=fit_intercept
+    )
+    coef, intercept = closed_form_ridge(X, Y, 3.0, fit_intercept)
+    np.testing.assert_allclose(as_numpy(result.coef), coef, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(as_numpy(result.intercept), intercept, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("shape", [(60, 6), (30, 50)], ids=["n>p", "n<p"])
+def test_cv_scores_equal_refits_on_each_fold(shape):
+    X, Y, _ = planted_problem(*shape)
+    alphas = [0.1, 10.0, 1000.0]
+    result = solve_ridge_cv(X, Y, alphas, cv=4)
+    expected = np.zeros((len(alphas), Y.shape[1]))
+    for train, test in KFold(4).split(X):
+        for index, alpha in enumerate(alphas):
+            model = Ridge(alpha=alpha).fit(X[train], Y[train])
+            expected[index] -= ((Y[test] - model.predict(X[test])) ** 2).mean(0) / 4
+    np.testing.assert_allclose(result.alpha_scores, expected, rtol=1e-8)
+    np.testing.assert_allclose(result.cv_scores, expected.max(0), rtol=1e-8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_planted_maps_are_recovered_with_alphas_that_grow_with_noise(backend):
+    X, Y, weights = planted_problem(n_samples=400, noise=(0.05, 1.0, 4.0, 16.0))
+    result = solve_ridge_cv(as_backend(X, backend), as_backend(Y, backend), np.logspace(-3, 5, 17))
+    best = as_numpy(result.best_alphas)
+    assert np.all(np.diff(best) > 0), best
+    np.testing.assert_allclose(as_numpy(result.coef)[:, 0], weights[:, 0], atol=0.01)
+    np.testing.assert_allclose(as_numpy(result.intercept)[:2], 2.0, atol=0.1)
+
+
+def test_target_batches_do_not_change_the_result():
+    X, Y, _ = planted_problem(noise=np.linspace(0.1, 5, 7))
+    whole = solve_ridge_cv(X, Y, n_targets_batch=None)
+    batched = solve_ridge_cv(X, Y, n_targets_batch=3)
+    for key in ("coef", "intercept", "best_alphas", "alpha_scores"):
+        np.testing.assert_allclose(batched[key], whole[key], rtol=1e-10, atol=1e-12)
+
+
+def test_shared_alpha_is_the_best_on_average_over_targets():
+    X, Y, _ = planted_problem()
+    result = solve_ridge_cv(X, Y, np.logspace(-2, 4, 7), alpha_per_target=False)
+    assert len(np.unique(result.best_alphas)) == 1
+    assert result.best_alphas[0] == result.alphas[result.alpha_scores.mean(1).argmax()]
+    coef, _ = closed_form_ridge(X, Y, result.best_alphas[0], fit_intercept=True)
+    np.testing.assert_allclose(result.coef, coef, rtol=1e-9)
+
+
+def test_one_dimensional_y_gives_one_dimensional_results():
+    X, Y, _ = planted_problem()
+    result = solve_ridge_cv(X, Y[:, 1], [1.0, 10.0])
+    assert result.coef.shape == (X.shape[1],)
+    assert result.intercept.shape == result.best_alphas.shape == ()
+    np.testing.assert_allclose(result.coef, solve_ridge_cv(X, Y, [1.0, 10.0]).coef[:, 1])
+
+
+def test_float32_inputs_give_float32_results_close_to_float64():
+    X, Y, _ = planted_problem()
+    single = solve_ridge_cv(X.astype(np.float32), Y.astype(np.float32), [1.0])
+    double = solve_ridge_cv(X, Y, [1.0])
+    assert single.coef.dtype == np.float32
+    np.testing.assert_allclose(single.coef, double.coef, rtol=1e-4, atol=1e-5)
+
+
+def test_torch_inputs_give_torch_outputs_and_x_is_left_unchanged():
+    X, Y, _ = planted_problem()
+    X_tensor = torch.from_numpy(X.copy())
+    result = solve_ridge_cv(X_tensor, torch.from_numpy(Y), [1.0])
+    assert isinstance(result.coef, torch.Tensor)
+    np.testing.assert_array_equal(X_tensor.numpy(), X)
+
+
+def test_solve_ridge_takes_one_alpha_per_target():
+    X, Y, _ = planted_problem()
+    alphas = np.array([0.5, 5.0, 50.0, 500.0])
+    coef, intercept = solve_ridge(X, Y, alphas)
+    for target, alpha in enumerate(alphas):
+        model = Ridge(alpha=alpha).fit(X, Y[:, target])
+        np.testing.assert_allclose(coef[:, target], model.coef_, rtol=1e-9)
+        np.testing.assert_allclose(intercept[target], model.intercept_, rtol=1e-9)
+
+
+def test_takagi2023_settings_reproduce_himalaya_ridgecv():
+    X, Y, _ = planted_problem(n_samples=100, n_features=30)
+    X = (X - X.mean(0)) / X.std(0)
+    set_backend("numpy")
+    original = HimalayaRidgeCV(alphas=np.asarray(TAKAGI2023["alphas"])).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ours = solve_ridge_cv(X, Y, **TAKAGI2023)
+    np.testing.assert_array_equal(ours.best_alphas, original.best_alphas_)
+    np.testing.assert_allclose(ours.coef, original.coef_, rtol=1e-8)
+    np.testing.assert_array_equal(ours.intercept, 0.0)
+
+
+def test_best_alpha_on_an_edge_for_many_targets_warns():
+    X, Y, _ = planted_problem(noise=(50.0, 50.0, 50.0, 0.1))
+    with pytest.warns(UserWarning, match=r"largest alpha \(100\) was best for 75% of the targets"):
+        solve_ridge_cv(X, Y, [1.0, 10.0, 100.0])
+
+
+def test_best_alpha_inside_the_grid_does_not_warn():
+    X, Y, _ = planted_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solve_ridge_cv(X, Y, np.logspace(-4, 6, 11))
+
+
+def test_int_cv_without_groups_is_unshuffled_kfold():
+    splits = cv_splits(5, 23)
+    for (train, test), (kf_train, kf_test) in zip(
+        splits, KFold(5).split(np.zeros(23)), strict=True
+    ):
+        np.testing.assert_array_equal(train, kf_train)
+        np.testing.assert_array_equal(test, kf_test)
+
+
+def test_grouped_folds_never_split_a_group():
+    rng = np.random.default_rng(0)
+    groups = rng.permutation(np.repeat(np.arange(40), 3))
+    splits = cv_splits(5, len(groups), groups)
+    assert len(splits) == 5
+    for train, test in splits:
+        assert not set(groups[train]) & set(groups[test])
+    assert sorted(np.concatenate([test for _, test in splits])) == list(range(len(groups)))
+
+
+def test_a_splitter_is_used_with_the_groups():
+    groups = np.repeat([0, 1, 2], 4)
+    splits = cv_splits(LeaveOneGroupOut(), 12, groups)
+    assert [np.unique(groups[test]).tolist() for _, test in splits] == [[0], [1], [2]]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error path needs a machine without CUDA")
+def test_cuda_request_without_a_gpu_raises_runtime_error():
+    X, Y, _ = planted_problem()
+    with pytest.raises(RuntimeError, match="device='cuda' was requested but torch sees no CUDA"):
+        solve_ridge_cv(X, Y, device="cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_results_equal_cpu_results():
+    X, Y, _ = planted_problem()
+    cpu = solve_ridge_cv(X, Y)
+    cuda = solve_ridge_cv(X, Y, device="cuda")
+    np.testing.assert_allclose(cuda.coef, cpu.coef, rtol=1e-6)
+    np.testing.assert_array_equal(cuda.best_alphas, cpu.best_alphas)
+
+
+def with_value(array, row, column, value):
+    array = array.copy()
+    array[row, column] = value
+    return array
+
+
+X_GOOD, Y_GOOD, _ = planted_problem(n_samples=30, n_features=4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            dict(X=with_value(X_GOOD, 3, 2, np.nan)),
+            r"X contains 1 NaN and 0 infinite values, at \(row, column\) \(3, 2\)",
+        ),
+        (
+            dict(Y=with_value(with_value(Y_GOOD, 5, 0, np.inf), 7, 1, -np.inf)),
+            r"Y contains 0 NaN and 2 infinite values, at \(row, column\) \(5, 0\), \(7, 1\)",
+        ),
+        (dict(Y=Y_GOOD[:-1]), "X and Y must have the same number of rows, got 30 and 29"),
+        (dict(X=X_GOOD[:, 0]), r"X must be 2-D \(n_samples, n_features\), got shape \(30,\)"),
+        (dict(X=np.zeros((30, 0))), r"X is empty: shape \(30, 0\)"),
+        (dict(alphas=[1.0, 0.0]), r"alphas must be positive and finite, got \[1.0, 0.0\]"),
+        (dict(alphas=[-1.0]), r"alphas must be positive and finite, got \[-1.0\]"),
+        (dict(groups=np.arange(29)), r"groups must have one label per sample: got shape \(29,\)"),
+        (
+            dict(groups=np.repeat([0, 1, 2], 10)),
+            "groups has 3 distinct values, fewer than cv=5 folds",
+        ),
+        (dict(cv=1), "cv must be an int >= 2, got 1"),
+        (dict(n_targets_batch=0), "n_targets_batch must be a positive int or None, got 0"),
+    ],
+    ids=[
+        "nan-in-X",
+        "inf-in-Y",
+        "rows-mismatch",
+        "1d-X",
+        "empty-X",
+        "zero-alpha",
+        "negative-alpha",
+        "groups-length",
+        "too-few-groups",
+        "cv-one",
+        "batch-zero",
+    ],
+)
+def test_bad_input_raises_a_value_error_that_names_the_problem(kwargs, message):
+    arguments = dict(X=X_GOOD, Y=Y_GOOD, alphas=[1.0]) | kwargs
+    X, Y, alphas = arguments.pop("X"), arguments.pop("Y"), arguments.pop("alphas")
+    with pytest.raises(ValueError, match=message):
+        solve_ridge_cv(X, Y, alphas, **arguments)
+
+
+def test_finite_check_reports_one_dimensional_positions():
+    with pytest.raises(ValueError, match="y contains 2 NaN and 0 infinite values, at index 1, 3"):
+        check_finite(np.array([0.0, np.nan, 1.0, np.nan]), "y")
