@@ -137,7 +137,7 @@ class VolumeMasker:
     >>> img.shape
     (3, 4, 5, 1)
     >>> masker.transform(img)
-    array([[-2. ,  1.5]], dtype=float32)
+    array([[ 1.5, -2. ]], dtype=float32)
     """
 
     def __init__(self, mask, affine):
@@ -332,7 +332,7 @@ class NSDCaptions:
     ...     folder / "nsd_stim_info_merged.csv")
     >>> for split, image, text in [("val2017", 7, "a cat"), ("train2017", 3, "a dog")]:
     ...     annotations = [{"image_id": image, "id": 1, "caption": text + " "}]
-    ...     (folder / f"captions_{split}.json").write_text(
+    ...     _ = (folder / f"captions_{split}.json").write_text(
     ...         json.dumps({"annotations": annotations}))
     >>> captions = NSDCaptions(folder / "nsd_stim_info_merged.csv", folder)
     >>> captions[0], captions[[1, 0]]
@@ -636,7 +636,7 @@ def _standardise(betas, zscore):
     return bad
 
 
-def _drop_columns(X, keep):
+def _drop_columns(X, keep, block_bytes=_READ_CHUNK_BYTES):
     """``X[:, keep]`` of a C-contiguous ``X``, built in X's own memory.
 
     At NSD's scale X is gigabytes; a fancy-indexed copy would double the peak memory.
@@ -648,7 +648,7 @@ def _drop_columns(X, keep):
     if n_keep == n_cols:
         return X
     flat = X.reshape(-1)
-    step = max(1, _READ_CHUNK_BYTES // (X.itemsize * n_cols))
+    step = max(1, block_bytes // (X.itemsize * n_cols))
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
         flat[start * n_keep : stop * n_keep] = X[start:stop][:, keep].ravel()
@@ -891,10 +891,30 @@ def load_nsd(
 
     Examples
     --------
-    >>> import tempfile
+    A small simulated NSD, in NSD's layout:
+
+    >>> import tempfile, warnings
     >>> from brainldm.datasets.toy import make_toy_nsd
     >>> from brainldm.datasets.nsd import load_nsd
-    >>> root = make_toy_nsd(tempfile.mkdtemp(), **TOY_SMALL)  # doctest: +SKIP
+    >>> root = make_toy_nsd(
+    ...     tempfile.mkdtemp() + "/nsd", n_sessions=4, n_released_sessions=3,
+    ...     trials_per_session=30, n_shared=8, volume_shape=(12, 14, 12),
+    ...     subjects=["subj01"], progress=False)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     data = load_nsd(root, "subj01", rois=["early", "ventral"], verbose=False)
+    >>> print(caught[0].message)  # doctest: +ELLIPSIS
+    subj01: dropped ... voxels with no variance or non-finite values in some loaded session; ...
+    >>> int(data.X_train.shape[0] + data.n_repeats_test.sum())  # 3 sessions of 30 trials
+    90
+    >>> data.X_train.shape[1] == data.X_test.shape[1] == len(data.voxel_ijk)
+    True
+    >>> bool(data.roi_masks["early"].any() and data.roi_masks["ventral"].any())
+    True
+    >>> data.stimuli[data.images_test].shape[1:]
+    (85, 85, 3)
+    >>> data.masker.inverse_transform(data.X_test[0]).shape
+    (12, 14, 12)
     """
     number = _parse_subject(subject)
     layout = _Layout(root, number)

@@ -1,0 +1,414 @@
+"""The NSD reader, checked on toy worlds written in NSD's layout against their ground truth."""
+
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainldm.datasets import _cache, scenes
+from brainldm.datasets.nsd import VolumeMasker, _drop_columns, load_nsd
+from brainldm.datasets.toy import load_toy_ground_truth, make_toy_nsd
+
+# Dropped voxels are reported with a warning on every load; one test checks it.
+pytestmark = pytest.mark.filterwarnings("ignore:subj0.*dropped:UserWarning")
+
+SMALL_WORLD = dict(
+    n_sessions=4,
+    n_released_sessions=3,
+    trials_per_session=60,
+    n_shared=12,
+    volume_shape=(12, 14, 12),
+    subjects=["subj01", "subj02"],
+    progress=False,
+)
+BETAS = "nsddata_betas/ppdata/{subject}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
+ROIS = "nsddata/ppdata/{subject}/func1pt8mm/roi"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_toy_nsd(tmp_path_factory.mktemp("toy") / "nsd", **SMALL_WORLD)
+
+
+@pytest.fixture
+def broken(world, tmp_path):
+    """A copy of the world that a test may damage."""
+    return Path(shutil.copytree(world, tmp_path / "nsd"))
+
+
+def load(root, subject=1, **kwargs):
+    return load_nsd(root, subject, verbose=False, **kwargs)
+
+
+def betas_file(root, session, subject="subj01"):
+    return root / BETAS.format(subject=subject) / f"betas_session{session:02d}.nii.gz"
+
+
+def raw_session(root, session, voxel_ijk):
+    """Percent signal change of the voxels on every trial of a session, read by nibabel."""
+    data = np.asarray(nib.load(betas_file(root, session)).dataobj)
+    return data[tuple(voxel_ijk.T)].T / 300.0
+
+
+def shared_images(root):
+    info = pd.read_csv(root / "nsddata/experiments/nsd/nsd_stim_info_merged.csv", index_col=0)
+    return np.flatnonzero(info["shared1000"].to_numpy())
+
+
+def truth_index(truth, voxel_ijk):
+    """Row of the ground truth for each loaded voxel."""
+    rows = {tuple(ijk): n for n, ijk in enumerate(truth.voxel_ijk)}
+    return np.array([rows[tuple(ijk)] for ijk in voxel_ijk])
+
+
+@pytest.fixture(scope="module")
+def subj01(world):
+    return load(world)
+
+
+@pytest.fixture(scope="module")
+def truth(world):
+    return load_toy_ground_truth(world, "subj01")
+
+
+# Trials, images and the split
+
+
+def test_training_trials_show_the_ground_truth_images_in_session_order(subj01, truth, world):
+    is_test = np.isin(truth.trial_images, shared_images(world))
+    np.testing.assert_array_equal(subj01.images_train, truth.trial_images[~is_test])
+    np.testing.assert_array_equal(subj01.sessions_train, truth.trial_sessions[~is_test])
+    trial_in_session = np.tile(np.arange(60), 3)
+    np.testing.assert_array_equal(subj01.trials_train, trial_in_session[~is_test])
+
+
+def test_test_set_is_the_shared_images_seen_with_their_repetition_counts(subj01, truth, world):
+    shown = truth.trial_images[np.isin(truth.trial_images, shared_images(world))]
+    images, counts = np.unique(shown, return_counts=True)
+    np.testing.assert_array_equal(subj01.images_test, images)
+    np.testing.assert_array_equal(subj01.n_repeats_test, counts)
+    assert len(subj01.images_train) + subj01.n_repeats_test.sum() == 3 * 60
+    assert subj01.X_train.shape == (len(subj01.images_train), len(subj01.voxel_ijk))
+    assert subj01.X_test.shape == (len(images), len(subj01.voxel_ijk))
+    assert subj01.X_train.dtype == subj01.X_test.dtype == np.float32
+
+
+def test_some_test_images_have_fewer_than_three_repetitions(subj01):
+    # The released sessions hold only part of each image's three showings, as in NSD.
+    assert subj01.n_repeats_test.min() < 3 <= subj01.n_repeats_test.max()
+
+
+def test_loading_some_sessions_keeps_only_their_trials(world, truth):
+    data = load(world, sessions=[3, 1])
+    in_sessions = np.isin(truth.trial_sessions, [1, 3])
+    images = truth.trial_images[in_sessions]
+    is_test = np.isin(images, shared_images(world))
+    np.testing.assert_array_equal(data.sessions, [1, 3])
+    np.testing.assert_array_equal(data.images_train, images[~is_test])
+    np.testing.assert_array_equal(data.images_test, np.unique(images[is_test]))
+    assert data.n_repeats_test.sum() == is_test.sum()
+
+
+def test_responses_tsv_gives_the_same_split_without_the_design_file(broken, subj01):
+    (broken / "nsddata/experiments/nsd/nsd_expdesign.mat").unlink()
+    data = load(broken)
+    np.testing.assert_array_equal(data.images_train, subj01.images_train)
+    np.testing.assert_array_equal(data.images_test, subj01.images_test)
+    np.testing.assert_allclose(data.X_train, subj01.X_train)
+
+
+@pytest.mark.parametrize("subject", [1, "1", "subj01", "SUBJ1", np.int64(1)])
+def test_subject_is_accepted_as_number_or_name(world, subject):
+    assert load(world, subject, rois="early").subject == "subj01"
+
+
+# Values
+
+
+def test_unscaled_betas_follow_the_generating_model_in_percent_signal_change(world, truth):
+    data = load(world, zscore=None)
+    v = truth_index(truth, data.voxel_ijk)
+    s = data.sessions_train - 1
+    signal = truth.features[data.images_train] @ truth.weights[v].T
+    expected = truth.session_offset[s[:, None], v] + truth.session_scale[s[:, None], v] * signal
+    noise = (data.X_train - expected) / (truth.session_scale[s[:, None], v] * truth.noise_sd[v])
+    # What is left is the simulated unit-variance noise (and int16 rounding of 1/300).
+    assert abs(np.median(noise.mean(axis=0))) < 0.05
+    assert np.median(noise.std(axis=0)) == pytest.approx(1.0, abs=0.05)
+
+
+def test_session_zscoring_standardises_each_voxel_over_all_trials_of_a_session(world, subj01):
+    for session in (1, 2, 3):
+        raw = raw_session(world, session, subj01.voxel_ijk)
+        z = (raw - raw.mean(axis=0)) / raw.std(axis=0)
+        rows = subj01.trials_train[subj01.sessions_train == session]
+        np.testing.assert_allclose(
+            subj01.X_train[subj01.sessions_train == session], z[rows], atol=1e-4
+        )
+
+
+def test_test_rows_average_the_repetitions(world, truth):
+    data = load(world, zscore=None)
+    raw = np.concatenate([raw_session(world, s, data.voxel_ijk) for s in (1, 2, 3)])
+    for row, image in enumerate(data.images_test[:5]):
+        trials = np.flatnonzero(truth.trial_images == image)
+        np.testing.assert_allclose(data.X_test[row], raw[trials].mean(axis=0), atol=1e-5)
+
+
+def test_voxels_without_variance_are_dropped_and_reported(world, truth):
+    with pytest.warns(UserWarning, match=rf"subj01: dropped {len(truth.bad_voxel_ijk)} voxels"):
+        data = load(world)
+    as_set = lambda ijk: {tuple(x) for x in ijk}  # noqa: E731
+    assert as_set(data.dropped_voxels) == as_set(truth.bad_voxel_ijk)
+    assert not as_set(data.voxel_ijk) & as_set(truth.bad_voxel_ijk)
+    assert np.isfinite(data.X_train).all() and np.isfinite(data.X_test).all()
+    assert (data.X_train.std(axis=0) > 0.5).all()
+
+
+# ROIs
+
+
+def test_nsdgeneral_loads_the_ground_truth_nsdgeneral_voxels(subj01, truth):
+    expected = {tuple(x) for x in truth.voxel_ijk[truth.nsdgeneral]}
+    expected -= {tuple(x) for x in truth.bad_voxel_ijk}
+    assert {tuple(x) for x in subj01.voxel_ijk} == expected
+    assert subj01.roi_masks["nsdgeneral"].all()
+
+
+@pytest.mark.parametrize("name, code", [("early", 1), ("midventral", 2), ("ventral", 5)])
+def test_roi_masks_mark_the_ground_truth_streams(subj01, truth, name, code):
+    stream = truth.stream[truth_index(truth, subj01.voxel_ijk)]
+    np.testing.assert_array_equal(subj01.roi_masks[name], stream == code)
+    assert subj01.roi_masks[name].sum() > 10
+
+
+def test_several_rois_load_their_union(world, subj01):
+    data = load(world, rois=["early", "streams:ventral"])
+    in_union = subj01.roi_masks["early"] | subj01.roi_masks["ventral"]
+    assert {tuple(x) for x in data.voxel_ijk} == {tuple(x) for x in subj01.voxel_ijk[in_union]}
+    np.testing.assert_array_equal(data.roi_masks["early"] | data.roi_masks["streams:ventral"], True)
+    np.testing.assert_allclose(data.X_train, subj01.X_train[:, in_union])
+
+
+def test_masker_puts_voxels_back_in_the_subjects_volume(subj01, truth):
+    img = subj01.masker.inverse_transform(subj01.X_test)
+    assert img.shape == (*truth.volume_shape, len(subj01.images_test))
+    np.testing.assert_allclose(img.affine, truth.affine)
+    data = img.get_fdata()
+    np.testing.assert_allclose(data[tuple(subj01.voxel_ijk.T)], subj01.X_test.T, rtol=1e-6)
+    assert np.count_nonzero(data.any(axis=3)) == len(subj01.voxel_ijk)
+    np.testing.assert_array_equal(subj01.masker.transform(img), subj01.X_test)
+
+
+def test_masker_rejects_arrays_of_another_width():
+    masker = VolumeMasker(np.ones((2, 2, 2), dtype=bool), np.eye(4))
+    with pytest.raises(ValueError, match=r"X has shape \(3, 5\), but the masker has 8 voxels"):
+        masker.inverse_transform(np.zeros((3, 5)))
+
+
+# Stimuli and captions
+
+
+def test_stimuli_are_the_scenes_by_73k_index_in_any_order(subj01, world):
+    n_images = len(subj01.stimuli)
+    expected = scenes.make_stimuli(n_images, seed=0).images
+    index = [7, 2, 7, n_images - 1]
+    np.testing.assert_array_equal(subj01.stimuli[index], expected[index])
+    np.testing.assert_array_equal(subj01.stimuli[3], expected[3])
+
+
+def test_stimuli_survive_pickling_after_use(subj01):
+    first = subj01.stimuli[0]
+    copy = pickle.loads(pickle.dumps(subj01.stimuli))
+    np.testing.assert_array_equal(copy[0], first)
+
+
+def test_captions_are_found_by_coco_id_in_both_splits(subj01, world):
+    info = pd.read_csv(world / "nsddata/experiments/nsd/nsd_stim_info_merged.csv", index_col=0)
+    expected = scenes.make_stimuli(len(info), seed=0).captions
+    for split in ("train2017", "val2017"):
+        index = np.flatnonzero(info["cocoSplit"] == split)[:3]
+        # COCO's files list captions in no particular order.
+        assert [sorted(c) for c in subj01.captions[index]] == [sorted(expected[i]) for i in index]
+    lengths = [len(subj01.captions[i]) for i in range(len(info))]
+    assert min(lengths) == 5 and max(lengths) > 5
+
+
+# Cache
+
+
+def test_cached_load_gives_the_same_arrays_without_reading_betas(world, tmp_path, broken):
+    first = load(broken, cache_dir=tmp_path / "cache")
+    # Same size and time stamp, unreadable contents: only a cache hit can succeed.
+    path = betas_file(broken, 2)
+    stat = path.stat()
+    path.write_bytes(b"\0" * stat.st_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = load(broken, cache_dir=tmp_path / "cache")
+    for name in ("X_train", "X_test", "images_train", "images_test", "voxel_ijk", "dropped_voxels"):
+        np.testing.assert_array_equal(second[name], first[name])
+    assert second.roi_masks.keys() == first.roi_masks.keys()
+    np.testing.assert_array_equal(second.roi_masks["early"], first.roi_masks["early"])
+    with pytest.raises(RuntimeError, match="betas_session02.nii.gz"):
+        load(broken)
+
+
+def test_cache_is_rebuilt_when_a_source_file_changes(broken, tmp_path):
+    cache = tmp_path / "cache"
+    load(broken, cache_dir=cache)
+    (old,) = cache.glob("*.h5")
+    os.utime(betas_file(broken, 1), ns=(0, 10**18))
+    load(broken, cache_dir=cache)
+    (new,) = cache.glob("*.h5")
+    assert new != old
+
+
+def test_each_request_has_its_own_cache_file(world, tmp_path):
+    cache = tmp_path / "cache"
+    load(world, cache_dir=cache)
+    load(world, cache_dir=cache, sessions=[1])
+    load(world, cache_dir=cache, zscore=None)
+    load(world, cache_dir=cache, rois="early")
+    assert len(list(cache.glob("*.h5"))) == 4
+
+
+def test_killed_cache_write_leaves_nothing_a_later_run_reads(tmp_path):
+    path = tmp_path / "cache" / "x.h5"
+    script = textwrap.dedent(
+        f"""
+        import time, numpy as np
+        from brainldm.datasets import _cache
+
+        class Stalls:
+            def __array__(self, dtype=None, copy=None):
+                print("writing", flush=True)
+                time.sleep(60)
+
+        _cache.write_cache({str(path)!r}, {{"a": np.ones(1000), "b": Stalls()}}, {{}})
+        """
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert not path.exists()
+    assert _cache.read_cache(path) is None
+    assert [p.name.endswith(".tmp") for p in path.parent.iterdir()] == [True]
+
+
+def test_unreadable_cache_file_is_rebuilt(world, tmp_path):
+    cache = tmp_path / "cache"
+    expected = load(world, cache_dir=cache)
+    (path,) = cache.glob("*.h5")
+    path.write_bytes(b"not hdf5")
+    with pytest.warns(UserWarning, match="unreadable cache file"):
+        again = load(world, cache_dir=cache)
+    np.testing.assert_array_equal(again.X_train, expected.X_train)
+    assert _cache.read_cache(path) is not None
+
+
+def test_reading_in_parallel_gives_the_same_arrays(world, subj01):
+    data = load(world, n_jobs=2)
+    np.testing.assert_array_equal(data.X_train, subj01.X_train)
+    np.testing.assert_array_equal(data.X_test, subj01.X_test)
+
+
+def test_dropping_columns_in_place_equals_fancy_indexing():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((37, 11)).astype(np.float32)
+    keep = rng.random(11) > 0.3
+    expected = X[:, keep]
+    np.testing.assert_array_equal(_drop_columns(X, keep, block_bytes=5 * 4 * 11), expected)
+
+
+# Bad input
+
+
+def test_unknown_subject_lists_the_design_subjects(world):
+    with pytest.raises(ValueError, match=r"subject=9 is not an NSD subject.*subj01 to subj08"):
+        load(world, 9)
+    with pytest.raises(ValueError, match=r"subject='sub-01' is not an NSD subject"):
+        load(world, "sub-01")
+
+
+def test_subject_without_betas_names_the_folder_and_release_part(world):
+    with pytest.raises(FileNotFoundError, match=r"subj03.*'nsddata_betas' part"):
+        load(world, 3)
+
+
+def test_unreleased_session_lists_the_sessions_present(world):
+    with pytest.raises(ValueError, match=r"session\(s\) 4 of subj01.*Sessions present: 1-3"):
+        load(world, sessions=[1, 4])
+
+
+def test_deleted_session_is_skipped_by_default_and_refused_by_name(broken, truth):
+    betas_file(broken, 2).unlink()
+    data = load(broken)
+    np.testing.assert_array_equal(data.sessions, [1, 3])
+    assert len(data.images_train) + data.n_repeats_test.sum() == 120
+    with pytest.raises(ValueError, match=r"Sessions present: 1, 3"):
+        load(broken, sessions=2)
+
+
+def test_truncated_betas_file_is_named(broken):
+    path = betas_file(broken, 2)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(RuntimeError, match=r"betas_session02\.nii\.gz.*truncated or corrupt"):
+        load(broken)
+
+
+def test_truncated_stimuli_file_is_named(broken):
+    path = broken / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(RuntimeError, match=r"nsd_stimuli\.hdf5.*'nsddata_stimuli'"):
+        load(broken)
+
+
+def test_missing_design_files_are_named_with_their_release_part(broken):
+    (broken / "nsddata/experiments/nsd/nsd_expdesign.mat").unlink()
+    (broken / "nsddata/ppdata/subj01/behav/responses.tsv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"nsd_expdesign\.mat.*'nsddata' part"):
+        load(broken)
+
+
+def test_missing_stimuli_file_is_named_with_its_release_part(broken):
+    (broken / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5").unlink()
+    with pytest.raises(FileNotFoundError, match=r"nsd_stimuli\.hdf5.*'nsddata_stimuli' part"):
+        load(broken)
+
+
+def test_unknown_roi_lists_the_valid_names(world):
+    with pytest.raises(ValueError, match=r"unknown ROI 'V1'.*nsdgeneral, streams.*early"):
+        load(world, rois="V1")
+
+
+def test_roi_volume_of_another_shape_is_refused(broken):
+    path = broken / ROIS.format(subject="subj01") / "nsdgeneral.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 5, 5), dtype=np.int16), np.eye(4)), path)
+    with pytest.raises(
+        ValueError, match=r"nsdgeneral\.nii\.gz has shape \(5, 5, 5\).*\(12, 14, 12\)"
+    ):
+        load(broken)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(zscore="run"), "zscore must be 'session' or None, got 'run'"),
+        (dict(n_jobs=0), "n_jobs must be None, -1 or a positive integer, got 0"),
+        (dict(sessions=[0]), r"sessions must be None or session numbers"),
+        (dict(rois=[]), "rois must be a ROI name or a list of names"),
+    ],
+)
+def test_invalid_arguments_are_named(world, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        load(world, **arguments)
