@@ -1,0 +1,362 @@
+"""Specification of brainldm.diffusion, on tiny random models saved in the SD layout."""
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler
+from PIL import Image
+from sklearn.base import clone
+
+from brainldm.diffusion import StableDiffusion
+from tests._tiny_sd import make_tiny_sd
+
+# Batched and one-at-a-time runs differ only by float rounding in the
+# convolutions, which the decoder can turn into a flip of a uint8 level or two
+# (diffusers' own batch tests allow a similar margin).
+BATCH_TOLERANCE_LEVELS = 2
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return make_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", image_size=16, generation_size=32)
+
+
+@pytest.fixture(scope="module")
+def sd(tiny_folder):
+    return StableDiffusion.from_pretrained(tiny_folder)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (4, 5, 5, 3), dtype=np.uint8)
+    # Smooth images at NSD's ratio of stimulus to working size (425 / 320 ~ 20 / 16).
+    return np.stack([np.asarray(Image.fromarray(b).resize((20, 20), Image.BILINEAR)) for b in base])
+
+
+@pytest.fixture(scope="module")
+def captions():
+    return [["a red circle", "red circle"], ["a star"], ["a ring", "ring", "a ring!"], ["x"]]
+
+
+@pytest.fixture(scope="module")
+def z(sd, images):
+    return sd.encode_images(images)
+
+
+@pytest.fixture(scope="module")
+def c(sd, captions):
+    return sd.encode_text(captions)
+
+
+def test_from_pretrained_reads_sizes_from_brainldm_json(sd):
+    assert (sd.image_size, sd.generation_size) == (16, 32)
+    assert sd.latent_shape == (4, 8, 8)
+    assert sd.generation_latent_shape == (4, 16, 16)
+    assert sd.text_shape == (77, 32)
+
+
+def test_sizes_default_to_paper_working_size_and_unet_sample_size(tiny_folder, tmp_path):
+    folder = shutil.copytree(tiny_folder, tmp_path / "plain")
+    (folder / "brainldm.json").unlink()
+    sd = StableDiffusion.from_pretrained(folder)
+    assert sd.image_size == 320
+    assert sd.generation_size == 16 * 2  # unet sample_size x VAE scale factor
+    assert sd.config == {}
+
+
+def test_pndm_folder_runs_with_ddim_without_clipping(sd):
+    assert isinstance(sd.scheduler, DDIMScheduler)
+    assert sd.scheduler.config.clip_sample is False
+    assert sd.scheduler.config.set_alpha_to_one is False
+    assert sd.scheduler.config.steps_offset == 1
+
+
+def test_takagi_schedule_noises_one_ddim_step_above_the_first_denoised(sd):
+    plan = sd.schedule(steps=50, strength=0.8)
+    assert plan.noise_timestep == 801
+    assert len(plan.timesteps) == 40
+    assert plan.timesteps[[0, -1]].tolist() == [781, 1]
+
+
+def test_diffusers_schedule_noises_to_the_first_timestep_denoised(sd):
+    plan = sd.schedule(steps=50, strength=0.8, noise_schedule="diffusers")
+    assert plan.noise_timestep == 781
+    assert plan.timesteps[[0, -1]].tolist() == [781, 1]
+
+
+def test_full_strength_starts_from_pure_noise_in_takagi_schedule(sd):
+    assert sd.schedule(steps=50, strength=1.0).noise_timestep is None
+    assert sd.schedule(steps=50, strength=1.0, noise_schedule="diffusers").noise_timestep == 981
+
+
+def test_encode_images_gives_float32_latents_of_the_working_size(z, images):
+    assert z.shape == (len(images), 4, 8, 8)
+    assert z.dtype == np.float32
+    assert np.isfinite(z).all()
+
+
+def test_encode_images_resizes_with_lanczos(sd, images):
+    resized = np.stack(
+        [np.asarray(Image.fromarray(im).resize((16, 16), Image.LANCZOS)) for im in images]
+    )
+    np.testing.assert_allclose(sd.encode_images(images), sd.encode_images(resized), atol=1e-6)
+
+
+def test_encode_images_takes_the_posterior_mode_unless_asked_to_sample(sd, images, z):
+    np.testing.assert_array_equal(sd.encode_images(images), z)
+    sampled = sd.encode_images(images, sample=True, seed=3)
+    np.testing.assert_array_equal(sampled, sd.encode_images(images, sample=True, seed=3))
+    assert np.abs(sampled - z).mean() > 1e-3
+
+
+def test_decode_latents_gives_uint8_images(sd, z):
+    decoded = sd.decode_latents(z)
+    assert decoded.shape == (len(z), 16, 16, 3)
+    assert decoded.dtype == np.uint8
+    assert decoded.std() > 1.0
+
+
+def test_encode_text_means_the_encodings_of_an_images_captions(sd):
+    both = sd.encode_text([["a red circle", "a star"]])
+    each = sd.encode_text([["a red circle"], ["a star"]])
+    assert both.shape == (1, 77, 32)
+    np.testing.assert_allclose(both[0], each.mean(axis=0), atol=1e-5)
+
+
+def test_encode_text_is_the_same_in_any_batch_size(sd, captions, c):
+    np.testing.assert_allclose(sd.encode_text(captions, batch_size=1), c, atol=1e-5)
+
+
+def test_img2img_gives_n_samples_images_of_the_generation_size(sd, z, c):
+    out = sd.img2img(z[:2], c[:2], steps=10, n_samples=3, progress=False)
+    assert out.shape == (2, 3, 32, 32, 3)
+    assert out.dtype == np.uint8
+    assert np.abs(out[:, 0].astype(int) - out[:, 1]).mean() > 1.0  # samples differ
+
+
+def test_img2img_is_deterministic_for_a_seed(sd, z, c):
+    first = sd.img2img(z[:2], c[:2], steps=10, seed=7, progress=False)
+    np.testing.assert_array_equal(first, sd.img2img(z[:2], c[:2], steps=10, seed=7, progress=False))
+    other = sd.img2img(z[:2], c[:2], steps=10, seed=8, progress=False)
+    assert np.abs(first.astype(int) - other).mean() > 1.0
+
+
+def test_img2img_in_batches_equals_one_at_a_time(sd, z, c):
+    kwargs = dict(steps=10, n_samples=2, eta=0.5, sample_posterior=True, progress=False)
+    batched = sd.img2img(z, c, batch_size=8, **kwargs)
+    single = sd.img2img(z, c, batch_size=1, **kwargs)
+    assert np.abs(batched.astype(int) - single).max() <= BATCH_TOLERANCE_LEVELS
+
+
+def test_img2img_in_chunks_with_start_index_equals_one_call(sd, z, c):
+    whole = sd.img2img(z, c, steps=10, progress=False)
+    parts = [
+        sd.img2img(z[i : i + 2], c[i : i + 2], steps=10, start_index=i, progress=False)
+        for i in (0, 2)
+    ]
+    assert np.abs(whole.astype(int) - np.concatenate(parts)).max() <= BATCH_TOLERANCE_LEVELS
+
+
+@pytest.mark.parametrize(
+    "noise_schedule, near_zero_levels", [("diffusers", 4.0), ("takagi2023", 12.0)]
+)
+def test_img2img_gives_back_the_decoded_init_image_as_strength_goes_to_zero(
+    sd, z, c, noise_schedule, near_zero_levels
+):
+    # The U-Net is random, so only the noise level brings the result back:
+    # at strength 0.02 diffusers noises to t=1 and the original to t=21.
+    init = sd.encode_images(sd.decode_latents(z), size=sd.generation_size)
+    decoded_init = sd.decode_latents(init).astype(int)
+    distance = [
+        np.abs(
+            sd.img2img(z, c, strength=s, noise_schedule=noise_schedule, progress=False)[:, 0]
+            - decoded_init
+        ).mean()
+        for s in (0.02, 0.1, 0.8)
+    ]
+    assert distance[0] < near_zero_levels
+    assert distance[0] < distance[1] < distance[2]
+    assert distance[2] > 30.0
+
+
+def test_z_only_control_is_conditioning_on_the_empty_prompt(sd, z):
+    empty = sd.encode_text([[""]] * len(z))
+    np.testing.assert_allclose(
+        sd.img2img(z, None, steps=10, progress=False),
+        sd.img2img(z, empty, steps=10, progress=False),
+        atol=BATCH_TOLERANCE_LEVELS,
+    )
+
+
+def test_text2img_depends_on_c(sd, c):
+    out = sd.text2img(c[:2], steps=10, progress=False)
+    assert out.shape == (2, 1, 32, 32, 3)
+    swapped = sd.text2img(c[[1, 0]], steps=10, start_index=0, progress=False)
+    assert np.abs(out.astype(int) - swapped).mean() > 1.0
+
+
+def test_denoise_ends_where_img2img_ends(sd, z, c):
+    init = sd.encode_images(sd.decode_latents(z), size=sd.generation_size)
+    result = sd.denoise(init, c, steps=10, read_steps="late", progress=False)
+    assert result.latents.shape == (len(z), 1, 4, 16, 16)
+    images = sd.img2img(z, c, steps=10, progress=False)[:, 0]
+    decoded = sd.decode_latents(result.latents[:, 0])
+    assert np.abs(images.astype(int) - decoded).max() <= BATCH_TOLERANCE_LEVELS
+
+
+def test_denoise_reads_latents_at_the_named_steps(sd, z, c):
+    init = sd.encode_images(sd.decode_latents(z), size=sd.generation_size)
+    all_steps = sd.denoise(init, c, steps=10, read_steps=list(range(8)), progress=False)
+    some = sd.denoise(init, c, steps=10, read_steps=["middle", 1, "early"], progress=False)
+    assert some.steps.tolist() == [4, 1, 0]
+    assert some.timesteps.tolist() == [301, 601, 701]
+    np.testing.assert_allclose(some.latents, all_steps.latents[:, [4, 1, 0]], atol=1e-5)
+
+
+def test_hooks_capture_the_named_layers_at_the_named_steps_only(sd, z, c):
+    init = sd.encode_images(sd.decode_latents(z), size=sd.generation_size)
+    layers = ["down_blocks.1", "mid_block"]
+    one = sd.denoise(init, c, steps=10, read_steps=[3], layers=layers, progress=False)
+    two = sd.denoise(init, c, steps=10, read_steps=[0, 3], layers=layers, progress=False)
+    assert list(two.activations) == layers
+    assert two.activations["mid_block"].shape == (len(z), 2, 64, 2, 2)
+    for layer in layers:
+        np.testing.assert_allclose(
+            one.activations[layer][:, 0], two.activations[layer][:, 1], atol=1e-5
+        )
+        assert np.abs(two.activations[layer][:, 0] - two.activations[layer][:, 1]).mean() > 1e-4
+    assert all(not module._forward_hooks for module in sd.unet.modules())
+
+
+def test_pool_size_one_is_the_mean_of_the_pooled_grid(sd, z, c):
+    init = sd.encode_images(sd.decode_latents(z), size=sd.generation_size)
+    kwargs = dict(steps=10, read_steps=[2], layers=["up_blocks.1"], progress=False)
+    grid = sd.denoise(init, c, pool_size=2, **kwargs).activations["up_blocks.1"]
+    mean = sd.denoise(init, c, pool_size=1, **kwargs).activations["up_blocks.1"]
+    np.testing.assert_allclose(mean[..., 0, 0], grid.mean(axis=(-2, -1)), atol=1e-5)
+
+
+def test_default_layers_are_two_down_blocks_the_mid_block_and_two_up_blocks(sd):
+    assert sd.default_layers == (
+        "down_blocks.0",
+        "down_blocks.1",
+        "mid_block",
+        "up_blocks.0",
+        "up_blocks.1",
+    )
+
+
+def test_unet_output_shapes_match_the_captured_activations(sd, z, c):
+    shapes = sd.unet_output_shapes(pool_size=3)
+    init = sd.encode_images(sd.decode_latents(z[:1]), size=sd.generation_size)
+    result = sd.denoise(init, c[:1], steps=5, layers=None, pool_size=3, progress=False)
+    assert {name: value.shape[2:] for name, value in result.activations.items()} == shapes
+    assert shapes["mid_block"] == (64, 3, 3)
+
+
+def test_pickle_stores_the_source_not_the_weights(sd, z):
+    data = pickle.dumps(sd)
+    assert len(data) < 2_000
+    np.testing.assert_array_equal(pickle.loads(data).decode_latents(z), sd.decode_latents(z))
+
+
+def test_clone_shares_the_model(sd):
+    assert clone(sd) is sd
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [((2, 4, 16, 16), r"\(n_images, 4, 8, 8\)"), ((2, 3, 8, 8), r"\(n_images, 4, 8, 8\)")],
+)
+def test_z_of_the_wrong_shape_names_the_expected_shape(sd, shape, message):
+    with pytest.raises(ValueError, match=message):
+        sd.img2img(np.zeros(shape, np.float32), steps=10, progress=False)
+
+
+@pytest.mark.parametrize("shape", [(1, 77, 16), (1, 76, 32)])
+def test_c_of_the_wrong_size_names_the_expected_shape(sd, z, shape):
+    with pytest.raises(ValueError, match=r"c must have shape \(n_images, 77, 32\)"):
+        sd.img2img(z[:1], np.zeros(shape, np.float32), steps=10, progress=False)
+
+
+def test_an_image_without_captions_is_named(sd):
+    with pytest.raises(ValueError, match="image 1 has no captions"):
+        sd.encode_text([["a star"], []])
+
+
+@pytest.mark.parametrize("strength", [0.0, -0.1, 1.5])
+def test_strength_outside_zero_one_is_rejected(sd, z, strength):
+    with pytest.raises(ValueError, match=r"strength must be in \(0, 1\], got"):
+        sd.img2img(z[:1], strength=strength, progress=False)
+
+
+def test_strength_that_leaves_no_step_is_rejected(sd, z):
+    with pytest.raises(ValueError, match="0 denoising steps; raise strength or steps"):
+        sd.img2img(z[:1], strength=0.01, steps=50, progress=False)
+
+
+def test_steps_below_one_are_rejected(sd, z):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        sd.img2img(z[:1], steps=0, progress=False)
+
+
+def test_unknown_noise_schedule_is_rejected(sd, z):
+    with pytest.raises(ValueError, match="noise_schedule must be one of"):
+        sd.img2img(z[:1], noise_schedule="ddpm", progress=False)
+
+
+def test_read_steps_outside_the_steps_run_are_rejected(sd, z):
+    init = np.zeros((1, 4, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="outside the 8 steps run"):
+        sd.denoise(init, steps=10, read_steps=[8], progress=False)
+
+
+def test_unknown_layer_lists_the_blocks(sd):
+    with pytest.raises(ValueError, match=r"\['down_blocks.7'\] are not modules.*mid_block"):
+        sd.unet_output_shapes(["down_blocks.7"])
+
+
+def test_float_images_are_rejected_with_the_conversion(sd):
+    with pytest.raises(ValueError, match=r"uint8 in \[0, 255\], got float64"):
+        sd.encode_images(np.zeros((1, 16, 16, 3)))
+
+
+def test_a_folder_missing_a_component_names_it(tiny_folder, tmp_path):
+    folder = shutil.copytree(tiny_folder, tmp_path / "broken")
+    shutil.rmtree(folder / "unet")
+    with pytest.raises(FileNotFoundError, match="has no unet folder"):
+        StableDiffusion.from_pretrained(folder)
+
+
+def test_a_missing_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        StableDiffusion.from_pretrained(tmp_path / "nowhere")
+
+
+def test_an_unreachable_hub_id_says_to_pass_a_local_folder():
+    with pytest.raises(FileNotFoundError, match="pass its local path"):
+        StableDiffusion.from_pretrained("brainldm-tests/no-such-model")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
+def test_cuda_without_a_gpu_says_what_to_do(tiny_folder):
+    with pytest.raises(RuntimeError, match="device='cuda'.*pass device='cpu'"):
+        StableDiffusion.from_pretrained(tiny_folder, device="cuda")
+
+
+def test_unknown_dtype_is_rejected(tiny_folder):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        StableDiffusion.from_pretrained(tiny_folder, dtype="int8")
+
+
+@pytest.mark.gpu
+def test_fp16_on_cuda_matches_fp32(tiny_folder, z, c):
+    fp32 = StableDiffusion.from_pretrained(tiny_folder, device="cuda")
+    fp16 = StableDiffusion.from_pretrained(tiny_folder, device="cuda", dtype="float16")
+    assert fp16.dtype == torch.float16
+    reference = fp32.img2img(z, c, steps=10, progress=False).astype(int)
+    assert np.abs(fp16.img2img(z, c, steps=10, progress=False) - reference).mean() < 2.0
