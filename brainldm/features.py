@@ -1,0 +1,614 @@
+"""Features of stimuli for voxelwise encoding models, as scikit-learn transformers.
+
+Each extractor turns stimuli into a 2-D float32 array (n_samples, n_features)
+that feeds ridge models directly; ``feature_shape_`` gives each sample's
+original shape back (``features.reshape(-1, *extractor.feature_shape_)``).
+
+- :class:`LatentFeatures`: images -> ``z``, the scaled VAE latent.
+- :class:`TextFeatures`: captions -> ``c``, the mean text encoding.
+- :class:`DenoisedLatentFeatures`: (image, captions) pairs -> ``z_c``, the
+  latent after denoising from noise level ``strength`` under ``c``.
+- :class:`UNetLayerFeatures`: (image, captions) pairs -> pooled U-Net
+  activations at chosen layers and denoising steps.
+
+Images are uint8 arrays (n, height, width, 3) or sequences of images;
+captions are one list of strings per image. Extractors that need both take
+the (n, 2) object array made by :func:`image_caption_pairs`, whose rows index
+like any sample array (cross-validation splits, ``X[train]``).
+
+The diffusion model is a parameter given as a name (``"toy"``, a folder, a hub
+id) or a :class:`~brainldm.diffusion.StableDiffusion`; it is loaded on first
+use and not stored among the parameters, so ``clone`` stays cheap and
+``Pipeline(memory=...)`` caches results without pickling weights.
+
+To plug in your own extractor, subclass :class:`FeatureExtractor`.
+"""
+
+import functools
+import hashlib
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from brainldm.diffusion import StableDiffusion, _check_captions
+
+__all__ = [
+    "DenoisedLatentFeatures",
+    "FeatureExtractor",
+    "LDMFeatures",
+    "LatentFeatures",
+    "TextFeatures",
+    "UNetLayerFeatures",
+    "image_caption_pairs",
+]
+
+
+def image_caption_pairs(images, captions):
+    """Pair each image with its captions, as the input of the pair extractors.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_images, height, width, 3) or sequence
+        uint8 RGB images.
+    captions : sequence of sequences of str
+        One list of captions per image.
+
+    Returns
+    -------
+    X : ndarray of shape (n_images, 2), dtype object
+        Column 0 holds the images, column 1 their lists of captions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.features import image_caption_pairs
+    >>> X = image_caption_pairs(np.zeros((2, 8, 8, 3), np.uint8), [["a star"], ["a ring", "ring"]])
+    >>> X.shape, X[1, 1]
+    ((2, 2), ['a ring', 'ring'])
+    """
+    images = list(images)
+    captions = _check_captions(captions)
+    if len(images) != len(captions):
+        raise ValueError(
+            f"images has {len(images)} images but captions has {len(captions)} lists; pass one "
+            "list of captions per image"
+        )
+    pairs = np.empty((len(images), 2), dtype=object)
+    for j, (image, texts) in enumerate(zip(images, captions, strict=True)):
+        pairs[j, 0], pairs[j, 1] = image, texts
+    return pairs
+
+
+def _split_pairs(X):
+    """Images and captions of an (n, 2) pair array (or DataFrame)."""
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy(dtype=object)
+    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 2):
+        raise ValueError(
+            "X must be the (n_images, 2) object array of image_caption_pairs(images, captions), "
+            f"got {type(X).__name__} with shape {getattr(X, 'shape', None)}"
+        )
+    return list(X[:, 0]), list(X[:, 1])
+
+
+def _content_id(image, captions):
+    """A 63-bit id of an image and its captions, so its noise does not depend on its row."""
+    digest = hashlib.sha256(np.ascontiguousarray(np.asarray(image)).tobytes())
+    digest.update("\n".join(captions).encode())
+    return int.from_bytes(digest.digest()[:8], "little") >> 1
+
+
+class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class of feature extractors: stimuli in, a 2-D float32 array out.
+
+    A subclass stores its parameters in ``__init__`` (scikit-learn's rule),
+    and defines two methods:
+
+    - ``_feature_shape(self)``: the shape of one sample's features;
+    - ``_extract(self, X)``: features of all samples of ``X``, an array of
+      shape (n_samples, *feature_shape).
+
+    The base class validates the shape, flattens the features to float32
+    columns and sets ``feature_shape_`` in ``fit``. Heavy objects (networks)
+    that a subclass loads should be kept in attributes whose names start with
+    ``_model``: they are dropped when the extractor is pickled (e.g. into a
+    ``Pipeline(memory=...)`` cache) and loaded again on use.
+
+    Attributes
+    ----------
+    feature_shape_ : tuple of int
+        Shape of one sample's features; ``features.reshape(-1,
+        *feature_shape_)`` undoes the flattening.
+
+    Examples
+    --------
+    Mean colour of each image's quadrants, as a plug-in extractor:
+
+    >>> import numpy as np
+    >>> from brainldm.features import FeatureExtractor
+    >>> class QuadrantColour(FeatureExtractor):
+    ...     def __init__(self, grid=2):
+    ...         self.grid = grid
+    ...     def _feature_shape(self):
+    ...         return (self.grid, self.grid, 3)
+    ...     def _extract(self, X):
+    ...         X = np.asarray(X, dtype=np.float32)
+    ...         n, h, w, _ = X.shape
+    ...         cells = X.reshape(n, self.grid, h // self.grid, self.grid, w // self.grid, 3)
+    ...         return cells.mean(axis=(2, 4))
+    >>> images = np.zeros((5, 8, 8, 3), np.uint8)
+    >>> images[:, :4, :4, 0] = 255
+    >>> extractor = QuadrantColour().fit(images)
+    >>> features = extractor.transform(images)
+    >>> features.shape, features.dtype
+    ((5, 12), dtype('float32'))
+    >>> features.reshape(-1, *extractor.feature_shape_)[0, 0, 0]
+    array([255.,   0.,   0.], dtype=float32)
+    """
+
+    def _feature_shape(self):
+        raise NotImplementedError(f"{type(self).__name__} must define _feature_shape")
+
+    def _extract(self, X):
+        raise NotImplementedError(f"{type(self).__name__} must define _extract")
+
+    def fit(self, X, y=None):
+        """Record the shape of the features; nothing is learned from ``X``.
+
+        Parameters
+        ----------
+        X : stimuli
+            Ignored but for the input convention of the extractor.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : FeatureExtractor
+        """
+        self.feature_shape_ = tuple(int(n) for n in self._feature_shape())
+        self._n_features_out = int(np.prod(self.feature_shape_))
+        return self
+
+    def transform(self, X):
+        """Features of ``X``.
+
+        Parameters
+        ----------
+        X : stimuli
+            As the extractor's class documents.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features), float32
+        """
+        check_is_fitted(self, "feature_shape_")
+        features = np.asarray(self._extract(X), dtype=np.float32)
+        if features.shape[1:] != self.feature_shape_:
+            raise RuntimeError(
+                f"{type(self).__name__}._extract returned features of shape {features.shape[1:]} "
+                f"per sample, but fit recorded {self.feature_shape_}; make _feature_shape and "
+                "_extract agree"
+            )
+        return features.reshape(len(features), -1)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        return {key: value for key, value in state.items() if not key.startswith("_model")}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+@functools.lru_cache(maxsize=2)
+def _load_model(name_or_path, device, dtype):
+    # Several extractors in one pipeline name the same model: load it once.
+    return StableDiffusion.from_pretrained(name_or_path, device=device, dtype=dtype)
+
+
+class LDMFeatures(FeatureExtractor):
+    """Base class of the extractors that run a latent diffusion model.
+
+    Subclasses have the parameters ``model``, ``device`` and ``dtype`` and
+    call ``self._get_model()``, which loads a named model on first use (the
+    last two named models stay loaded, shared by extractors) or returns the
+    :class:`~brainldm.diffusion.StableDiffusion` given.
+
+    Examples
+    --------
+    The VAE's posterior standard deviation, as a plug-in extractor:
+
+    >>> from brainldm.features import LDMFeatures
+    >>> class PosteriorSpread(LDMFeatures):
+    ...     def __init__(self, model="toy", device=None, dtype=None):
+    ...         self.model, self.device, self.dtype = model, device, dtype
+    ...     def _feature_shape(self):
+    ...         return self._get_model().latent_shape
+    ...     def _extract(self, X):
+    ...         sd = self._get_model()
+    ...         return sd.encode_images(X, sample=True) - sd.encode_images(X)
+    >>> PosteriorSpread().fit_transform(images).shape  # doctest: +SKIP
+    (5, 1024)
+    """
+
+    def _get_model(self):
+        if isinstance(self.model, StableDiffusion):
+            return self.model
+        if not isinstance(self.model, str) and not hasattr(self.model, "__fspath__"):
+            raise ValueError(
+                "model must be a StableDiffusion, a folder, a hub id or 'toy', got "
+                f"{type(self.model).__name__}"
+            )
+        key = (str(self.model), self.device, self.dtype)
+        if getattr(self, "_model_key", None) != key:
+            self._model_loaded = _load_model(*key)
+            self._model_key = key
+        return self._model_loaded
+
+
+class LatentFeatures(LDMFeatures):
+    """Images -> ``z``, the scaled VAE latent at the model's working size.
+
+    Parameters
+    ----------
+    model : str, path-like or StableDiffusion, default="toy"
+        The latent diffusion model, loaded on first use when named.
+    sample : bool, default=False
+        Sample the VAE posterior instead of taking its mode.
+    seed : int, default=0
+        Seed of the posterior samples.
+    batch_size : int, default=16
+        Images encoded at once.
+    device : str, default=None
+        Device of a named model; ``None`` is the CPU.
+    dtype : str, default=None
+        Precision of a named model; ``None`` is float32.
+    progress : bool, default=False
+        Show a progress bar.
+
+    Attributes
+    ----------
+    feature_shape_ : tuple of int
+        (channels, h, w) of ``z``; (4, 40, 40) for SD v1.4.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.features import LatentFeatures
+    >>> images = np.zeros((3, 85, 85, 3), np.uint8)
+    >>> LatentFeatures("toy").fit_transform(images).shape  # doctest: +SKIP
+    (3, 1024)
+    """
+
+    def __init__(
+        self,
+        model="toy",
+        *,
+        sample=False,
+        seed=0,
+        batch_size=16,
+        device=None,
+        dtype=None,
+        progress=False,
+    ):
+        self.model = model
+        self.sample = sample
+        self.seed = seed
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+
+    def _feature_shape(self):
+        return self._get_model().latent_shape
+
+    def _extract(self, X):
+        return self._get_model().encode_images(
+            X,
+            sample=self.sample,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            progress=self.progress,
+        )
+
+
+class TextFeatures(LDMFeatures):
+    """Captions -> ``c``, the mean over each image's captions of the text encoding.
+
+    ``X`` is one list of captions per image.
+
+    Parameters
+    ----------
+    model : str, path-like or StableDiffusion, default="toy"
+        The latent diffusion model, loaded on first use when named.
+    batch_size : int, default=64
+        Captions encoded at once.
+    device : str, default=None
+        Device of a named model; ``None`` is the CPU.
+    dtype : str, default=None
+        Precision of a named model; ``None`` is float32.
+    progress : bool, default=False
+        Show a progress bar.
+
+    Attributes
+    ----------
+    feature_shape_ : tuple of int
+        (tokens, hidden size); (77, 768) for SD v1.4.
+
+    Examples
+    --------
+    >>> from brainldm.features import TextFeatures
+    >>> TextFeatures("toy").fit_transform([["a red star"], ["a blue ring"]]).shape  # doctest: +SKIP
+    (2, 9856)
+    """
+
+    def __init__(self, model="toy", *, batch_size=64, device=None, dtype=None, progress=False):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+
+    def _feature_shape(self):
+        return self._get_model().text_shape
+
+    def _extract(self, X):
+        return self._get_model().encode_text(X, batch_size=self.batch_size, progress=self.progress)
+
+
+class _DenoisingFeatures(LDMFeatures):
+    """Shared work of the extractors that denoise each image under its captions."""
+
+    def _denoise(self, X, layers, pool_size=1):
+        images, captions = _split_pairs(X)
+        sd = self._get_model()
+        latents = sd.encode_images(images, size=sd.generation_size, batch_size=self.batch_size)
+        c = sd.encode_text(captions)
+        return sd.denoise(
+            latents,
+            c,
+            strength=self.strength,
+            steps=self.steps,
+            read_steps=self.read_steps,
+            layers=layers,
+            pool_size=pool_size,
+            guidance=self.guidance,
+            eta=self.eta,
+            seed=self.seed,
+            image_ids=[
+                _content_id(image, texts) for image, texts in zip(images, captions, strict=True)
+            ],
+            noise_schedule=self.noise_schedule,
+            batch_size=self.batch_size,
+            progress=self.progress,
+        )
+
+    def _n_read(self):
+        return len(self._get_model().read_step_indices(self.read_steps, self.steps, self.strength))
+
+
+class DenoisedLatentFeatures(_DenoisingFeatures):
+    """(image, captions) pairs -> ``z_c``, the latent denoised under ``c``.
+
+    Each image is encoded at the generation size, noised to ``strength`` and
+    denoised by DDIM under the mean encoding of its captions, with
+    classifier-free guidance, as :meth:`StableDiffusion.img2img
+    <brainldm.diffusion.StableDiffusion.img2img>` does; the latent after each
+    read step is kept. ``X`` is :func:`image_caption_pairs` ``(images,
+    captions)``.
+
+    Parameters
+    ----------
+    model : str, path-like or StableDiffusion, default="toy"
+        The latent diffusion model, loaded on first use when named.
+    strength : float in (0, 1], default=0.8
+        Noise level; ``int(strength * steps)`` steps are run.
+    steps : int, default=50
+        Steps of the full DDIM schedule.
+    read_steps : int, str or sequence of them, default="late"
+        Steps after which the latent is read: indices among the steps run,
+        or ``"early"``, ``"middle"``, ``"late"``.
+    guidance : float, default=5.0
+        Classifier-free guidance scale.
+    eta : float, default=0.0
+        DDIM noise.
+    seed : int, default=42
+        Seed of the noise; each image's generator is seeded from ``seed``
+        and a hash of the image and its captions, so its features do not
+        depend on its row or on the other images.
+    noise_schedule : {"takagi2023", "diffusers"}, default="takagi2023"
+        As in :meth:`StableDiffusion.img2img
+        <brainldm.diffusion.StableDiffusion.img2img>`.
+    batch_size : int, default=8
+        Images denoised at once.
+    device : str, default=None
+        Device of a named model; ``None`` is the CPU.
+    dtype : str, default=None
+        Precision of a named model; ``None`` is float32.
+    progress : bool, default=False
+        Show a progress bar.
+
+    Attributes
+    ----------
+    feature_shape_ : tuple of int
+        (channels, h, w) of the latent at the generation size for one read
+        step given as a scalar; (n_read, channels, h, w) for a sequence.
+
+    Examples
+    --------
+    >>> from brainldm.features import DenoisedLatentFeatures, image_caption_pairs
+    >>> X = image_caption_pairs(images, captions)  # doctest: +SKIP
+    >>> zc = DenoisedLatentFeatures("toy", steps=25, read_steps=["early", "late"])  # doctest: +SKIP
+    >>> zc.fit_transform(X).shape  # doctest: +SKIP
+    (3, 2048)
+    """
+
+    def __init__(
+        self,
+        model="toy",
+        *,
+        strength=0.8,
+        steps=50,
+        read_steps="late",
+        guidance=5.0,
+        eta=0.0,
+        seed=42,
+        noise_schedule="takagi2023",
+        batch_size=8,
+        device=None,
+        dtype=None,
+        progress=False,
+    ):
+        self.model = model
+        self.strength = strength
+        self.steps = steps
+        self.read_steps = read_steps
+        self.guidance = guidance
+        self.eta = eta
+        self.seed = seed
+        self.noise_schedule = noise_schedule
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+
+    def _feature_shape(self):
+        shape = self._get_model().generation_latent_shape
+        if isinstance(self.read_steps, (str, int, np.integer)):
+            return shape
+        return (self._n_read(),) + shape
+
+    def _extract(self, X):
+        latents = self._denoise(X, layers=()).latents
+        return latents.reshape((len(latents),) + self.feature_shape_)
+
+
+class UNetLayerFeatures(_DenoisingFeatures):
+    """(image, captions) pairs -> pooled U-Net activations at layers x steps.
+
+    The denoising is that of :class:`DenoisedLatentFeatures`; during each read
+    step, the output of each layer (for the conditional branch of guidance)
+    is pooled by adaptive averaging of each channel to a ``pool_size`` x
+    ``pool_size`` grid (1 is the spatial mean). Columns run layer by layer,
+    and within a layer step by step; ``feature_slices_`` names them.
+
+    Parameters
+    ----------
+    model : str, path-like or StableDiffusion, default="toy"
+        The latent diffusion model, loaded on first use when named.
+    layers : sequence of str, default=None
+        U-Net modules as paths of ``unet.named_modules()``. ``None`` is the
+        paper's five: the first two down blocks, the mid block and the last
+        two up blocks (``down_blocks.0``, ``down_blocks.1``, ``mid_block``,
+        ``up_blocks.2``, ``up_blocks.3`` for SD v1.4; ``up_blocks.1``,
+        ``up_blocks.2`` for a three-block U-Net such as the toy's).
+    read_steps : int, str or sequence of them, default=("early", "middle", "late")
+        Denoising steps during which activations are read: indices among the
+        steps run, or ``"early"``, ``"middle"``, ``"late"``.
+    pool_size : int, default=2
+        Side of the pooling grid. SD v1.4's five default layers give 51,200
+        values per step at 4, 12,800 at 2 and 3,200 at 1.
+    strength, steps, guidance, eta, seed, noise_schedule
+        As in :class:`DenoisedLatentFeatures`.
+    batch_size : int, default=8
+        Images denoised at once.
+    device : str, default=None
+        Device of a named model; ``None`` is the CPU.
+    dtype : str, default=None
+        Precision of a named model; ``None`` is float32.
+    progress : bool, default=False
+        Show a progress bar.
+
+    Attributes
+    ----------
+    layers_ : tuple of str
+        The layers read.
+    feature_slices_ : dict
+        ``(layer, step)`` -> slice of the columns of that layer at that
+        read step (``step`` as given in ``read_steps``).
+    feature_shapes_ : dict
+        ``layer`` -> (channels, pool_size, pool_size).
+    feature_shape_ : tuple of int
+        (n_features,): the layers' shapes differ, so use ``feature_slices_``
+        and ``feature_shapes_`` to reshape.
+
+    Examples
+    --------
+    >>> from brainldm.features import UNetLayerFeatures
+    >>> unet = UNetLayerFeatures("toy", steps=25, read_steps=["early", "late"])  # doctest: +SKIP
+    >>> features = unet.fit_transform(X)  # doctest: +SKIP
+    >>> mid_late = features[:, unet.feature_slices_["mid_block", "late"]]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model="toy",
+        *,
+        layers=None,
+        read_steps=("early", "middle", "late"),
+        pool_size=2,
+        strength=0.8,
+        steps=50,
+        guidance=5.0,
+        eta=0.0,
+        seed=42,
+        noise_schedule="takagi2023",
+        batch_size=8,
+        device=None,
+        dtype=None,
+        progress=False,
+    ):
+        self.model = model
+        self.layers = layers
+        self.read_steps = read_steps
+        self.pool_size = pool_size
+        self.strength = strength
+        self.steps = steps
+        self.guidance = guidance
+        self.eta = eta
+        self.seed = seed
+        self.noise_schedule = noise_schedule
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+
+    def fit(self, X, y=None):
+        """Resolve the layers and steps and record the columns of each.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_images, 2), dtype object
+            Ignored but for the input convention (:func:`image_caption_pairs`).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : UNetLayerFeatures
+        """
+        self.feature_shapes_ = self._get_model().unet_output_shapes(self.layers, self.pool_size)
+        self.layers_ = tuple(self.feature_shapes_)
+        steps = self.read_steps
+        steps = [steps] if isinstance(steps, (str, int, np.integer)) else list(steps)
+        # Check read_steps now rather than after the images are denoised.
+        self._n_read()
+        self.feature_slices_, start = {}, 0
+        for layer in self.layers_:
+            width = int(np.prod(self.feature_shapes_[layer]))
+            for step in steps:
+                self.feature_slices_[layer, step] = slice(start, start + width)
+                start += width
+        return super().fit(X, y)
+
+    def _feature_shape(self):
+        return (max(s.stop for s in self.feature_slices_.values()),)
+
+    def _extract(self, X):
+        activations = self._denoise(X, self.layers_, self.pool_size).activations
+        n = len(next(iter(activations.values())))
+        return np.concatenate([activations[layer].reshape(n, -1) for layer in self.layers_], axis=1)
