@@ -218,12 +218,18 @@ def test_masker_rejects_arrays_of_another_width():
 # Stimuli and captions
 
 
-def test_stimuli_are_the_scenes_by_73k_index_in_any_order(subj01, world):
+def test_stimuli_are_the_scenes_by_73k_index_in_any_order(subj01):
     n_images = len(subj01.stimuli)
     expected = scenes.make_stimuli(n_images, seed=0).images
     index = [7, 2, 7, n_images - 1]
     np.testing.assert_array_equal(subj01.stimuli[index], expected[index])
     np.testing.assert_array_equal(subj01.stimuli[3], expected[3])
+
+
+def test_stimuli_index_beyond_the_brick_raises_index_error(subj01):
+    n_images = len(subj01.stimuli)
+    with pytest.raises(IndexError, match=f"out of range for {n_images} images"):
+        subj01.stimuli[[0, n_images]]
 
 
 def test_stimuli_survive_pickling_after_use(subj01):
@@ -246,7 +252,7 @@ def test_captions_are_found_by_coco_id_in_both_splits(subj01, world):
 # Cache
 
 
-def test_cached_load_gives_the_same_arrays_without_reading_betas(world, tmp_path, broken):
+def test_cached_load_gives_the_same_arrays_without_reading_betas(broken, tmp_path):
     first = load(broken, cache_dir=tmp_path / "cache")
     # Same size and time stamp, unreadable contents: only a cache hit can succeed.
     path = betas_file(broken, 2)
@@ -350,7 +356,7 @@ def test_unreleased_session_lists_the_sessions_present(world):
         load(world, sessions=[1, 4])
 
 
-def test_deleted_session_is_skipped_by_default_and_refused_by_name(broken, truth):
+def test_deleted_session_is_skipped_by_default_and_refused_by_name(broken):
     betas_file(broken, 2).unlink()
     data = load(broken)
     np.testing.assert_array_equal(data.sessions, [1, 3])
