@@ -1,0 +1,485 @@
+"""Train the toy latent diffusion model shipped in ``brainldm/toy/ldm/``.
+
+Run ``python -m brainldm.toy.train_ldm`` (add ``--help`` for the options). The
+stages run in order, each skipped when its output exists, and each resumes
+from its latest checkpoint in ``--run-dir`` when restarted with the same
+command:
+
+1. ``data``: render the training scenes with
+   :func:`brainldm.datasets.scenes.make_stimuli` (seed :data:`TRAINING_SEED`,
+   distinct from the toy world's seeds) and resize them 85 -> 64 px with
+   LANCZOS, as NSD's 425 px images are resized to 320 px.
+2. ``vae``: an ``AutoencoderKL`` (``block_out_channels`` (32, 64, 64), one
+   layer per block, 4 latent channels; 64x64 images -> 4x16x16 latents),
+   trained on pixel MSE plus a small KL term, first on random 32 px crops at a
+   high learning rate, then on whole images.
+3. ``latents``: the VAE's scaling factor is set to 1 / (standard deviation of
+   the latents' posterior modes), as SD's 0.18215 was chosen, and the scaled
+   modes of all training images are stored.
+4. ``unet``: a ``UNet2DConditionModel`` on the 4x16x16 latents with
+   cross-attention to a ``CLIPTextModel`` (hidden size 128, 3 layers) reading
+   the word-level tokenizer of :mod:`brainldm.toy.tokenizer`, trained jointly
+   on DDPM's epsilon objective with SD's scaled-linear betas. One caption of
+   the image's five to seven is drawn per step; 10% are replaced by the empty
+   prompt so that classifier-free guidance works. No horizontal flips:
+   captions name left and right. An exponential moving average of the
+   weights is kept and shipped.
+5. ``export``: the SD folder layout (``model_index.json``, ``vae/``,
+   ``unet/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/`` with a
+   ``DDIMScheduler``), safetensors weights, and ``brainldm.json`` with the
+   working sizes, the toy world's fingerprint and these settings.
+
+The shipped model was trained with the default settings below on 2 CPU cores
+(fp32, torch 2.14, diffusers 0.42): the VAE for 1,800 crop steps and 600
+whole-image steps (about 25 minutes), the U-Net and text encoder for the
+number of steps and the wall time recorded in ``brainldm.json`` under
+``training``.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from brainldm.datasets import scenes
+from brainldm.toy import HELD_OUT_SEED, TOY_LDM_PATH, TRAINING_SEED
+from brainldm.toy.perceptual import resize_images
+from brainldm.toy.tokenizer import build_tokenizer, save_tokenizer
+
+STAGES = ("data", "vae", "latents", "unet", "export")
+
+
+@dataclasses.dataclass
+class Settings:
+    """Every setting of a training run; recorded in ``brainldm.json``."""
+
+    seed: int = 0
+    n_train: int = 20_000
+    training_seed: int = TRAINING_SEED
+    held_out_seed: int = HELD_OUT_SEED
+    n_held_out: int = 256
+    image_size: int = 64
+    vae_block_out_channels: tuple = (32, 64, 64)
+    vae_batch_size: int = 32
+    vae_crop_size: int = 32
+    vae_crop_steps: int = 1800
+    vae_crop_lr: float = 2e-3
+    vae_full_steps: int = 600
+    vae_full_lr: float = 5e-4
+    vae_kl_weight: float = 1e-6
+    text_hidden_size: int = 128
+    text_layers: int = 3
+    text_heads: int = 4
+    unet_block_out_channels: tuple = (32, 64, 64)
+    unet_batch_size: int = 64
+    unet_steps: int = 12000
+    unet_lr: float = 5e-4
+    unet_warmup_steps: int = 300
+    unet_weight_decay: float = 1e-2
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.999
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    checkpoint_minutes: float = 5.0
+
+
+def _log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _atomic_save(obj, path):
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _to_tensor(images):
+    """uint8 (n, h, w, 3) -> float (n, 3, h, w) in [-1, 1], as SD's VAE expects."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _scenes(n_images, seed, size):
+    stim = scenes.make_stimuli(n_images, seed=seed)
+    return resize_images(stim.images, size), stim
+
+
+def stage_data(settings, run_dir):
+    path = run_dir / "data.npz"
+    if path.exists():
+        return
+    t0 = time.time()
+    images, stim = _scenes(settings.n_train, settings.training_seed, settings.image_size)
+    held_out, _ = _scenes(settings.n_held_out, settings.held_out_seed, settings.image_size)
+    captions = json.dumps(stim.captions)
+    attributes = {f"attr_{k}": v for k, v in stim.attributes.items()}
+    tmp = run_dir / "data.tmp.npz"
+    np.savez(tmp, images=images, held_out=held_out, captions=captions, **attributes)
+    os.replace(tmp, path)
+    _log(f"data: {len(images)} training scenes in {time.time() - t0:.0f} s")
+
+
+def load_data(run_dir):
+    """Training scenes written by the ``data`` stage, as a dict of arrays."""
+    with np.load(run_dir / "data.npz") as data:
+        out = {k: data[k] for k in data.files}
+    out["captions"] = json.loads(str(out["captions"]))
+    return out
+
+
+def _make_vae(settings):
+    from diffusers import AutoencoderKL
+
+    n_blocks = len(settings.vae_block_out_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n_blocks,
+        up_block_types=("UpDecoderBlock2D",) * n_blocks,
+        block_out_channels=settings.vae_block_out_channels,
+        layers_per_block=1,
+        latent_channels=4,
+        sample_size=settings.image_size,
+    )
+
+
+def psnr(reference, reconstruction):
+    """Mean PSNR in dB of uint8-range images given as floats in [-1, 1]."""
+    ref = (reference.clamp(-1, 1) + 1) * 127.5
+    rec = ((reconstruction.clamp(-1, 1) + 1) * 127.5).round()
+    mse = ((ref - rec) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(255.0**2 / mse)).mean())
+
+
+@torch.no_grad()
+def _vae_psnr(vae, images, batch_size=64):
+    vae.eval()
+    values = []
+    for start in range(0, len(images), batch_size):
+        x = _to_tensor(images[start : start + batch_size])
+        z = vae.encode(x).latent_dist.mode()
+        values.append(psnr(x, vae.decode(z).sample) * len(x))
+    vae.train()
+    return sum(values) / len(images)
+
+
+def _rng_state(generator):
+    return {"torch": torch.get_rng_state(), "numpy": generator.bit_generator.state}
+
+
+def _set_rng_state(generator, state):
+    torch.set_rng_state(state["torch"])
+    generator.bit_generator.state = state["numpy"]
+
+
+def stage_vae(settings, run_dir):
+    final = run_dir / "vae_trained"
+    if final.exists():
+        return
+    data = load_data(run_dir)
+    images, held_out = data["images"], data["held_out"]
+    vae = _make_vae(settings)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.vae_crop_lr, weight_decay=0.0)
+    generator = np.random.default_rng(settings.seed)
+    torch.manual_seed(settings.seed)
+    step, elapsed = 0, 0.0
+    ckpt_path = run_dir / "vae_checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        vae.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        _set_rng_state(generator, ckpt["rng"])
+        step, elapsed = ckpt["step"], ckpt["elapsed"]
+        _log(f"vae: resumed at step {step}")
+    n_params = sum(p.numel() for p in vae.parameters())
+    _log(f"vae: {n_params / 1e6:.2f}M parameters")
+    total = settings.vae_crop_steps + settings.vae_full_steps
+    t_start, t_ckpt, losses = time.time() - elapsed, time.time(), []
+    vae.train()
+    while step < total:
+        cropping = step < settings.vae_crop_steps
+        lr = settings.vae_crop_lr if cropping else settings.vae_full_lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = generator.integers(len(images), size=settings.vae_batch_size)
+        batch = images[idx]
+        if cropping:
+            c = settings.vae_crop_size
+            top, left = generator.integers(settings.image_size - c + 1, size=2)
+            batch = batch[:, top : top + c, left : left + c]
+        x = _to_tensor(np.ascontiguousarray(batch))
+        posterior = vae.encode(x).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        loss = F.mse_loss(reconstruction, x) + settings.vae_kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        step += 1
+        last = step == total
+        if last or time.time() - t_ckpt > 60 * settings.checkpoint_minutes:
+            elapsed = time.time() - t_start
+            _atomic_save(
+                {
+                    "model": vae.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": _rng_state(generator),
+                    "step": step,
+                    "elapsed": elapsed,
+                },
+                ckpt_path,
+            )
+            value = _vae_psnr(vae, held_out)
+            _log(
+                f"vae: step {step}/{total} loss {np.mean(losses):.5f} "
+                f"held-out PSNR {value:.2f} dB, {elapsed / 60:.1f} min"
+            )
+            t_ckpt, losses = time.time(), []
+    vae.save_pretrained(final)
+    record = {"steps": step, "minutes": round(elapsed / 60, 1), "held_out_psnr": value}
+    (run_dir / "vae_training.json").write_text(json.dumps(record) + "\n")
+
+
+@torch.no_grad()
+def stage_latents(settings, run_dir, batch_size=256):
+    from diffusers import AutoencoderKL
+
+    path = run_dir / "latents.pt"
+    if path.exists():
+        return
+    vae = AutoencoderKL.from_pretrained(run_dir / "vae_trained").eval()
+    images = load_data(run_dir)["images"]
+    modes = torch.cat(
+        [
+            vae.encode(_to_tensor(images[s : s + batch_size])).latent_dist.mode()
+            for s in range(0, len(images), batch_size)
+        ]
+    )
+    scaling_factor = float(1.0 / modes.std())
+    vae.register_to_config(scaling_factor=scaling_factor)
+    vae.save_pretrained(run_dir / "vae_trained")
+    _atomic_save({"latents": modes * scaling_factor, "scaling_factor": scaling_factor}, path)
+    _log(f"latents: {tuple(modes.shape)}, scaling factor {scaling_factor:.4f}")
+
+
+def _make_text_encoder(settings, tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=settings.text_hidden_size,
+        intermediate_size=4 * settings.text_hidden_size,
+        projection_dim=settings.text_hidden_size,
+        num_hidden_layers=settings.text_layers,
+        num_attention_heads=settings.text_heads,
+        max_position_embeddings=tokenizer.model_max_length,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return CLIPTextModel(config)
+
+
+def _make_unet(settings):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=settings.image_size // 4,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=settings.unet_block_out_channels,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=settings.text_hidden_size,
+    )
+
+
+def _noise_scheduler_config(settings):
+    return dict(
+        num_train_timesteps=settings.num_train_timesteps,
+        beta_start=settings.beta_start,
+        beta_end=settings.beta_end,
+        beta_schedule="scaled_linear",
+        prediction_type="epsilon",
+        clip_sample=False,
+    )
+
+
+def _token_ids(tokenizer, texts):
+    return tokenizer(
+        texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True
+    ).input_ids
+
+
+def stage_unet(settings, run_dir):
+    from diffusers import DDPMScheduler
+
+    ckpt_path = run_dir / "unet_checkpoint.pt"
+    tokenizer = build_tokenizer()
+    unet, text_encoder = _make_unet(settings), _make_text_encoder(settings, tokenizer)
+    models = torch.nn.ModuleDict({"unet": unet, "text_encoder": text_encoder})
+    ema = torch.optim.swa_utils.AveragedModel(
+        models, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(settings.ema_decay)
+    )
+    optimizer = torch.optim.AdamW(
+        models.parameters(), lr=settings.unet_lr, weight_decay=settings.unet_weight_decay
+    )
+    generator = np.random.default_rng(settings.seed + 1)
+    torch.manual_seed(settings.seed + 1)
+    step, elapsed = 0, 0.0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        models.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        _set_rng_state(generator, ckpt["rng"])
+        step, elapsed = ckpt["step"], ckpt["elapsed"]
+        _log(f"unet: resumed at step {step}")
+    if step >= settings.unet_steps:
+        return
+    latents = torch.load(run_dir / "latents.pt", weights_only=False)["latents"]
+    captions = load_data(run_dir)["captions"]
+    # Every caption tokenized once; an image's captions are rows
+    # first[i] .. first[i] + count[i] - 1 of the table.
+    ids = torch.tensor(_token_ids(tokenizer, [c for cs in captions for c in cs]))
+    count = np.array([len(cs) for cs in captions])
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    empty = torch.tensor(_token_ids(tokenizer, [""]))
+    scheduler = DDPMScheduler(**_noise_scheduler_config(settings))
+    alphas_cumprod = scheduler.alphas_cumprod
+    n_params = sum(p.numel() for p in unet.parameters()) / 1e6
+    n_text = sum(p.numel() for p in text_encoder.parameters()) / 1e6
+    _log(f"unet: {n_params:.2f}M parameters, text encoder {n_text:.2f}M")
+    t_start, t_ckpt, losses = time.time() - elapsed, time.time(), []
+    models.train()
+    while step < settings.unet_steps:
+        warmup = min(1.0, (step + 1) / settings.unet_warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = settings.unet_lr * warmup
+        idx = generator.integers(len(latents), size=settings.unet_batch_size)
+        rows = first[idx] + np.floor(generator.random(len(idx)) * count[idx]).astype(int)
+        input_ids = ids[rows]
+        dropped = torch.from_numpy(generator.random(len(idx)) < settings.caption_dropout)
+        input_ids[dropped] = empty
+        z0 = latents[idx]
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, settings.num_train_timesteps, (len(idx),))
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        context = text_encoder(input_ids).last_hidden_state
+        loss = F.mse_loss(unet(zt, t, encoder_hidden_states=context).sample, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
+        optimizer.step()
+        ema.update_parameters(models)
+        losses.append(loss.item())
+        step += 1
+        last = step == settings.unet_steps
+        if last or time.time() - t_ckpt > 60 * settings.checkpoint_minutes:
+            elapsed = time.time() - t_start
+            _atomic_save(
+                {
+                    "model": models.state_dict(),
+                    "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": _rng_state(generator),
+                    "step": step,
+                    "elapsed": elapsed,
+                },
+                ckpt_path,
+            )
+            _log(
+                f"unet: step {step}/{settings.unet_steps} loss {np.mean(losses):.4f}, "
+                f"{elapsed / 60:.1f} min"
+            )
+            t_ckpt, losses = time.time(), []
+
+
+def stage_export(settings, run_dir, out):
+    """Write the SD folder from the latest U-Net checkpoint (its EMA weights)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
+
+    tokenizer = build_tokenizer()
+    models = torch.nn.ModuleDict(
+        {"unet": _make_unet(settings), "text_encoder": _make_text_encoder(settings, tokenizer)}
+    )
+    ckpt = torch.load(run_dir / "unet_checkpoint.pt", weights_only=False)
+    ema = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k != "n_averaged"}
+    models.load_state_dict(ema)
+    vae = AutoencoderKL.from_pretrained(run_dir / "vae_trained")
+    scheduler = DDIMScheduler(
+        **_noise_scheduler_config(settings), set_alpha_to_one=False, steps_offset=1
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=models["text_encoder"].eval(),
+        tokenizer=tokenizer,
+        unet=models["unet"].eval(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    out = Path(out)
+    pipe.save_pretrained(out, safe_serialization=True)
+    save_tokenizer(tokenizer, out / "tokenizer")
+    index_path = out / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    vae_record = json.loads((run_dir / "vae_training.json").read_text())
+    record = {
+        "image_size": settings.image_size,
+        "generation_size": settings.image_size,
+        "toy_world_fingerprint": scenes.stimulus_fingerprint(),
+        "training": {
+            **dataclasses.asdict(settings),
+            "vae_scaling_factor": vae.config.scaling_factor,
+            "vae_minutes": vae_record["minutes"],
+            "vae_held_out_psnr": round(vae_record["held_out_psnr"], 2),
+            "unet_steps_done": ckpt["step"],
+            "unet_minutes": round(ckpt["elapsed"] / 60, 1),
+            "machine": "2 CPU cores, fp32",
+            "torch": torch.__version__,
+        },
+    }
+    (out / "brainldm.json").write_text(json.dumps(record, indent=2) + "\n")
+    _log(f"export: {out} from U-Net step {ckpt['step']}")
+
+
+_STAGE_FUNCTIONS = dict(data=stage_data, vae=stage_vae, latents=stage_latents, unet=stage_unet)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", default="runs/toy_ldm", help="checkpoints and data")
+    parser.add_argument("--out", default=str(TOY_LDM_PATH), help="folder written by export")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--unet-steps", type=int, default=Settings.unet_steps)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = Settings(unet_steps=args.unet_steps)
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stage in STAGES:
+        if stage not in args.stages:
+            continue
+        t0 = time.time()
+        if stage == "export":
+            stage_export(settings, run_dir, args.out)
+        else:
+            _STAGE_FUNCTIONS[stage](settings, run_dir)
+        _log(f"{stage}: done in {(time.time() - t0) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
