@@ -181,13 +181,13 @@ def make_toy_nsd(
     >>> from brainldm.datasets.toy import make_toy_nsd, load_toy_ground_truth
     >>> root = make_toy_nsd(
     ...     tempfile.mkdtemp() + "/nsd", n_sessions=4, n_released_sessions=3,
-    ...     trials_per_session=30, n_shared=8, volume_shape=(12, 14, 12),
+    ...     trials_per_session=15, n_shared=4, volume_shape=(12, 14, 12),
     ...     subjects=["subj01"], progress=False)
     >>> sorted(p.name for p in root.iterdir())
     ['nsddata', 'nsddata_betas', 'nsddata_stimuli', 'toy_ground_truth', 'toy_world.json']
     >>> truth = load_toy_ground_truth(root, "subj01")
     >>> truth.trial_images.shape
-    (90,)
+    (45,)
     """
     root = Path(root).expanduser()
     arguments = _check_arguments(
@@ -271,13 +271,13 @@ def load_toy_ground_truth(root, subject):
     >>> from brainldm.datasets.toy import make_toy_nsd, load_toy_ground_truth
     >>> root = make_toy_nsd(
     ...     tempfile.mkdtemp() + "/nsd", n_sessions=4, n_released_sessions=3,
-    ...     trials_per_session=30, n_shared=8, volume_shape=(12, 14, 12),
+    ...     trials_per_session=15, n_shared=4, volume_shape=(12, 14, 12),
     ...     subjects=["subj01"], progress=False)
     >>> truth = load_toy_ground_truth(root, 1)
     >>> truth.weights.shape == (len(truth.voxel_ijk), len(truth.feature_names))
     True
-    >>> sorted(set(truth.feature_groups))
-    ['low_level', 'semantic']
+    >>> int((truth.feature_groups == "semantic").sum())
+    18
     """
     root = Path(root).expanduser()
     info = _read_marker(root)
