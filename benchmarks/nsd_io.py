@@ -2,8 +2,9 @@
 
 Writes one subject in NSD's layout at NSD's scale (by default an 81 x 104 x 83 volume,
 37 sessions of 750 trials, ~15,700 nsdgeneral voxels with signal inside a ~200,000-voxel
-brain and zeros outside it, as in NSD's betas files), then times
-``brainldm.datasets.load_nsd``: a first load that reads the betas and writes the cache,
+brain and zeros outside it, as in NSD's betas files; a few sessions are simulated and the
+others are copies of them, which read exactly as slowly), then times
+``brainldm.datasets.nsd.load_nsd``: a first load that reads the betas and writes the cache,
 and a second load from the cache. Each load runs in a fresh process, so its peak
 resident memory is its own.
 
@@ -128,7 +129,12 @@ def _write_betas(path, shape, affine, brain, nsdgeneral, n_trials, rng, level, c
             f.write(block)
 
 
-def write_subject(root, shape, n_sessions, n_trials, n_nsdgeneral, level, seed=0):
+def write_subject(root, shape, n_sessions, n_trials, n_nsdgeneral, level, n_distinct, seed=0):
+    """Write the fake subject; sessions after the first ``n_distinct`` copy earlier ones.
+
+    Compressing noisy betas is what makes writing slow; a copied file costs the reader
+    exactly what a freshly simulated one does, which is all this benchmark measures.
+    """
     rng = np.random.default_rng(seed)
     affine = np.diag([1.8, 1.8, 1.8, 1.0])
     _write_design(root, rng)
@@ -137,10 +143,12 @@ def write_subject(root, shape, n_sessions, n_trials, n_nsdgeneral, level, seed=0
     betas.mkdir(parents=True)
     for session in range(1, n_sessions + 1):
         start = time.perf_counter()
-        _write_betas(
-            betas / f"betas_session{session:02d}.nii.gz",
-            shape, affine, brain, nsdgeneral, n_trials, rng, level,
-        )  # fmt: skip
+        path = betas / f"betas_session{session:02d}.nii.gz"
+        if session <= n_distinct:
+            _write_betas(path, shape, affine, brain, nsdgeneral, n_trials, rng, level)
+        else:
+            source = (session - 1) % n_distinct + 1
+            shutil.copyfile(betas / f"betas_session{source:02d}.nii.gz", path)
         print(f"  wrote session {session}/{n_sessions} in {time.perf_counter() - start:.1f} s")
     return int(brain.sum()), int(nsdgeneral.sum())
 
@@ -182,6 +190,9 @@ def main():
     parser.add_argument("--shape", type=int, nargs=3, default=(81, 104, 83))
     parser.add_argument("--nsdgeneral", type=int, default=15_700)
     parser.add_argument("--gzip-level", type=int, default=1)
+    parser.add_argument(
+        "--distinct-sessions", type=int, default=3, help="simulated sessions; the rest are copies"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new /tmp folder")
     parser.add_argument("--keep", action="store_true", help="keep the fake subject")
     parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)
@@ -197,11 +208,18 @@ def main():
         print(f"Writing a fake {SUBJECT} under {root}")
         start = time.perf_counter()
         n_brain, n_general = write_subject(
-            root, tuple(args.shape), args.sessions, args.trials, args.nsdgeneral, args.gzip_level
+            root,
+            tuple(args.shape),
+            args.sessions,
+            args.trials,
+            args.nsdgeneral,
+            args.gzip_level,
+            args.distinct_sessions,
         )
         size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
         print(
-            f"Wrote {args.sessions} sessions x {args.trials} trials, volume "
+            f"Wrote {args.sessions} sessions x {args.trials} trials "
+            f"({args.distinct_sessions} simulated, the others copies of them), volume "
             f"{tuple(args.shape)}, {n_brain} brain voxels, {n_general} nsdgeneral voxels, "
             f"{size / GIB:.1f} GiB in {time.perf_counter() - start:.0f} s "
             f"(writer peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)"

@@ -174,6 +174,20 @@ def test_voxels_without_variance_are_dropped_and_reported(world, truth):
     assert (data.X_train.std(axis=0) > 0.5).all()
 
 
+def test_voxel_with_a_non_finite_beta_is_dropped(broken, subj01):
+    path = betas_file(broken, 1)
+    img = nib.load(path)
+    betas = np.asarray(img.dataobj).astype(np.float32)
+    betas[(*subj01.voxel_ijk[0], 5)] = np.nan
+    nib.save(nib.Nifti1Image(betas, img.affine), path)
+    n_dropped = len(subj01.dropped_voxels) + 1
+    with pytest.warns(UserWarning, match=f"dropped {n_dropped} voxels"):
+        data = load(broken)
+    assert tuple(subj01.voxel_ijk[0]) in {tuple(x) for x in data.dropped_voxels}
+    np.testing.assert_allclose(data.X_train, subj01.X_train[:, 1:], atol=1e-5)
+    np.testing.assert_allclose(data.X_test, subj01.X_test[:, 1:], atol=1e-5)
+
+
 # ROIs
 
 
