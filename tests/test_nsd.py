@@ -80,6 +80,12 @@ def truth(world):
     return load_toy_ground_truth(world, "subj01")
 
 
+@pytest.fixture(scope="module")
+def scenes_of_world(subj01):
+    """The scenes and captions the toy world was drawn from, by 73k index."""
+    return scenes.make_stimuli(len(subj01.stimuli), seed=0)
+
+
 # Trials, images and the split
 
 
@@ -232,10 +238,9 @@ def test_masker_rejects_arrays_of_another_width():
 # Stimuli and captions
 
 
-def test_stimuli_are_the_scenes_by_73k_index_in_any_order(subj01):
-    n_images = len(subj01.stimuli)
-    expected = scenes.make_stimuli(n_images, seed=0).images
-    index = [7, 2, 7, n_images - 1]
+def test_stimuli_are_the_scenes_by_73k_index_in_any_order(subj01, scenes_of_world):
+    expected = scenes_of_world.images
+    index = [7, 2, 7, len(expected) - 1]
     np.testing.assert_array_equal(subj01.stimuli[index], expected[index])
     np.testing.assert_array_equal(subj01.stimuli[3], expected[3])
 
@@ -252,9 +257,9 @@ def test_stimuli_survive_pickling_after_use(subj01):
     np.testing.assert_array_equal(copy[0], first)
 
 
-def test_captions_are_found_by_coco_id_in_both_splits(subj01, world):
+def test_captions_are_found_by_coco_id_in_both_splits(subj01, world, scenes_of_world):
     info = pd.read_csv(world / "nsddata/experiments/nsd/nsd_stim_info_merged.csv", index_col=0)
-    expected = scenes.make_stimuli(len(info), seed=0).captions
+    expected = scenes_of_world.captions
     for split in ("train2017", "val2017"):
         index = np.flatnonzero(info["cocoSplit"] == split)[:3]
         # COCO's files list captions in no particular order.
