@@ -27,8 +27,7 @@ from PIL import Image
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-TOY_LDM_PATH = Path(__file__).parent / "toy" / "ldm"
-"""Folder of the toy latent diffusion model shipped with brainldm."""
+from brainldm.toy import TOY_LDM_PATH
 
 COMPONENTS = ("vae", "unet", "text_encoder", "tokenizer", "scheduler")
 """Sub-folders a model folder must have (the standard Stable Diffusion layout)."""
@@ -220,7 +219,9 @@ class StableDiffusion:
             generation_size=settings.get("generation_size"),
             config=settings,
         ).to(device)
-        model._source = (str(name_or_path) if name_or_path == "toy" else str(folder), device, dtype)
+        # Hub ids stay ids, so that a pickle resolves them through the cache where it is loaded.
+        local = str(name_or_path) != "toy" and Path(name_or_path).expanduser().is_dir()
+        model._source = (str(folder.resolve()) if local else str(name_or_path), device, dtype)
         return model
 
     def to(self, device=None, dtype=None):
@@ -1074,9 +1075,9 @@ def _resolve_folder(name_or_path):
         return Path(snapshot_download(str(name_or_path), allow_patterns=list(_HUB_FILES)))
     except (OSError, HFValidationError, ValueError) as error:
         raise FileNotFoundError(
-            f"could not fetch {str(name_or_path)!r} from the Hugging Face hub ({error}). Download "
-            "the model folder where the hub is reachable (huggingface_hub.snapshot_download) and "
-            "pass its local path instead"
+            f"{str(name_or_path)!r} is not a local folder and could not be fetched from the "
+            f"Hugging Face hub ({error}). Download the model folder where the hub is reachable "
+            "(huggingface_hub.snapshot_download) and pass its local path instead"
         ) from error
 
 
