@@ -81,7 +81,7 @@ def _write_design(root, rng):
         )
 
 
-def _write_rois(root, shape, affine, n_nsdgeneral, rng):
+def _write_rois(root, shape, affine, n_nsdgeneral, signal_only, rng):
     """Brain mask, nsdgeneral (~n_nsdgeneral voxels at the back) and streams; returns them."""
     centre = np.array(shape) / 2
     brain = _ellipsoid(shape, centre, np.array(shape) * 0.42)
@@ -90,6 +90,8 @@ def _write_rois(root, shape, affine, n_nsdgeneral, rng):
     order = np.argsort(ijk[:, 1] + 0.3 * np.abs(ijk[:, 0] - centre[0]))
     nsdgeneral = np.zeros(shape, dtype=bool)
     nsdgeneral[tuple(ijk[order[:n_nsdgeneral]].T)] = True
+    if signal_only:
+        brain = nsdgeneral
     roi_dir = root / f"nsddata/ppdata/{SUBJECT}/func1pt8mm/roi"
     roi_dir.mkdir(parents=True)
     general = np.where(brain, 0, -1).astype(np.int16)
@@ -129,7 +131,9 @@ def _write_betas(path, shape, affine, brain, nsdgeneral, n_trials, rng, level, c
             f.write(block)
 
 
-def write_subject(root, shape, n_sessions, n_trials, n_nsdgeneral, level, n_distinct, seed=0):
+def write_subject(
+    root, shape, n_sessions, n_trials, n_nsdgeneral, level, n_distinct, signal_only, seed=0
+):
     """Write the fake subject; sessions after the first ``n_distinct`` copy earlier ones.
 
     Compressing noisy betas is what makes writing slow; a copied file costs the reader
@@ -138,7 +142,7 @@ def write_subject(root, shape, n_sessions, n_trials, n_nsdgeneral, level, n_dist
     rng = np.random.default_rng(seed)
     affine = np.diag([1.8, 1.8, 1.8, 1.0])
     _write_design(root, rng)
-    brain, nsdgeneral = _write_rois(root, shape, affine, n_nsdgeneral, rng)
+    brain, nsdgeneral = _write_rois(root, shape, affine, n_nsdgeneral, signal_only, rng)
     betas = root / f"nsddata_betas/ppdata/{SUBJECT}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
     betas.mkdir(parents=True)
     for session in range(1, n_sessions + 1):
@@ -193,6 +197,11 @@ def main():
     parser.add_argument(
         "--distinct-sessions", type=int, default=3, help="simulated sessions; the rest are copies"
     )
+    parser.add_argument(
+        "--signal-only",
+        action="store_true",
+        help="zeros outside nsdgeneral: much faster to write and decompress than a whole brain",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new /tmp folder")
     parser.add_argument("--keep", action="store_true", help="keep the fake subject")
     parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)
@@ -215,6 +224,7 @@ def main():
             args.nsdgeneral,
             args.gzip_level,
             args.distinct_sessions,
+            args.signal_only,
         )
         size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
         print(

@@ -508,7 +508,9 @@ def _read_design(layout, subject):
         return Bunch(sources=[layout.expdesign], shared=shared, session_images=session_images)
 
     if not (layout.root / layout.responses).exists():
-        layout.require(layout.expdesign, "NSD experimental design")
+        layout.require(
+            layout.expdesign, f"NSD experimental design (or {layout.responses.name} of the subject)"
+        )
     responses = pd.read_csv(layout.root / layout.responses, sep="\t")
     stim_info = pd.read_csv(layout.require(layout.stim_info, "NSD stimulus table"), index_col=0)
     shared = np.flatnonzero(stim_info["shared1000"].astype(bool).to_numpy())
