@@ -106,13 +106,14 @@ class StableDiffusion:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from brainldm.diffusion import StableDiffusion
+    >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
+    >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
     >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-    >>> z = sd.encode_images(np.zeros((2, 85, 85, 3), np.uint8))  # doctest: +SKIP
-    >>> c = sd.encode_text([["a red circle"], ["a blue star on stripes"]])  # doctest: +SKIP
-    >>> sd.img2img(z, c, steps=25, progress=False).shape  # doctest: +SKIP
-    (2, 1, 64, 64, 3)
+    >>> scenes = make_stimuli(2, seed=0)  # doctest: +SKIP
+    >>> z = sd.encode_images(scenes.images)  # doctest: +SKIP
+    >>> c = sd.encode_text(scenes.captions)  # doctest: +SKIP
+    >>> sd.img2img(z, c, steps=10, n_samples=2, progress=False).shape  # doctest: +SKIP
+    (2, 2, 64, 64, 3)
     """
 
     def __init__(
@@ -187,10 +188,10 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> sd.latent_shape, sd.text_shape  # doctest: +SKIP
-        ((4, 16, 16), (77, 128))
+        >>> sd.latent_shape, sd.generation_latent_shape, sd.text_shape  # doctest: +SKIP
+        ((4, 16, 16), (4, 16, 16), (77, 128))
         """
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
@@ -356,10 +357,13 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> import numpy as np
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> import numpy as np  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> sd.encode_images(np.zeros((3, 85, 85, 3), np.uint8)).shape  # doctest: +SKIP
+        >>> images = np.zeros((3, 85, 85, 3), np.uint8)  # doctest: +SKIP
+        >>> sd.encode_images(images).shape  # doctest: +SKIP
+        (3, 4, 16, 16)
+        >>> sd.encode_images(images, sample=True, seed=1).shape  # doctest: +SKIP
         (3, 4, 16, 16)
         """
         size = self.image_size if size is None else _check_int(size, "size", minimum=1)
@@ -413,8 +417,10 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> import numpy as np  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
+        >>> images = np.zeros((3, 85, 85, 3), np.uint8)  # doctest: +SKIP
         >>> sd.decode_latents(sd.encode_images(images)).shape  # doctest: +SKIP
         (3, 64, 64, 3)
         """
@@ -450,7 +456,7 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
         >>> sd.encode_text([["a red circle", "a circle, red"], ["a star"]]).shape  # doctest: +SKIP
         (2, 77, 128)
@@ -560,10 +566,15 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> sd.img2img(z, c, n_samples=5, progress=False).shape  # doctest: +SKIP
-        (3, 5, 64, 64, 3)
+        >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
+        >>> z, c = sd.encode_images(scenes.images), sd.encode_text(scenes.captions)  # doctest: +SKIP
+        >>> sd.img2img(z, c, steps=10, n_samples=2, progress=False).shape  # doctest: +SKIP
+        (3, 2, 64, 64, 3)
+        >>> sd.img2img(z, None, steps=10, progress=False).shape  # the z-only control  # doctest: +SKIP
+        (3, 1, 64, 64, 3)
         """
         z = _check_latents(z, "z", self.vae.config.latent_channels, self.latent_shape)
         c = self._check_conditioning(c, len(z))
@@ -628,12 +639,14 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
         >>> c = sd.encode_text([["a red circle on a plain blue background"]])  # doctest: +SKIP
-        >>> sd.text2img(c, steps=25, progress=False).shape  # doctest: +SKIP
-        (1, 1, 64, 64, 3)
+        >>> sd.text2img(c, steps=10, n_samples=2, progress=False).shape  # doctest: +SKIP
+        (1, 2, 64, 64, 3)
         """
+        if c is None:
+            raise ValueError("c is None; text2img needs one c per image (see img2img for z only)")
         c = self._check_conditioning(c)
         return self._generate(
             None,
@@ -720,12 +733,19 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> x0 = sd.encode_images(images, size=sd.generation_size)  # doctest: +SKIP
-        >>> out = sd.denoise(x0, c, read_steps=("early", "late"), layers=None)  # doctest: +SKIP
+        >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
+        >>> x0 = sd.encode_images(scenes.images, size=sd.generation_size)  # doctest: +SKIP
+        >>> c = sd.encode_text(scenes.captions)  # doctest: +SKIP
+        >>> out = sd.denoise(  # doctest: +SKIP
+        ...     x0, c, steps=10, read_steps=("early", "late"), layers=None, progress=False  # doctest: +SKIP
+        ... )  # doctest: +SKIP
         >>> out.latents.shape, out.activations["mid_block"].shape  # doctest: +SKIP
         ((3, 2, 4, 16, 16), (3, 2, 64, 2, 2))
+        >>> out.steps.tolist(), out.timesteps.tolist()  # doctest: +SKIP
+        ([0, 7], [701, 1])
         """
         latents = _check_latents(
             latents, "latents", self.vae.config.latent_channels, self.generation_latent_shape
@@ -845,11 +865,13 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
-        >>> sd = StableDiffusion.from_pretrained("CompVis/stable-diffusion-v1-4")  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
+        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
         >>> plan = sd.schedule(steps=50, strength=0.8)  # doctest: +SKIP
-        >>> plan.noise_timestep, plan.timesteps[[0, -1]].tolist()  # doctest: +SKIP
-        (801, [781, 1])
+        >>> plan.noise_timestep, plan.timesteps[[0, -1]].tolist(), len(plan.timesteps)  # doctest: +SKIP
+        (801, [781, 1], 40)
+        >>> sd.schedule(steps=50, strength=0.8, noise_schedule="diffusers").noise_timestep  # doctest: +SKIP
+        781
         """
         _, timesteps, noise_level = self._schedule(steps, strength, noise_schedule)
         return Bunch(timesteps=timesteps.numpy(), noise_timestep=noise_level)
@@ -870,7 +892,7 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
         >>> sd.read_step_indices(["early", "middle", "late", -2], steps=50, strength=0.8)  # doctest: +SKIP
         [0, 20, 39, 38]
@@ -896,7 +918,7 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion
+        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
         >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
         >>> sd.unet_output_shapes(["down_blocks.0", "mid_block"], pool_size=1)  # doctest: +SKIP
         {'down_blocks.0': (32, 1, 1), 'mid_block': (64, 1, 1)}

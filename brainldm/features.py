@@ -220,18 +220,20 @@ class LDMFeatures(FeatureExtractor):
 
     Examples
     --------
-    The VAE's posterior standard deviation, as a plug-in extractor:
+    The VAE's posterior noise, as a plug-in extractor:
 
-    >>> from brainldm.features import LDMFeatures
-    >>> class PosteriorSpread(LDMFeatures):
-    ...     def __init__(self, model="toy", device=None, dtype=None):
-    ...         self.model, self.device, self.dtype = model, device, dtype
-    ...     def _feature_shape(self):
-    ...         return self._get_model().latent_shape
-    ...     def _extract(self, X):
-    ...         sd = self._get_model()
-    ...         return sd.encode_images(X, sample=True) - sd.encode_images(X)
-    >>> PosteriorSpread().fit_transform(images).shape  # doctest: +SKIP
+    >>> import numpy as np  # doctest: +SKIP
+    >>> from brainldm.features import LDMFeatures  # doctest: +SKIP
+    >>> class PosteriorNoise(LDMFeatures):  # doctest: +SKIP
+    ...     def __init__(self, model="toy", device=None, dtype=None):  # doctest: +SKIP
+    ...         self.model, self.device, self.dtype = model, device, dtype  # doctest: +SKIP
+    ...     def _feature_shape(self):  # doctest: +SKIP
+    ...         return self._get_model().latent_shape  # doctest: +SKIP
+    ...     def _extract(self, X):  # doctest: +SKIP
+    ...         sd = self._get_model()  # doctest: +SKIP
+    ...         return sd.encode_images(X, sample=True) - sd.encode_images(X)  # doctest: +SKIP
+    >>> images = np.zeros((5, 64, 64, 3), np.uint8)  # doctest: +SKIP
+    >>> PosteriorNoise().fit_transform(images).shape  # doctest: +SKIP
     (5, 1024)
     """
 
@@ -277,11 +279,12 @@ class LatentFeatures(LDMFeatures):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from brainldm.features import LatentFeatures
-    >>> images = np.zeros((3, 85, 85, 3), np.uint8)
-    >>> LatentFeatures("toy").fit_transform(images).shape  # doctest: +SKIP
-    (3, 1024)
+    >>> import numpy as np  # doctest: +SKIP
+    >>> from brainldm.features import LatentFeatures  # doctest: +SKIP
+    >>> images = np.zeros((3, 85, 85, 3), np.uint8)  # doctest: +SKIP
+    >>> extractor = LatentFeatures("toy")  # doctest: +SKIP
+    >>> extractor.fit_transform(images).shape, extractor.feature_shape_  # doctest: +SKIP
+    ((3, 1024), (4, 16, 16))
     """
 
     def __init__(
@@ -341,8 +344,8 @@ class TextFeatures(LDMFeatures):
 
     Examples
     --------
-    >>> from brainldm.features import TextFeatures
-    >>> TextFeatures("toy").fit_transform([["a red star"], ["a blue ring"]]).shape  # doctest: +SKIP
+    >>> from brainldm.features import TextFeatures  # doctest: +SKIP
+    >>> TextFeatures("toy").fit_transform([["a red star"], ["a blue ring", "a ring"]]).shape  # doctest: +SKIP
     (2, 9856)
     """
 
@@ -440,11 +443,13 @@ class DenoisedLatentFeatures(_DenoisingFeatures):
 
     Examples
     --------
-    >>> from brainldm.features import DenoisedLatentFeatures, image_caption_pairs
-    >>> X = image_caption_pairs(images, captions)  # doctest: +SKIP
-    >>> zc = DenoisedLatentFeatures("toy", steps=25, read_steps=["early", "late"])  # doctest: +SKIP
-    >>> zc.fit_transform(X).shape  # doctest: +SKIP
-    (3, 2048)
+    >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
+    >>> from brainldm.features import DenoisedLatentFeatures, image_caption_pairs  # doctest: +SKIP
+    >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
+    >>> X = image_caption_pairs(scenes.images, scenes.captions)  # doctest: +SKIP
+    >>> zc = DenoisedLatentFeatures("toy", steps=10, read_steps=["early", "late"])  # doctest: +SKIP
+    >>> zc.fit_transform(X).shape, zc.feature_shape_  # doctest: +SKIP
+    ((3, 2048), (2, 4, 16, 16))
     """
 
     def __init__(
@@ -538,10 +543,16 @@ class UNetLayerFeatures(_DenoisingFeatures):
 
     Examples
     --------
-    >>> from brainldm.features import UNetLayerFeatures
-    >>> unet = UNetLayerFeatures("toy", steps=25, read_steps=["early", "late"])  # doctest: +SKIP
+    >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
+    >>> from brainldm.features import UNetLayerFeatures, image_caption_pairs  # doctest: +SKIP
+    >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
+    >>> X = image_caption_pairs(scenes.images, scenes.captions)  # doctest: +SKIP
+    >>> unet = UNetLayerFeatures("toy", steps=10, read_steps=["early", "late"], pool_size=1)  # doctest: +SKIP
     >>> features = unet.fit_transform(X)  # doctest: +SKIP
-    >>> mid_late = features[:, unet.feature_slices_["mid_block", "late"]]  # doctest: +SKIP
+    >>> unet.layers_  # doctest: +SKIP
+    ('down_blocks.0', 'down_blocks.1', 'mid_block', 'up_blocks.1', 'up_blocks.2')
+    >>> features.shape, features[:, unet.feature_slices_["mid_block", "late"]].shape  # doctest: +SKIP
+    ((3, 512), (3, 64))
     """
 
     def __init__(
