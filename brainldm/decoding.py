@@ -118,7 +118,7 @@ class _RidgeDecoder(RegressorMixin, BaseEstimator):
         standardize=True,
         fit_intercept=True,
         alpha_per_target=True,
-        n_targets_batch=4096,
+        n_targets_batch=2048,
         device=None,
         verbose=False,
     ):
@@ -256,7 +256,7 @@ _PARAMETERS = """
         Fit an intercept per target (the original code fits none).
     alpha_per_target : bool, default=True
         Choose an alpha per target, else one shared by all targets.
-    n_targets_batch : int or None, default=4096
+    n_targets_batch : int or None, default=2048
         Targets solved together; bounds peak memory.
     device : str or None, default=None
         ``"cpu"``, ``"cuda"`` or None (CPU).

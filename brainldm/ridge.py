@@ -393,7 +393,7 @@ def solve_ridge_cv(
     groups=None,
     fit_intercept=True,
     alpha_per_target=True,
-    n_targets_batch=4096,
+    n_targets_batch=2048,
     device=None,
     copy_X=True,
     progress_bar=False,
@@ -424,7 +424,7 @@ def solve_ridge_cv(
     alpha_per_target : bool, default=True
         Choose an alpha per target; if False, the alpha with the best score
         averaged over targets is shared by all.
-    n_targets_batch : int or None, default=4096
+    n_targets_batch : int or None, default=2048
         Targets solved together. Peak memory grows with it; ``None`` solves all
         targets at once.
     device : str, torch.device or None, default=None
@@ -548,7 +548,7 @@ def _warn_on_edges(best, alphas):
             )
 
 
-def solve_ridge(X, Y, alphas, *, fit_intercept=True, n_targets_batch=4096, device=None):
+def solve_ridge(X, Y, alphas, *, fit_intercept=True, n_targets_batch=2048, device=None):
     """Fit ridge regression with a given alpha, or one alpha per target.
 
     Parameters
@@ -558,7 +558,7 @@ def solve_ridge(X, Y, alphas, *, fit_intercept=True, n_targets_batch=4096, devic
     alphas : float or array of shape (n_targets,)
         Positive regularisation strength(s).
     fit_intercept : bool, default=True
-    n_targets_batch : int or None, default=4096
+    n_targets_batch : int or None, default=2048
     device : str, torch.device or None, default=None
 
     Returns
