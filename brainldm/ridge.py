@@ -431,8 +431,8 @@ def solve_ridge_cv(
         Where to compute: ``"cpu"``, ``"cuda"``; ``None`` uses the device of
         torch inputs, else the CPU.
     copy_X : bool, default=True
-        If False and X is a float tensor or array on `device`, X is centred in
-        place (saves one copy of X).
+        If False, a writeable float X already on `device` in the compute dtype
+        is centred in place, which saves one copy of X.
     progress_bar : bool, default=False
         Show a progress bar over target batches.
 
@@ -490,7 +490,10 @@ def solve_ridge_cv(
     dtype = compute_dtype(X, Y)
 
     X_tensor, copied = as_tensor(X, dtype, device)
-    problem = _Problem(X_tensor, splits, fit_intercept, dtype, copy_X=copy_X and not copied)
+    read_only = isinstance(X, np.ndarray) and not X.flags.writeable
+    problem = _Problem(
+        X_tensor, splits, fit_intercept, dtype, copy_X=not copied and (copy_X or read_only)
+    )
     alphas_tensor = torch.as_tensor(alphas, dtype=dtype, device=device)
     Y_tensor, _ = as_tensor(Y)
     Y_matrix = Y_tensor.reshape(len(Y_tensor), -1)

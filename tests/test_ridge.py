@@ -119,6 +119,19 @@ def test_torch_inputs_give_torch_outputs_and_x_is_left_unchanged():
     np.testing.assert_array_equal(X_tensor.numpy(), X)
 
 
+def test_copy_x_false_centres_x_in_place_but_never_a_read_only_x():
+    X, Y, _ = planted_problem()
+    expected = solve_ridge_cv(X, Y, [1.0])
+    owned = X.copy()
+    in_place = solve_ridge_cv(owned, Y, [1.0], copy_X=False)
+    np.testing.assert_allclose(in_place.coef, expected.coef)
+    np.testing.assert_allclose(owned, X - X.mean(0))
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    solve_ridge_cv(read_only, Y, [1.0], copy_X=False)
+    np.testing.assert_array_equal(read_only, X)
+
+
 def test_solve_ridge_takes_one_alpha_per_target():
     X, Y, _ = planted_problem()
     alphas = np.array([0.5, 5.0, 50.0, 500.0])
