@@ -113,6 +113,13 @@ def test_encode_images_takes_the_posterior_mode_unless_asked_to_sample(sd, image
     assert np.abs(sampled - z).mean() > 1e-3
 
 
+def test_encode_images_accepts_a_sequence_of_images_of_any_size(sd, images, z):
+    sequence = [Image.fromarray(images[0]), images[1], Image.fromarray(images[2]).resize((24, 24))]
+    encoded = sd.encode_images(sequence)
+    assert encoded.shape == (3, 4, 8, 8)
+    np.testing.assert_allclose(encoded[:2], z[:2], atol=1e-6)
+
+
 def test_decode_latents_gives_uint8_images(sd, z):
     decoded = sd.decode_latents(z)
     assert decoded.shape == (len(z), 16, 16, 3)
@@ -297,6 +304,16 @@ def test_strength_outside_zero_one_is_rejected(sd, z, strength):
 def test_strength_that_leaves_no_step_is_rejected(sd, z):
     with pytest.raises(ValueError, match="0 denoising steps; raise strength or steps"):
         sd.img2img(z[:1], strength=0.01, steps=50, progress=False)
+
+
+def test_text2img_without_c_is_rejected(sd):
+    with pytest.raises(ValueError, match="text2img needs one c per image"):
+        sd.text2img(None, progress=False)
+
+
+def test_image_ids_must_be_one_per_image(sd):
+    with pytest.raises(ValueError, match="image_ids has 1 ids for 2 images"):
+        sd.denoise(np.zeros((2, 4, 16, 16), np.float32), steps=10, image_ids=[3], progress=False)
 
 
 def test_steps_below_one_are_rejected(sd, z):
