@@ -740,8 +740,8 @@ class StableDiffusion:
         >>> x0 = sd.encode_images(scenes.images, size=sd.generation_size)  # doctest: +SKIP
         >>> c = sd.encode_text(scenes.captions)  # doctest: +SKIP
         >>> out = sd.denoise(  # doctest: +SKIP
-        ...     x0, c, steps=10, read_steps=("early", "late"), layers=None, progress=False  # doctest: +SKIP
-        ... )  # doctest: +SKIP
+        ...     x0, c, steps=10, read_steps=("early", "late"), layers=None, progress=False
+        ... )
         >>> out.latents.shape, out.activations["mid_block"].shape  # doctest: +SKIP
         ((3, 2, 4, 16, 16), (3, 2, 64, 2, 2))
         >>> out.steps.tolist(), out.timesteps.tolist()  # doctest: +SKIP

@@ -225,13 +225,13 @@ class LDMFeatures(FeatureExtractor):
     >>> import numpy as np  # doctest: +SKIP
     >>> from brainldm.features import LDMFeatures  # doctest: +SKIP
     >>> class PosteriorNoise(LDMFeatures):  # doctest: +SKIP
-    ...     def __init__(self, model="toy", device=None, dtype=None):  # doctest: +SKIP
-    ...         self.model, self.device, self.dtype = model, device, dtype  # doctest: +SKIP
-    ...     def _feature_shape(self):  # doctest: +SKIP
-    ...         return self._get_model().latent_shape  # doctest: +SKIP
-    ...     def _extract(self, X):  # doctest: +SKIP
-    ...         sd = self._get_model()  # doctest: +SKIP
-    ...         return sd.encode_images(X, sample=True) - sd.encode_images(X)  # doctest: +SKIP
+    ...     def __init__(self, model="toy", device=None, dtype=None):
+    ...         self.model, self.device, self.dtype = model, device, dtype
+    ...     def _feature_shape(self):
+    ...         return self._get_model().latent_shape
+    ...     def _extract(self, X):
+    ...         sd = self._get_model()
+    ...         return sd.encode_images(X, sample=True) - sd.encode_images(X)
     >>> images = np.zeros((5, 64, 64, 3), np.uint8)  # doctest: +SKIP
     >>> PosteriorNoise().fit_transform(images).shape  # doctest: +SKIP
     (5, 1024)
