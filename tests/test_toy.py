@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import warnings
 
@@ -438,18 +437,16 @@ def test_empty_folder_receives_the_world(tmp_path):
 @pytest.mark.slow
 def test_killed_run_leaves_no_world_that_looks_complete(tmp_path):
     root = tmp_path / "nsd"
-    script = textwrap.dedent(
-        f"""
-        from brainldm.datasets.toy import make_toy_nsd
-        make_toy_nsd({str(root)!r}, progress=False)
-        """
+    # Betas of 20 sessions follow the first, so the kill lands mid-write.
+    medium = dict(SMALL_WORLD, trials_per_session=150, n_shared=50, volume_shape=(20, 24, 20))
+    script = (
+        f"from brainldm.datasets.toy import make_toy_nsd; make_toy_nsd({str(root)!r}, **{medium!r})"
     )
     child = subprocess.Popen([sys.executable, "-c", script])
     try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(".nsd.tmp-*/nsddata_stimuli")):
-            assert time.monotonic() < deadline and child.poll() is None
-            time.sleep(0.2)
+        while not list(tmp_path.glob(".nsd.tmp-*/nsddata_betas")):
+            assert child.poll() is None, "the world was written before it could be killed"
+            time.sleep(0.02)
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
@@ -458,6 +455,12 @@ def test_killed_run_leaves_no_world_that_looks_complete(tmp_path):
         toy.load_toy_ground_truth(root, "subj01")
     toy.make_toy_nsd(root, **TINY_WORLD)
     assert toy.load_toy_ground_truth(root, "subj01").trial_images.shape == (60,)
+
+
+def test_world_is_as_readable_as_any_new_folder(tiny):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert tiny.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 @pytest.mark.parametrize(

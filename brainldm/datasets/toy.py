@@ -24,6 +24,7 @@ the decoders and the encoding models can all be checked against the truth.
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 #: Version of what :func:`make_toy_nsd` writes; a world made by another version
-#: is rebuilt rather than reused.
+#: is not reused.
 TOY_WORLD_VERSION = 1
 
 #: The subjects of the toy world: NSD's four that saw all 40 sessions.
@@ -209,9 +210,13 @@ def make_toy_nsd(
                 for k, v in arguments.items()
                 if existing["arguments"].get(k) != v
             }
+            if not differing:
+                differing = {
+                    "toy_world_version": (existing.get("toy_world_version"), TOY_WORLD_VERSION)
+                }
             raise ValueError(
                 f"root={str(root)!r} holds a toy world made with other arguments "
-                f"(there, here: {differing or 'toy world version differs'}); "
+                f"(there, here: {differing}); "
                 "pass overwrite=True to replace it or choose another root"
             )
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -219,7 +224,9 @@ def make_toy_nsd(
             f"root={str(root)!r} exists and does not hold a toy world; choose a new or empty folder"
         )
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    # Not tempfile.mkdtemp: its folders are private (0700), and the world is renamed as is.
+    staging = root.parent / f".{root.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
     try:
         _write_world(staging, arguments, progress)
         _publish(staging, root, arguments)
