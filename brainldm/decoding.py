@@ -15,7 +15,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from brainldm.ridge import DEFAULT_ALPHAS, _check_alphas, check_finite, cv_splits, solve_ridge_cv
+from brainldm._backend import resolve_device
+from brainldm.ridge import (
+    DEFAULT_ALPHAS,
+    _batches,
+    _check_alphas,
+    check_finite,
+    cv_splits,
+    solve_ridge_cv,
+)
 
 __all__ = ["LatentDecoder", "TextDecoder", "reshape_targets"]
 
@@ -167,6 +175,8 @@ class _RidgeDecoder(RegressorMixin, BaseEstimator):
         check_finite(X, "X")
         check_finite(y, "y")
         _check_alphas(self.alphas)
+        _batches(1 if y.ndim == 1 else y.shape[1], self.n_targets_batch)
+        resolve_device(self.device)
         indices = _voxel_indices(self.voxels, X.shape[1])
         splits = cv_splits(self.cv, len(X), groups)
 
