@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 
@@ -77,16 +77,16 @@ def write_cache(path, arrays, attrs):
     """Write ``arrays`` (name -> ndarray) and JSON-able ``attrs`` to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # A fresh random name, created like any file (so the umask sets who may read it).
+    tmp_name = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        with h5py.File(tmp_name, "w") as f:
+        with h5py.File(tmp_name, "x") as f:
             for name, array in arrays.items():
                 f.create_dataset(name, data=np.asarray(array))
             f.attrs["brainldm"] = json.dumps(attrs)
         os.replace(tmp_name, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp_name.unlink(missing_ok=True)
         raise
     for stale in _siblings(path):
         stale.unlink(missing_ok=True)
