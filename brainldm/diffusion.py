@@ -94,7 +94,8 @@ class StableDiffusion:
     Notes
     -----
     Random draws (the img2img noise, DDIM noise for ``eta > 0`` and VAE
-    posterior samples) come from one CPU ``torch.Generator`` per sample:
+    posterior samples) come from one CPU ``torch.Generator`` per sample
+    (:func:`sample_generator`):
     sample ``i`` of image ``j`` uses a generator seeded from
     ``(seed, start_index + j, i)``, so results do not depend on the batch size
     or on how a set of images is split into calls.
@@ -372,7 +373,7 @@ class StableDiffusion:
         if sample:
             noise = torch.stack(
                 [
-                    torch.randn(mean.shape[1:], generator=_generator(seed, key, 0))
+                    torch.randn(mean.shape[1:], generator=sample_generator(seed, key, 0))
                     for key in _image_ids(start_index, len(mean))
                 ]
             )
@@ -819,7 +820,7 @@ class StableDiffusion:
             for start in range(0, len(jobs), batch_size):
                 batch = jobs[start : start + batch_size]
                 rows = [j for j, _ in batch]
-                generators = [_generator(seed, image_ids[j], i) for j, i in batch]
+                generators = [sample_generator(seed, image_ids[j], i) for j, i in batch]
                 x = self._initial_latents(init, rows, generators, shape, scheduler, noise_level)
                 cond = None if c is None else c[rows].to(self.device, self.dtype)
                 for k, t in enumerate(timesteps):
@@ -1142,7 +1143,37 @@ def _image_ids(start_index, n_images, image_ids=None):
     return image_ids
 
 
-def _generator(seed, image, sample):
+def sample_generator(seed, image, sample):
+    """The CPU random generator of one sample of one image.
+
+    All the noise of sample ``sample`` of image ``image`` (posterior samples,
+    initial noise, DDIM noise) is drawn from this generator, in that order,
+    as diffusers' pipelines draw from a per-sample generator.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    image : int
+        Index (or id) of the image.
+    sample : int
+        Index of the sample.
+
+    Returns
+    -------
+    generator : torch.Generator
+        Seeded from the three numbers through :class:`numpy.random.SeedSequence`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from brainldm.diffusion import sample_generator
+    >>> a = torch.randn(3, generator=sample_generator(42, 0, 1))
+    >>> torch.equal(a, torch.randn(3, generator=sample_generator(42, 0, 1)))
+    True
+    >>> torch.equal(a, torch.randn(3, generator=sample_generator(42, 1, 0)))
+    False
+    """
     state = np.random.SeedSequence([int(seed), int(image), int(sample)]).generate_state(2)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 

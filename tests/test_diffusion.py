@@ -10,7 +10,7 @@ from diffusers import DDIMScheduler
 from PIL import Image
 from sklearn.base import clone
 
-from brainldm.diffusion import StableDiffusion
+from brainldm.diffusion import StableDiffusion, sample_generator
 from tests._tiny_sd import make_tiny_sd
 
 # Batched and one-at-a-time runs differ only by float rounding in the
@@ -150,6 +150,44 @@ def test_img2img_is_deterministic_for_a_seed(sd, z, c):
     np.testing.assert_array_equal(first, sd.img2img(z[:2], c[:2], steps=10, seed=7, progress=False))
     other = sd.img2img(z[:2], c[:2], steps=10, seed=8, progress=False)
     assert np.abs(first.astype(int) - other).mean() > 1.0
+
+
+def test_diffusers_noise_schedule_reproduces_diffusers_img2img_pipeline(sd, z, c):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    pipeline = StableDiffusionImg2ImgPipeline(
+        vae=sd.vae,
+        text_encoder=sd.text_encoder,
+        tokenizer=sd.tokenizer,
+        unet=sd.unet,
+        scheduler=DDIMScheduler.from_config(sd.scheduler.config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    init = Image.fromarray(sd.decode_latents(z[:1])[0]).resize((32, 32), Image.LANCZOS)
+    expected = pipeline(
+        image=init,
+        prompt_embeds=torch.from_numpy(c[:1]),
+        strength=0.8,
+        num_inference_steps=10,
+        guidance_scale=5.0,
+        eta=0.5,
+        generator=sample_generator(5, 0, 0),
+        output_type="np",
+    ).images[0]
+    ours = sd.img2img(
+        z[:1],
+        c[:1],
+        steps=10,
+        eta=0.5,
+        seed=5,
+        noise_schedule="diffusers",
+        sample_posterior=True,
+        progress=False,
+    )[0, 0]
+    assert np.abs(ours.astype(int) - np.round(expected * 255)).max() <= 1
 
 
 def test_img2img_in_batches_equals_one_at_a_time(sd, z, c):
