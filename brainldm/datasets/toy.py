@@ -341,18 +341,16 @@ def _check_arguments(**arguments):
             f"n_shared={arguments['n_shared']} must be less than the "
             f"{images_per_subject} images each subject sees"
         )
-    shape = arguments["volume_shape"]
-    if len(tuple(shape)) != 3 or min(int(s) for s in shape) < 12:
-        raise ValueError(f"volume_shape must be 3 sides of at least 12 voxels, got {shape!r}")
-    arguments["volume_shape"] = [int(s) for s in shape]
-    subjects = [
-        _subject_name(s)
-        for s in (
-            [arguments["subjects"]]
-            if isinstance(arguments["subjects"], str)
-            else arguments["subjects"]
+    shape = np.ravel(arguments["volume_shape"])
+    if shape.size != 3 or shape.min() < 12:
+        raise ValueError(
+            f"volume_shape must be 3 sides of at least 12 voxels, got {arguments['volume_shape']!r}"
         )
-    ]
+    arguments["volume_shape"] = [int(side) for side in shape]
+    requested = arguments["subjects"]
+    if isinstance(requested, (str, int, np.integer)):
+        requested = [requested]
+    subjects = [_subject_name(subject) for subject in requested]
     unknown = sorted(set(subjects) - set(SUBJECTS))
     if unknown or not subjects or len(set(subjects)) != len(subjects):
         raise ValueError(
@@ -379,13 +377,14 @@ def _publish(staging, root, arguments):
     if _read_marker(root) is not None:
         retired = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
         os.replace(root, retired / root.name)
-    elif root.exists():
-        root.rmdir()
     try:
+        if root.exists():
+            root.rmdir()
         os.replace(staging, root)
     except OSError:
         # Another process published the same world first.
-        if _read_marker(root) is None or not _same_world(_read_marker(root), arguments):
+        published = _read_marker(root)
+        if published is None or not _same_world(published, arguments):
             raise
         shutil.rmtree(staging)
     if retired is not None:
