@@ -107,13 +107,13 @@ class StableDiffusion:
 
     Examples
     --------
-    >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
-    >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-    >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-    >>> scenes = make_stimuli(2, seed=0)  # doctest: +SKIP
-    >>> z = sd.encode_images(scenes.images)  # doctest: +SKIP
-    >>> c = sd.encode_text(scenes.captions)  # doctest: +SKIP
-    >>> sd.img2img(z, c, steps=10, n_samples=2, progress=False).shape  # doctest: +SKIP
+    >>> from brainldm.datasets.scenes import make_stimuli
+    >>> from brainldm.diffusion import StableDiffusion
+    >>> sd = StableDiffusion.from_pretrained("toy")
+    >>> scenes = make_stimuli(2, seed=0)
+    >>> z = sd.encode_images(scenes.images)
+    >>> c = sd.encode_text(scenes.captions)
+    >>> sd.img2img(z, c, steps=10, n_samples=2, progress=False).shape
     (2, 2, 64, 64, 3)
     """
 
@@ -189,9 +189,9 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> sd.latent_shape, sd.generation_latent_shape, sd.text_shape  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> sd.latent_shape, sd.generation_latent_shape, sd.text_shape
         ((4, 16, 16), (4, 16, 16), (77, 128))
         """
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -358,13 +358,13 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> import numpy as np  # doctest: +SKIP
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> images = np.zeros((3, 85, 85, 3), np.uint8)  # doctest: +SKIP
-        >>> sd.encode_images(images).shape  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> images = np.zeros((3, 85, 85, 3), np.uint8)
+        >>> sd.encode_images(images).shape
         (3, 4, 16, 16)
-        >>> sd.encode_images(images, sample=True, seed=1).shape  # doctest: +SKIP
+        >>> sd.encode_images(images, sample=True, seed=1).shape
         (3, 4, 16, 16)
         """
         size = self.image_size if size is None else _check_int(size, "size", minimum=1)
@@ -418,11 +418,11 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> import numpy as np  # doctest: +SKIP
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> images = np.zeros((3, 85, 85, 3), np.uint8)  # doctest: +SKIP
-        >>> sd.decode_latents(sd.encode_images(images)).shape  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> images = np.zeros((3, 85, 85, 3), np.uint8)
+        >>> sd.decode_latents(sd.encode_images(images)).shape
         (3, 64, 64, 3)
         """
         z = _check_latents(z, "z", self.vae.config.latent_channels)
@@ -457,9 +457,9 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> sd.encode_text([["a red circle", "a circle, red"], ["a star"]]).shape  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> sd.encode_text([["a red circle", "a circle, red"], ["a star"]]).shape
         (2, 77, 128)
         """
         captions = _check_captions(captions)
@@ -567,14 +567,14 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
-        >>> z, c = sd.encode_images(scenes.images), sd.encode_text(scenes.captions)  # doctest: +SKIP
-        >>> sd.img2img(z, c, steps=10, n_samples=2, progress=False).shape  # doctest: +SKIP
+        >>> from brainldm.datasets.scenes import make_stimuli
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> scenes = make_stimuli(3, seed=0)
+        >>> z, c = sd.encode_images(scenes.images), sd.encode_text(scenes.captions)
+        >>> sd.img2img(z, c, steps=10, n_samples=2, progress=False).shape
         (3, 2, 64, 64, 3)
-        >>> sd.img2img(z, None, steps=10, progress=False).shape  # the z-only control  # doctest: +SKIP
+        >>> sd.img2img(z, None, steps=10, progress=False).shape  # the z-only control
         (3, 1, 64, 64, 3)
         """
         z = _check_latents(z, "z", self.vae.config.latent_channels, self.latent_shape)
@@ -640,10 +640,10 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> c = sd.encode_text([["a red circle on a plain blue background"]])  # doctest: +SKIP
-        >>> sd.text2img(c, steps=10, n_samples=2, progress=False).shape  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> c = sd.encode_text([["a red circle on a plain blue background"]])
+        >>> sd.text2img(c, steps=10, n_samples=2, progress=False).shape
         (1, 2, 64, 64, 3)
         """
         if c is None:
@@ -734,18 +734,18 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
-        >>> x0 = sd.encode_images(scenes.images, size=sd.generation_size)  # doctest: +SKIP
-        >>> c = sd.encode_text(scenes.captions)  # doctest: +SKIP
-        >>> out = sd.denoise(  # doctest: +SKIP
+        >>> from brainldm.datasets.scenes import make_stimuli
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> scenes = make_stimuli(3, seed=0)
+        >>> x0 = sd.encode_images(scenes.images, size=sd.generation_size)
+        >>> c = sd.encode_text(scenes.captions)
+        >>> out = sd.denoise(
         ...     x0, c, steps=10, read_steps=("early", "late"), layers=None, progress=False
         ... )
-        >>> out.latents.shape, out.activations["mid_block"].shape  # doctest: +SKIP
+        >>> out.latents.shape, out.activations["mid_block"].shape
         ((3, 2, 4, 16, 16), (3, 2, 64, 2, 2))
-        >>> out.steps.tolist(), out.timesteps.tolist()  # doctest: +SKIP
+        >>> out.steps.tolist(), out.timesteps.tolist()
         ([0, 7], [701, 1])
         """
         latents = _check_latents(
@@ -866,12 +866,12 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> plan = sd.schedule(steps=50, strength=0.8)  # doctest: +SKIP
-        >>> plan.noise_timestep, plan.timesteps[[0, -1]].tolist(), len(plan.timesteps)  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> plan = sd.schedule(steps=50, strength=0.8)
+        >>> plan.noise_timestep, plan.timesteps[[0, -1]].tolist(), len(plan.timesteps)
         (801, [781, 1], 40)
-        >>> sd.schedule(steps=50, strength=0.8, noise_schedule="diffusers").noise_timestep  # doctest: +SKIP
+        >>> sd.schedule(steps=50, strength=0.8, noise_schedule="diffusers").noise_timestep
         781
         """
         _, timesteps, noise_level = self._schedule(steps, strength, noise_schedule)
@@ -893,9 +893,9 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> sd.read_step_indices(["early", "middle", "late", -2], steps=50, strength=0.8)  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> sd.read_step_indices(["early", "middle", "late", -2], steps=50, strength=0.8)
         [0, 20, 39, 38]
         """
         _, timesteps, _ = self._schedule(steps, strength, NOISE_SCHEDULES[0])
@@ -919,9 +919,9 @@ class StableDiffusion:
 
         Examples
         --------
-        >>> from brainldm.diffusion import StableDiffusion  # doctest: +SKIP
-        >>> sd = StableDiffusion.from_pretrained("toy")  # doctest: +SKIP
-        >>> sd.unet_output_shapes(["down_blocks.0", "mid_block"], pool_size=1)  # doctest: +SKIP
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> sd.unet_output_shapes(["down_blocks.0", "mid_block"], pool_size=1)
         {'down_blocks.0': (32, 1, 1), 'mid_block': (64, 1, 1)}
         """
         layers = self.default_layers if layers is None else self._check_layers(layers)

@@ -222,9 +222,9 @@ class LDMFeatures(FeatureExtractor):
     --------
     The VAE's posterior noise, as a plug-in extractor:
 
-    >>> import numpy as np  # doctest: +SKIP
-    >>> from brainldm.features import LDMFeatures  # doctest: +SKIP
-    >>> class PosteriorNoise(LDMFeatures):  # doctest: +SKIP
+    >>> import numpy as np
+    >>> from brainldm.features import LDMFeatures
+    >>> class PosteriorNoise(LDMFeatures):
     ...     def __init__(self, model="toy", device=None, dtype=None):
     ...         self.model, self.device, self.dtype = model, device, dtype
     ...     def _feature_shape(self):
@@ -232,8 +232,8 @@ class LDMFeatures(FeatureExtractor):
     ...     def _extract(self, X):
     ...         sd = self._get_model()
     ...         return sd.encode_images(X, sample=True) - sd.encode_images(X)
-    >>> images = np.zeros((5, 64, 64, 3), np.uint8)  # doctest: +SKIP
-    >>> PosteriorNoise().fit_transform(images).shape  # doctest: +SKIP
+    >>> images = np.zeros((5, 64, 64, 3), np.uint8)
+    >>> PosteriorNoise().fit_transform(images).shape
     (5, 1024)
     """
 
@@ -279,11 +279,11 @@ class LatentFeatures(LDMFeatures):
 
     Examples
     --------
-    >>> import numpy as np  # doctest: +SKIP
-    >>> from brainldm.features import LatentFeatures  # doctest: +SKIP
-    >>> images = np.zeros((3, 85, 85, 3), np.uint8)  # doctest: +SKIP
-    >>> extractor = LatentFeatures("toy")  # doctest: +SKIP
-    >>> extractor.fit_transform(images).shape, extractor.feature_shape_  # doctest: +SKIP
+    >>> import numpy as np
+    >>> from brainldm.features import LatentFeatures
+    >>> images = np.zeros((3, 85, 85, 3), np.uint8)
+    >>> extractor = LatentFeatures("toy")
+    >>> extractor.fit_transform(images).shape, extractor.feature_shape_
     ((3, 1024), (4, 16, 16))
     """
 
@@ -344,8 +344,8 @@ class TextFeatures(LDMFeatures):
 
     Examples
     --------
-    >>> from brainldm.features import TextFeatures  # doctest: +SKIP
-    >>> TextFeatures("toy").fit_transform([["a red star"], ["a blue ring", "a ring"]]).shape  # doctest: +SKIP
+    >>> from brainldm.features import TextFeatures
+    >>> TextFeatures("toy").fit_transform([["a red star"], ["a blue ring", "a ring"]]).shape
     (2, 9856)
     """
 
@@ -443,12 +443,12 @@ class DenoisedLatentFeatures(_DenoisingFeatures):
 
     Examples
     --------
-    >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
-    >>> from brainldm.features import DenoisedLatentFeatures, image_caption_pairs  # doctest: +SKIP
-    >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
-    >>> X = image_caption_pairs(scenes.images, scenes.captions)  # doctest: +SKIP
-    >>> zc = DenoisedLatentFeatures("toy", steps=10, read_steps=["early", "late"])  # doctest: +SKIP
-    >>> zc.fit_transform(X).shape, zc.feature_shape_  # doctest: +SKIP
+    >>> from brainldm.datasets.scenes import make_stimuli
+    >>> from brainldm.features import DenoisedLatentFeatures, image_caption_pairs
+    >>> scenes = make_stimuli(3, seed=0)
+    >>> X = image_caption_pairs(scenes.images, scenes.captions)
+    >>> zc = DenoisedLatentFeatures("toy", steps=10, read_steps=["early", "late"])
+    >>> zc.fit_transform(X).shape, zc.feature_shape_
     ((3, 2048), (2, 4, 16, 16))
     """
 
@@ -543,15 +543,15 @@ class UNetLayerFeatures(_DenoisingFeatures):
 
     Examples
     --------
-    >>> from brainldm.datasets.scenes import make_stimuli  # doctest: +SKIP
-    >>> from brainldm.features import UNetLayerFeatures, image_caption_pairs  # doctest: +SKIP
-    >>> scenes = make_stimuli(3, seed=0)  # doctest: +SKIP
-    >>> X = image_caption_pairs(scenes.images, scenes.captions)  # doctest: +SKIP
-    >>> unet = UNetLayerFeatures("toy", steps=10, read_steps=["early", "late"], pool_size=1)  # doctest: +SKIP
-    >>> features = unet.fit_transform(X)  # doctest: +SKIP
-    >>> unet.layers_  # doctest: +SKIP
+    >>> from brainldm.datasets.scenes import make_stimuli
+    >>> from brainldm.features import UNetLayerFeatures, image_caption_pairs
+    >>> scenes = make_stimuli(3, seed=0)
+    >>> X = image_caption_pairs(scenes.images, scenes.captions)
+    >>> unet = UNetLayerFeatures("toy", steps=10, read_steps=["early", "late"], pool_size=1)
+    >>> features = unet.fit_transform(X)
+    >>> unet.layers_
     ('down_blocks.0', 'down_blocks.1', 'mid_block', 'up_blocks.1', 'up_blocks.2')
-    >>> features.shape, features[:, unet.feature_slices_["mid_block", "late"]].shape  # doctest: +SKIP
+    >>> features.shape, features[:, unet.feature_slices_["mid_block", "late"]].shape
     ((3, 512), (3, 64))
     """
 

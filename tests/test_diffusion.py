@@ -1,6 +1,7 @@
 """Specification of brainldm.diffusion, on tiny random models saved in the SD layout."""
 
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ from diffusers import DDIMScheduler
 from PIL import Image
 from sklearn.base import clone
 
+from brainldm.datasets.scenes import make_stimuli
 from brainldm.diffusion import StableDiffusion, sample_generator
 from tests._tiny_sd import make_tiny_sd
 
@@ -415,3 +417,13 @@ def test_fp16_on_cuda_matches_fp32(tiny_folder, z, c):
     assert fp16.dtype == torch.float16
     reference = fp32.img2img(z, c, steps=10, progress=False).astype(int)
     assert np.abs(fp16.img2img(z, c, steps=10, progress=False) - reference).mean() < 2.0
+
+
+def test_toy_model_loads_and_round_trips_caption_token_ids():
+    toy = StableDiffusion.from_pretrained("toy")
+    assert (toy.image_size, toy.generation_size, toy.latent_shape) == (64, 64, (4, 16, 16))
+    caption = make_stimuli(1, seed=0).captions[0][0]
+    ids = toy.tokenizer(caption).input_ids
+    assert toy.tokenizer.unk_token_id not in ids
+    words = re.findall(r"\w+|[^\w\s]", caption.lower())
+    assert toy.tokenizer.convert_ids_to_tokens(ids)[1:-1] == words

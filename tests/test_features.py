@@ -78,7 +78,7 @@ def test_denoised_latent_features_are_z_c_at_the_read_steps(sd, pairs, images, c
         progress=False,
         **DENOISING,
     ).latents
-    np.testing.assert_allclose(features.reshape(-1, 2, 4, 16, 16), expected, atol=1e-5)
+    np.testing.assert_allclose(features.reshape(-1, 2, 4, 16, 16), expected, rtol=1e-5, atol=1e-5)
 
 
 def _ids(pairs):
@@ -116,7 +116,7 @@ def test_unet_layer_features_slices_name_each_layer_and_step(sd, pairs):
     )
     late_mid = features[:, extractor.feature_slices_["mid_block", "late"]]
     np.testing.assert_allclose(
-        late_mid, direct.activations["mid_block"][:, 1].reshape(5, -1), atol=1e-5
+        late_mid, direct.activations["mid_block"][:, 1].reshape(5, -1), rtol=1e-5, atol=1e-5
     )
 
 
