@@ -1,0 +1,29 @@
+"""The README's usage example and the scripts in examples/ run as written."""
+
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_readme_usage_example_runs(tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Usage\s+```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
+    assert "(4, 1, 64, 64, 3)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_reconstruction_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["reconstruct_toy_world.py", str(tmp_path)])
+    runpy.run_path(str(ROOT / "examples" / "reconstruct_toy_world.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    z_score = float(re.search(r"identification of decoded z: ([0-9.]+)", out).group(1))
+    assert z_score > 0.7
+    assert (tmp_path / "reconstructions.png").exists()
