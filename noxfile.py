@@ -54,6 +54,10 @@ def docs(session):
 def bench(session):
     """Benchmarks: each prints its own ratios and targets."""
     _install(session)
-    scripts = session.posargs or ["benchmarks/ridge.py", "benchmarks/nsd_io.py", "benchmarks/diffusion.py"]
+    scripts = session.posargs or [
+        "benchmarks/ridge.py",
+        "benchmarks/nsd_io.py",
+        "benchmarks/diffusion.py",
+    ]
     for script in scripts:
         session.run("python", script)
