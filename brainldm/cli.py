@@ -13,28 +13,13 @@ result is already there, so an interrupted run resumes where it stopped.
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _save_atomic(path, write):
-    """Write ``path`` through ``write(tmp_path)`` then rename, so no half file is trusted."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+from brainldm._io import atomic_savez, atomic_write
 
 
 def _cached_npz(path, compute, log):
@@ -45,7 +30,7 @@ def _cached_npz(path, compute, log):
         with np.load(path) as saved:
             return {key: saved[key] for key in saved.files}
     arrays = compute()
-    _save_atomic(path, lambda tmp: np.savez(tmp, **arrays))
+    atomic_savez(path, arrays)
     return arrays
 
 
@@ -65,7 +50,7 @@ def _image_grid(columns, names, path):
         for row, image in enumerate(column):
             tile = Image.fromarray(image).resize((size, size), Image.LANCZOS)
             canvas.paste(tile, (x, header + row * (size + pad)))
-    _save_atomic(path, lambda tmp: canvas.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
 
 
 def reconstruct(
@@ -187,7 +172,7 @@ def reconstruct(
     _image_grid(columns, ["seen", "X_z", "z", "c", "zc"], out / "reconstructions.png")
     summary["images"] = str(out / "reconstructions.png")
     summary["seconds"] = round(time.time() - start, 1)
-    _save_atomic(
+    atomic_write(
         out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))
     )
     log(f"wrote {out / 'reconstructions.png'} and {out / 'summary.json'}")

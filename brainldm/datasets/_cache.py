@@ -10,14 +10,14 @@ temporary file that no later run opens.
 
 import hashlib
 import json
-import os
 import re
-import secrets
 import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from brainldm._io import atomic_write
 
 # Part of every key: bump it when the layout of cached files changes.
 FORMAT_VERSION = 1
@@ -75,18 +75,13 @@ def read_cache(path):
 
 def write_cache(path, arrays, attrs):
     """Write ``arrays`` (name -> ndarray) and JSON-able ``attrs`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh random name, created like any file (so the umask sets who may read it).
-    tmp_name = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    try:
-        with h5py.File(tmp_name, "x") as f:
+
+    def write(tmp):
+        with h5py.File(tmp, "x") as f:
             for name, array in arrays.items():
                 f.create_dataset(name, data=np.asarray(array))
             f.attrs["brainldm"] = json.dumps(attrs)
-        os.replace(tmp_name, path)
-    except BaseException:
-        tmp_name.unlink(missing_ok=True)
-        raise
+
+    path = atomic_write(path, write)
     for stale in _siblings(path):
         stale.unlink(missing_ok=True)

@@ -40,7 +40,6 @@ records the same under ``training``.
 import argparse
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from brainldm._io import atomic_savez, atomic_write
 from brainldm.datasets import scenes
 from brainldm.toy import HELD_OUT_SEED, TOY_LDM_PATH, TRAINING_SEED
 from brainldm.toy.perceptual import resize_images
@@ -96,9 +96,7 @@ def _log(message):
 
 
 def _atomic_save(obj, path):
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _to_tensor(images):
@@ -120,9 +118,7 @@ def stage_data(settings, run_dir):
     held_out, _ = _scenes(settings.n_held_out, settings.held_out_seed, settings.image_size)
     captions = json.dumps(stim.captions)
     attributes = {f"attr_{k}": v for k, v in stim.attributes.items()}
-    tmp = run_dir / "data.tmp.npz"
-    np.savez(tmp, images=images, held_out=held_out, captions=captions, **attributes)
-    os.replace(tmp, path)
+    atomic_savez(path, dict(images=images, held_out=held_out, captions=captions, **attributes))
     _log(f"data: {len(images)} training scenes in {time.time() - t0:.0f} s")
 
 
