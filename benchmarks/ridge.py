@@ -17,7 +17,8 @@ Two modes:
 Run from the repository root::
 
     nice -n 10 python benchmarks/ridge.py speed      # the default mode
-    nice -n 19 python benchmarks/ridge.py nsd --max-target-batches 2
+    python benchmarks/ridge.py nsd                   # about 22 minutes on 2 cores
+    python benchmarks/ridge.py nsd --max-target-batches 2
 
 ``--sizes`` picks the problem sizes of ``speed`` and ``--against himalaya`` leaves
 scikit-learn out; ``--scale`` shrinks every dimension of ``nsd``, whose output
@@ -154,11 +155,12 @@ def memory_model_gib(n_samples, n_voxels, n_targets, n_targets_batch, n_folds=5)
     arrays = {
         "Y": n_samples * n_targets,
         "X (caller) + X standardised": 2 * n_samples * n_voxels,
-        "coef_": n_voxels * n_targets,
-        "eigenvectors (folds + refit)": (n_folds + 1) * n_voxels**2,
-        "held-out projections A (folds)": n_samples * n_voxels,
-        "one target batch": (n_samples + 5 * n_voxels + 3 * n_test) * n_targets_batch
-        + n_test * n_voxels,
+        "coef_ (X'Y until the refit)": n_voxels * n_targets,
+        "Gram matrix (float64)": 2 * n_voxels**2,
+        "one fold's eigenvectors": n_voxels**2,
+        "while a fold is decomposed: held-out Gram (float64), float32 copy": 3 * n_voxels**2,
+        "one fold's held-out rows and projections": 2 * n_test * n_voxels,
+        "one target batch": (n_samples + 3 * n_voxels + 3 * n_test) * n_targets_batch,
     }
     return {name: 4 * size / 2**30 for name, size in arrays.items()}
 
@@ -195,12 +197,13 @@ def nsd(max_target_batches, n_targets_batch, scale):
     solved = n_batches if max_target_batches is None else min(max_target_batches, n_batches)
     n_solved = min(n_targets, solved * n_targets_batch)
     decoder = TextDecoder(n_targets_batch=n_targets_batch, verbose=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         # Random targets carry no signal: the largest alpha rightly wins.
         warnings.simplefilter("ignore", UserWarning)
         decoder.fit(X, Y[:, :n_solved], groups=groups)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     peak = peak_rss_gib()
     model = memory_model_gib(n_samples, n_voxels, n_targets, n_targets_batch)
     print("memory model at this size (GiB): " + ", ".join(f"{k} {v:.2f}" for k, v in model.items()))
@@ -208,7 +211,7 @@ def nsd(max_target_batches, n_targets_batch, scale):
     if solved == n_batches:
         print(
             f"TextDecoder fit, all {n_batches} target batches: {elapsed:.0f} s "
-            f"({elapsed / 60:.1f} min); peak RSS {peak:.2f} GiB (measured)"
+            f"({elapsed / 60:.1f} min) wall, {cpu:.0f} s CPU; peak RSS {peak:.2f} GiB (measured)"
         )
         return
     fixed, per_target = fit_flops(n_samples, n_voxels, n_targets, len(decoder.alphas))

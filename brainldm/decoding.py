@@ -337,7 +337,8 @@ class TextDecoder(_RidgeDecoder):
     Targets are flat: SD v1.4's ``c`` (77 tokens x 768) is 59,136 columns.
     At NSD scale (24,980 trials x 7,000 voxels, float32) ``y`` is 5.5 GiB and
     ``coef_`` 1.5 GiB; neither is copied whole, and targets are solved in
-    batches of `n_targets_batch`.
+    batches of `n_targets_batch`: the whole fit peaks at about 11 GiB (see
+    ``benchmarks/ridge.py nsd``).
 """
         + _PARAMETERS
         + """

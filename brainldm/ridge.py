@@ -8,12 +8,15 @@ decoders (:mod:`brainldm.decoding`) and the voxelwise encoding models call
 How it is solved. Each fold is diagonalised once: the eigendecomposition of the
 train Gram matrix ``X'X`` (p x p) when there are at least as many train rows as
 features, else of the kernel ``XX'`` (n x n). Every alpha of the grid is then
-scored from that one decomposition, with no refit per alpha. Targets are
-processed in batches (``n_targets_batch``) with the folds inside the batch
-loop, so that ``X'Y`` of a batch serves every fold and the final refit, and
-peak memory grows with the batch, never with the number of targets: ``Y`` is
-never copied or upcast whole. Computation runs in torch on the CPU or on a CUDA
-device; numpy inputs give numpy outputs.
+scored from that one decomposition, with no refit per alpha. Folds are
+solved one after the other, so that a single fold's decomposition is held at
+a time, and within a fold targets are processed in batches
+(``n_targets_batch``). ``X'Y`` is computed once per target and kept in the
+memory of the weights, which the refit overwrites: peak memory is that of the
+inputs and the weights plus terms that grow with the batch and with
+``n_features ** 2``, never with ``n_targets`` otherwise. ``Y`` is never copied
+or upcast whole. Computation runs in torch on the CPU or on a CUDA device;
+numpy inputs give numpy outputs.
 
 Folds are grouped when ``groups`` are given: NSD shows each training image in
 three trials spread over sessions, and folds that put one repetition in train
@@ -253,7 +256,8 @@ class _Problem:
     """The features side of a ridge problem: centred X and its decompositions.
 
     Holds what does not depend on the targets, so that each batch of targets
-    only pays for products with its own columns.
+    only pays for products with its own columns. Folds are decomposed one at a
+    time (:meth:`fold`), so that one fold's eigenvectors are held at once.
     """
 
     def __init__(self, X, splits, fit_intercept, dtype, copy_X):
@@ -268,21 +272,23 @@ class _Problem:
                 self.X = X - self.x_mean.to(dtype)
             else:
                 self.X = X.sub_(self.x_mean.to(dtype))
-        primal_full = n_features <= n_samples
+        self.primal = n_features <= n_samples
         primal_folds = [n_features <= len(train) for train, _ in splits]
-        gram = _gram(self.X) if primal_full or any(primal_folds) else None
-        kernel = _kernel(self.X) if not primal_full or not all(primal_folds) else None
-        self.folds = [
-            self._primal_fold(gram, train, test) if primal else self._dual_fold(kernel, train, test)
-            for (train, test), primal in zip(splits, primal_folds, strict=True)
-        ]
-        self.primal = primal_full
-        self.eigenvalues, self.eigenvectors = _eigh(gram if primal_full else kernel, dtype)
+        self.needs_XtY = self.primal or any(primal_folds)
+        self.gram = _gram(self.X) if self.needs_XtY else None
+        self.kernel = _kernel(self.X) if not self.primal or not all(primal_folds) else None
+        self.eigenvalues = self.eigenvectors = None
 
     def _indices(self, rows):
         return torch.as_tensor(rows, device=self.X.device)
 
-    def _primal_fold(self, gram, train, test):
+    def fold(self, train, test):
+        """Decompose the train rows of one fold; project its held-out rows."""
+        if self.X.shape[1] <= len(train):
+            return self._primal_fold(train, test)
+        return self._dual_fold(train, test)
+
+    def _primal_fold(self, train, test):
         train, test = self._indices(train), self._indices(test)
         n_train = len(train)
         X_test = self.X[test]
@@ -292,25 +298,27 @@ class _Problem:
             shift = (self.X.sum(0, dtype=torch.float64) - X_test.sum(0, dtype=torch.float64)) / (
                 n_train
             )
-        train_gram = gram - _gram(self.X, test) - n_train * torch.outer(shift, shift)
+        train_gram = _gram(self.X, test).neg_().add_(self.gram)
+        train_gram.addr_(shift, shift, alpha=-n_train)
         eigenvalues, eigenvectors = _eigh(train_gram, self.dtype)
+        del train_gram
         shift = shift.to(self.dtype)
-        A = (X_test - shift) @ eigenvectors
         return Bunch(
             primal=True,
             train=train,
             test=test,
             n_train=n_train,
             shift=shift,
+            X_test=X_test,
             eigenvalues=eigenvalues,
             eigenvectors=eigenvectors,
-            A=A,
+            A=(X_test - shift) @ eigenvectors,
         )
 
-    def _dual_fold(self, kernel, train, test):
+    def _dual_fold(self, train, test):
         train, test = self._indices(train), self._indices(test)
-        train_kernel = kernel[train][:, train]
-        cross_kernel = kernel[test][:, train]
+        train_kernel = self.kernel[train][:, train]
+        cross_kernel = self.kernel[test][:, train]
         if self.fit_intercept:
             # Double centring with the train means: the kernel of the train-centred rows.
             row_mean = train_kernel.mean(1)
@@ -320,7 +328,6 @@ class _Problem:
                 cross_kernel - cross_kernel.mean(1, keepdim=True) - row_mean[None, :] + total_mean
             )
         eigenvalues, eigenvectors = _eigh(train_kernel, self.dtype)
-        A = cross_kernel.to(self.dtype) @ eigenvectors
         return Bunch(
             primal=False,
             train=train,
@@ -328,43 +335,48 @@ class _Problem:
             n_train=len(train),
             eigenvalues=eigenvalues,
             eigenvectors=eigenvectors,
-            A=A,
+            A=cross_kernel.to(self.dtype) @ eigenvectors,
         )
 
+    def decompose(self):
+        """Decompose all rows for the refit, and free the Gram and kernel matrices."""
+        self.eigenvalues, self.eigenvectors = _eigh(
+            self.gram if self.primal else self.kernel, self.dtype
+        )
+        self.gram = self.kernel = None
+
     def load(self, Y, batch):
-        """Copy a batch of target columns, centred; return it, its mean and X'Y."""
+        """Copy a batch of target columns, centred; return it and its mean."""
         Y_batch = Y[:, batch].to(dtype=self.dtype, device=self.X.device, copy=True)
         y_mean = Y_batch.mean(0) if self.fit_intercept else torch.zeros_like(Y_batch[0])
         Y_batch -= y_mean
-        XtY = None
-        if self.primal or any(fold.primal for fold in self.folds):
-            XtY = self.X.T @ Y_batch
-        return Y_batch, y_mean, XtY
+        return Y_batch, y_mean
 
-    def score(self, Y, XtY, alphas):
-        """Mean over folds of the negative MSE, shape (n_alphas, n_targets)."""
-        scores = torch.zeros(len(alphas), Y.shape[1], dtype=self.dtype, device=Y.device)
-        y_sum = Y.sum(0)
-        for fold in self.folds:
-            Y_test = Y[fold.test]
-            y_shift = torch.zeros_like(y_sum)
+    def cross(self, Y):
+        """X'Y of centred targets, or None when no primal solve needs it."""
+        return self.X.T @ Y if self.needs_XtY else None
+
+    def score(self, fold, Y, XtY, alphas):
+        """Negative MSE on the held-out rows of `fold`, shape (n_alphas, n_targets)."""
+        scores = torch.empty(len(alphas), Y.shape[1], dtype=self.dtype, device=Y.device)
+        Y_test = Y[fold.test]
+        y_shift = torch.zeros_like(Y[0])
+        if self.fit_intercept:
+            y_shift = (Y.sum(0) - Y_test.sum(0)) / fold.n_train
+        if fold.primal:
+            train_XtY = XtY - fold.X_test.T @ Y_test
             if self.fit_intercept:
-                y_shift = (y_sum - Y_test.sum(0)) / fold.n_train
-            if fold.primal:
-                train_XtY = XtY - self.X[fold.test].T @ Y_test
-                if self.fit_intercept:
-                    train_XtY -= fold.n_train * torch.outer(fold.shift, y_shift)
-                projected = fold.eigenvectors.T @ train_XtY
-            else:
-                projected = fold.eigenvectors.T @ (Y[fold.train] - y_shift)
-            residual_base = Y_test - y_shift
-            for index, alpha in enumerate(alphas):
-                weights = 1.0 / (fold.eigenvalues + alpha)
-                residual = torch.addmm(
-                    residual_base, fold.A, projected * weights[:, None], alpha=-1.0
-                )
-                scores[index] -= torch.linalg.vector_norm(residual, dim=0).square_() / len(residual)
-        return scores / len(self.folds)
+                train_XtY.addr_(fold.shift, y_shift, alpha=-fold.n_train)
+            projected = fold.eigenvectors.T @ train_XtY
+            del train_XtY
+        else:
+            projected = fold.eigenvectors.T @ (Y[fold.train] - y_shift)
+        residual_base = Y_test - y_shift
+        for index, alpha in enumerate(alphas):
+            weights = 1.0 / (fold.eigenvalues + alpha)
+            residual = torch.addmm(residual_base, fold.A, projected * weights[:, None], alpha=-1.0)
+            scores[index] = torch.linalg.vector_norm(residual, dim=0).square_().neg_()
+        return scores / len(residual_base)
 
     def refit(self, Y, y_mean, XtY, alphas):
         """Ridge weights and intercepts on all rows, one alpha per target."""
@@ -499,26 +511,39 @@ def solve_ridge_cv(
     Y_matrix = Y_tensor.reshape(len(Y_tensor), -1)
     n_features, n_targets = X_tensor.shape[1], Y_matrix.shape[1]
 
+    # X'Y of every target is cached in coef's memory, which the refit then
+    # overwrites batch by batch: one product with X per target serves every
+    # fold, while only one fold's decomposition is held at a time.
     coef = torch.empty(n_features, n_targets, dtype=dtype, device=device)
     intercept = torch.zeros(n_targets, dtype=dtype, device=device)
-    alpha_scores = torch.empty(len(alphas), n_targets, dtype=dtype, device=device)
-    best = torch.empty(n_targets, dtype=torch.int64, device=device)
-
-    def refit(batch, Y_batch, y_mean, XtY):
-        coef[:, batch], intercept[batch] = problem.refit(
-            Y_batch, y_mean, XtY, alphas_tensor[best[batch]]
-        )
-
-    for batch in tqdm(batches, desc="ridge CV", disable=not progress_bar):
-        Y_batch, y_mean, XtY = problem.load(Y_matrix, batch)
-        alpha_scores[:, batch] = problem.score(Y_batch, XtY, alphas_tensor)
+    alpha_scores = torch.zeros(len(alphas), n_targets, dtype=dtype, device=device)
+    n_passes = len(splits) + 1 + problem.needs_XtY
+    with tqdm(total=n_passes * len(batches), desc="ridge CV", disable=not progress_bar) as progress:
+        if problem.needs_XtY:
+            for batch in batches:
+                coef[:, batch] = problem.cross(problem.load(Y_matrix, batch)[0])
+                progress.update()
+        for train, test in splits:
+            fold = problem.fold(train, test)
+            for batch in batches:
+                Y_batch, _ = problem.load(Y_matrix, batch)
+                XtY = coef[:, batch] if problem.needs_XtY else None
+                alpha_scores[:, batch] += problem.score(fold, Y_batch, XtY, alphas_tensor)
+                progress.update()
+            del fold
+        alpha_scores /= len(splits)
         if alpha_per_target:
-            best[batch] = alpha_scores[:, batch].argmax(0)
-            refit(batch, Y_batch, y_mean, XtY)
-    if not alpha_per_target:
-        best[:] = alpha_scores.mean(1).argmax()
-        for batch in tqdm(batches, desc="ridge refit", disable=not progress_bar):
-            refit(batch, *problem.load(Y_matrix, batch))
+            best = alpha_scores.argmax(0)
+        else:
+            best = alpha_scores.mean(1).argmax().repeat(n_targets)
+        problem.decompose()
+        for batch in batches:
+            Y_batch, y_mean = problem.load(Y_matrix, batch)
+            XtY = coef[:, batch] if problem.needs_XtY else None
+            coef[:, batch], intercept[batch] = problem.refit(
+                Y_batch, y_mean, XtY, alphas_tensor[best[batch]]
+            )
+            progress.update()
     _warn_on_edges(best, alphas)
 
     as_numpy = not isinstance(Y, torch.Tensor)
@@ -593,14 +618,16 @@ def solve_ridge(X, Y, alphas, *, fit_intercept=True, n_targets_batch=2048, devic
     dtype = compute_dtype(X, Y)
     X_tensor, copied = as_tensor(X, dtype, device)
     problem = _Problem(X_tensor, [], fit_intercept, dtype, copy_X=not copied)
+    problem.decompose()
     Y_tensor, _ = as_tensor(Y)
     Y_matrix = Y_tensor.reshape(len(Y_tensor), -1)
     alphas_tensor = torch.as_tensor(alphas_array, dtype=dtype, device=device)
     coef = torch.empty(X_tensor.shape[1], n_targets, dtype=dtype, device=device)
     intercept = torch.zeros(n_targets, dtype=dtype, device=device)
     for batch in batches:
+        Y_batch, y_mean = problem.load(Y_matrix, batch)
         coef[:, batch], intercept[batch] = problem.refit(
-            *problem.load(Y_matrix, batch), alphas_tensor[batch]
+            Y_batch, y_mean, problem.cross(Y_batch), alphas_tensor[batch]
         )
     if np.ndim(Y) == 1:
         coef, intercept = coef[:, 0], intercept[0]
