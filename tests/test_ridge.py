@@ -86,6 +86,31 @@ def test_target_batches_do_not_change_the_result():
         np.testing.assert_allclose(batched[key], whole[key], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(40, 8), (15, 30)], ids=["n>p", "n<p"])
+def test_one_decomposition_is_held_at_a_time(monkeypatch, shape):
+    # Memory stays bounded at NSD scale because a fold's eigenvectors are
+    # freed before the next fold (or the refit) is decomposed.
+    import gc
+    import weakref
+
+    from brainldm import ridge
+
+    alive, held = [], []
+    original = ridge._eigh
+
+    def recording_eigh(matrix, dtype):
+        gc.collect()
+        held.append(sum(ref() is not None for ref in alive))
+        eigenvalues, eigenvectors = original(matrix, dtype)
+        alive.append(weakref.ref(eigenvectors))
+        return eigenvalues, eigenvectors
+
+    monkeypatch.setattr(ridge, "_eigh", recording_eigh)
+    X, Y, _ = planted_problem(*shape)
+    solve_ridge_cv(X, np.repeat(Y, 3, axis=1), cv=5, n_targets_batch=5)
+    assert held == [0] * 6
+
+
 def test_shared_alpha_is_the_best_on_average_over_targets():
     X, Y, _ = planted_problem()
     result = solve_ridge_cv(X, Y, np.logspace(-2, 4, 7), alpha_per_target=False)
