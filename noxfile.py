@@ -46,6 +46,7 @@ def lint(session):
 
 @nox.session
 def docs(session):
+    """HTML docs, warnings as errors; ``BRAINLDM_DOCS_OFFLINE=1`` builds without the network."""
     _install(session, extras="docs")
     session.run("sphinx-build", "-W", "-b", "html", "docs", "docs/_build/html")
 

@@ -33,7 +33,7 @@ _BLOCK = 4096
 
 
 def reshape_targets(Y, shape):
-    """Reshape flat targets (n_samples, prod(shape)) to (n_samples, *shape).
+    """Reshape flat targets ``(n_samples, prod(shape))`` to ``(n_samples, *shape)``.
 
     Parameters
     ----------
@@ -45,7 +45,7 @@ def reshape_targets(Y, shape):
 
     Returns
     -------
-    array of shape (n_samples, *shape)
+    array of shape ``(n_samples, *shape)``
         A view of `Y` when possible.
 
     Raises

@@ -107,7 +107,7 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     - ``_feature_shape(self)``: the shape of one sample's features;
     - ``_extract(self, X)``: features of all samples of ``X``, an array of
-      shape (n_samples, *feature_shape).
+      shape ``(n_samples, *feature_shape)``.
 
     The base class validates the shape, flattens the features to float32
     columns and sets ``feature_shape_`` in ``fit``. Heavy objects (networks)

@@ -451,16 +451,17 @@ def solve_ridge_cv(
     Returns
     -------
     result : sklearn.utils.Bunch
-        coef : array of shape (n_features, n_targets) or (n_features,)
-            Weights refit on all rows with each target's best alpha.
-        intercept : array of shape (n_targets,) or float
-        best_alphas : array of shape (n_targets,) or float
-        cv_scores : array of shape (n_targets,) or float
-            Mean over folds of the negative MSE at the best alpha.
-        alpha_scores : array of shape (n_alphas, n_targets) or (n_alphas,)
-            Mean over folds of the negative MSE for every alpha.
-        alphas : array of shape (n_alphas,)
-            The alphas tried, sorted.
+        With the keys:
+
+        - ``coef``, array of shape (n_features, n_targets) or (n_features,):
+          weights refit on all rows with each target's best alpha;
+        - ``intercept``, array of shape (n_targets,) or float;
+        - ``best_alphas``, array of shape (n_targets,) or float;
+        - ``cv_scores``, array of shape (n_targets,) or float: mean over
+          folds of the negative MSE at the best alpha;
+        - ``alpha_scores``, array of shape (n_alphas, n_targets) or
+          (n_alphas,): mean over folds of the negative MSE for every alpha;
+        - ``alphas``, array of shape (n_alphas,): the alphas tried, sorted.
 
     Arrays are numpy when Y is a numpy array, else torch tensors on `device`.
 
