@@ -204,6 +204,7 @@ class _RidgeDecoder(RegressorMixin, BaseEstimator):
             device=self.device,
             copy_X=not owned,
             progress_bar=self.verbose,
+            check_input=False,
         )
         coef = result.coef
         if self.standardize:

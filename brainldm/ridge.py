@@ -409,6 +409,7 @@ def solve_ridge_cv(
     device=None,
     copy_X=True,
     progress_bar=False,
+    check_input=True,
 ):
     """Fit multi-target ridge regression, choosing alpha by K-fold cross-validation.
 
@@ -447,6 +448,10 @@ def solve_ridge_cv(
         is centred in place, which saves one copy of X.
     progress_bar : bool, default=False
         Show a progress bar over target batches.
+    check_input : bool, default=True
+        Check shapes and scan `X` and `Y` for NaN or infinite values. Callers
+        that have already checked them (the decoders) pass False, so that a
+        5 GiB `Y` is not scanned twice.
 
     Returns
     -------
@@ -496,7 +501,7 @@ def solve_ridge_cv(
     >>> result.best_alphas
     array([  1., 100., 100.])
     """
-    alphas = _validate(X, Y, alphas)
+    alphas = _validate(X, Y, alphas) if check_input else _check_alphas(alphas)
     splits = cv_splits(cv, X.shape[0], groups)
     batches = _batches(1 if Y.ndim == 1 else Y.shape[1], n_targets_batch)
     device = resolve_device(device, X, Y)

@@ -118,6 +118,23 @@ def test_float32_betas_give_float32_weights_and_predictions():
     assert decoder.predict(X.astype(np.float32)).dtype == np.float32
 
 
+def test_fit_scans_x_and_y_for_nan_once(monkeypatch):
+    # At NSD scale y is 5.5 GiB: the solver must not scan it again.
+    from brainldm import decoding, ridge
+
+    scanned, original = [], ridge.check_finite
+
+    def recording_check_finite(array, name):
+        scanned.append(name)
+        return original(array, name)
+
+    monkeypatch.setattr(decoding, "check_finite", recording_check_finite)
+    monkeypatch.setattr(ridge, "check_finite", recording_check_finite)
+    X, Y, _ = betas()
+    TextDecoder(ALPHAS).fit(X, Y)
+    assert sorted(scanned) == ["X", "y"]
+
+
 def test_takagi2023_settings_reproduce_the_original_pipeline():
     X, Y, _ = betas(n_voxels=30)
     set_backend("numpy")
