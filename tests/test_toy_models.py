@@ -303,8 +303,25 @@ def _tiny_settings(**changes):
         vae_full_steps=1,
         unet_batch_size=4,
         unet_warmup_steps=2,
+        offset_noise_from_step=3,
     )
     return Settings(**{**tiny, **changes})
+
+
+@pytest.mark.parametrize("step, offset_std", [(2, 0.0), (3, 0.2), (100, 0.2)])
+def test_training_noise_has_a_per_channel_offset_from_the_named_step(step, offset_std):
+    from brainldm.toy.train_ldm import training_noise
+
+    torch.manual_seed(0)
+    z0 = torch.zeros(2000, 4, 16, 16)
+    noise = training_noise(z0, step, _tiny_settings(offset_noise=0.2))
+    assert noise.shape == z0.shape and noise.dtype == z0.dtype
+    # The mean of a channel has variance offset_std**2 + 1 / (16 * 16).
+    channel_means = noise.mean((2, 3))
+    expected = np.sqrt(offset_std**2 + 1 / 256)
+    assert float(channel_means.std()) == pytest.approx(expected, rel=0.05)
+    residual = noise - channel_means[:, :, None, None]
+    assert float(residual.std()) == pytest.approx(1.0, rel=0.01)
 
 
 @pytest.mark.slow
@@ -313,6 +330,7 @@ def test_unet_training_resumed_from_a_checkpoint_matches_an_uninterrupted_run(tm
 
     torch.set_num_threads(1)
     runs = {}
+    # The resumed run stops at step 2; offset noise starts at step 3.
     for name, schedule in (("straight", [4]), ("resumed", [2, 4])):
         run_dir = tmp_path / name
         run_dir.mkdir()

@@ -21,20 +21,27 @@ command:
    the word-level tokenizer of :mod:`brainldm.toy.tokenizer`, trained jointly
    on DDPM's epsilon objective with SD's scaled-linear betas. One caption of
    the image's five to seven is drawn per step; 10% are replaced by the empty
-   prompt so that classifier-free guidance works. No horizontal flips:
-   captions name left and right. An exponential moving average of the
-   weights is kept beside them.
+   prompt so that classifier-free guidance works. The noise carries a
+   per-image, per-channel offset (:func:`training_noise`), without which the
+   model takes each image's background and colours from the noise it starts
+   from rather than from the caption. No horizontal flips: captions name left
+   and right. An exponential moving average of the weights is kept beside
+   them.
 5. ``export``: the SD folder layout (``model_index.json``, ``vae/``,
    ``unet/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/`` with a
    ``DDIMScheduler``), safetensors weights, and ``brainldm.json`` with the
    working sizes, the toy world's fingerprint and these settings.
 
-The shipped model was trained with the default settings below on 2 shared
-CPU cores (fp32, torch 2.14, diffusers 0.42): the VAE for 1,200 crop steps and
-400 whole-image steps (46 minutes; held-out PSNR 30.5 dB), the U-Net and text
-encoder for 9,917 steps (136 minutes, 0.7 to 0.85 s per step), shipped as
-the moving average of the weights (``--unet-steps 9917 --export-weights
-ema``); ``brainldm.json`` records the same under ``training``.
+The shipped model was trained with the default settings below, but for
+``offset_noise_from_step``, on 2 shared CPU cores (fp32, torch 2.14, diffusers
+0.42): the VAE for 1,200 crop steps and 400 whole-image steps (46 minutes;
+held-out PSNR 30.5 dB), the U-Net and text encoder for 16,248 steps (231
+minutes, 0.7 to 0.9 s per step), the first 9,917 without offset noise, shipped
+as the moving average of the weights (``--unet-steps 16248
+--offset-noise-from-step 9917 --export-weights ema``); ``brainldm.json``
+records the same under ``training``. With offset noise, text to image draws
+the caption's main colour in 0.88 and its main shape in 0.77 of 256 held-out
+scenes; at step 9,917, before it, in 0.57 and 0.57.
 """
 
 import argparse
@@ -84,6 +91,8 @@ class Settings:
     unet_warmup_steps: int = 300
     unet_weight_decay: float = 1e-2
     caption_dropout: float = 0.1
+    offset_noise: float = 0.2
+    offset_noise_from_step: int = 0
     ema_decay: float = 0.999
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
@@ -317,6 +326,40 @@ def _token_ids(tokenizer, texts):
     ).input_ids
 
 
+def training_noise(z0, step, settings):
+    """Gaussian noise for the U-Net's training step ``step``, with offset noise.
+
+    From step ``settings.offset_noise_from_step`` on, a constant drawn per
+    image and channel with standard deviation ``settings.offset_noise`` is
+    added to the standard normal noise. Without it, a model trained on
+    SD's noise schedule reads each image's mean latent from the noisiest
+    training inputs: on 16x16 latents the mean over a channel keeps a
+    signal-to-noise ratio near 1 at the first sampling step (t = 961), so
+    at sampling time, from pure noise, the model takes the background and
+    colours from the noise and not from the caption. The offset drowns
+    that leak; sampling is unchanged.
+
+    Parameters
+    ----------
+    z0 : Tensor of shape (n, channels, h, w)
+        Clean latents of the batch.
+    step : int
+        Number of U-Net steps done before this one.
+    settings : Settings
+        The run's settings.
+
+    Returns
+    -------
+    noise : Tensor of the shape of ``z0``
+        Drawn from torch's global generator.
+    """
+    noise = torch.randn_like(z0)
+    if step >= settings.offset_noise_from_step:
+        offset = torch.randn(z0.shape[0], z0.shape[1], 1, 1, dtype=z0.dtype)
+        noise += settings.offset_noise * offset
+    return noise
+
+
 def stage_unet(settings, run_dir):
     from diffusers import DDPMScheduler
 
@@ -373,7 +416,7 @@ def stage_unet(settings, run_dir):
         dropped = torch.from_numpy(generator.random(len(idx)) < settings.caption_dropout)
         input_ids[dropped] = empty
         z0 = latents[idx]
-        noise = torch.randn_like(z0)
+        noise = training_noise(z0, step, settings)
         t = torch.randint(0, settings.num_train_timesteps, (len(idx),))
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
@@ -442,6 +485,11 @@ def stage_export(settings, run_dir, out, weights="ema"):
     out = Path(out)
     pipe.save_pretrained(out, safe_serialization=True)
     save_tokenizer(tokenizer, out / "tokenizer")
+    # The VAE's config would name the run folder it was loaded from.
+    for config_path in out.glob("*/config.json"):
+        config = json.loads(config_path.read_text())
+        if config.pop("_name_or_path", None) is not None:
+            config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     index_path = out / "model_index.json"
     index = json.loads(index_path.read_text())
     index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
@@ -479,6 +527,12 @@ def main(argv=None):
     parser.add_argument("--vae-full-steps", type=int, default=Settings.vae_full_steps)
     parser.add_argument("--unet-steps", type=int, default=Settings.unet_steps)
     parser.add_argument(
+        "--offset-noise-from-step",
+        type=int,
+        default=Settings.offset_noise_from_step,
+        help="first U-Net step whose noise has a per-channel offset",
+    )
+    parser.add_argument(
         "--export-weights",
         choices=("ema", "model"),
         default="ema",
@@ -491,6 +545,7 @@ def main(argv=None):
         vae_crop_steps=args.vae_crop_steps,
         vae_full_steps=args.vae_full_steps,
         unet_steps=args.unet_steps,
+        offset_noise_from_step=args.offset_noise_from_step,
     )
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
