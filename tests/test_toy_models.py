@@ -25,12 +25,13 @@ from brainldm.toy.perceptual import resize_images, scene_labels
 from brainldm.toy.tokenizer import build_tokenizer
 
 N_GENERATED = 64
+N_TEXT2IMG = 256
 # Measured on the shipped weights (docs/toy_models.md): PSNR 30.2 dB;
 # held-out perceptual accuracies 0.82 shape, 0.91 colour, 0.85 position,
-# 0.97 count, 1.00 and 1.00 background; text2img colour 0.52, shape 0.45
-# (chance 0.17; the targets 0.8 and 0.7 are not reached);
-# img2img at strength 0.3 r = 0.97; at 0.9, 0.34 take the caption's colour
-# and 0.14 keep the input's.
+# 0.97 count, 1.00 and 1.00 background; text2img on 256 scenes colour 0.88,
+# shape 0.77 (chance 0.17), asserted at the targets 0.8 and 0.7;
+# img2img at strength 0.3 r = 0.97; at 0.9, 0.76 take the caption's colour
+# and none keep the input's.
 PSNR_MIN = 29.0
 PERCEPTUAL_ACCURACY_MIN = dict(
     shape=0.78,
@@ -40,10 +41,10 @@ PERCEPTUAL_ACCURACY_MIN = dict(
     background_kind=0.97,
     background_colour=0.97,
 )
-TEXT2IMG_COLOUR_MIN = 0.45
-TEXT2IMG_SHAPE_MIN = 0.35
+TEXT2IMG_COLOUR_MIN = 0.8
+TEXT2IMG_SHAPE_MIN = 0.7
 IMG2IMG_LOW_STRENGTH_CORRELATION_MIN = 0.9
-IMG2IMG_HIGH_STRENGTH_FOLLOWS_MIN = 0.3
+IMG2IMG_HIGH_STRENGTH_FOLLOWS_MIN = 0.6
 GUIDANCE = 5.0
 STEPS = 25
 
@@ -246,8 +247,11 @@ def test_load_perceptual_net_on_cuda_without_a_gpu_says_what_to_do():
 
 
 @pytest.mark.slow
-def test_text2img_draws_the_caption_main_colour_and_shape(text2img, perceptual_net, held_out):
-    prompts = [captions[0] for captions in held_out.captions]
+def test_text2img_draws_the_caption_main_colour_and_shape(text2img, perceptual_net):
+    # More scenes than the other generation tests: a rate over 256 images is
+    # known to about 0.025, over 64 only to about 0.05.
+    captioned = scenes.make_stimuli(N_TEXT2IMG, seed=HELD_OUT_SEED)
+    prompts = [captions[0] for captions in captioned.captions]
     out = text2img(
         prompt=prompts,
         guidance_scale=GUIDANCE,
@@ -255,9 +259,9 @@ def test_text2img_draws_the_caption_main_colour_and_shape(text2img, perceptual_n
         generator=torch.Generator().manual_seed(0),
         output_type="np",
     )
-    assert out.images.shape == (N_GENERATED, 64, 64, 3)
+    assert out.images.shape == (N_TEXT2IMG, 64, 64, 3)
     predicted = perceptual_net.predict(_uint8(out.images))
-    truth = scene_labels(held_out.attributes)
+    truth = scene_labels(captioned.attributes)
     assert np.mean(predicted["colour"] == truth["colour"]) >= TEXT2IMG_COLOUR_MIN
     assert np.mean(predicted["shape"] == truth["shape"]) >= TEXT2IMG_SHAPE_MIN
 
