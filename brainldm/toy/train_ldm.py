@@ -355,7 +355,7 @@ def training_noise(z0, step, settings):
     """
     noise = torch.randn_like(z0)
     if step >= settings.offset_noise_from_step:
-        offset = torch.randn(z0.shape[0], z0.shape[1], 1, 1, dtype=z0.dtype)
+        offset = torch.randn(z0.shape[0], z0.shape[1], 1, 1, dtype=z0.dtype, device=z0.device)
         noise += settings.offset_noise * offset
     return noise
 
