@@ -1,5 +1,7 @@
 """Array backends for the ridge solver: numpy arrays, torch tensors, CPU or CUDA.
 
+Devices are resolved by :func:`brainldm._validation.resolve_device`.
+
 The solver computes with torch on the requested device. numpy inputs are
 wrapped without copying (``torch.from_numpy``) and results go back to numpy, so
 one code path serves numpy, torch on CPU and torch on CUDA.
@@ -9,52 +11,6 @@ import warnings
 
 import numpy as np
 import torch
-
-
-def resolve_device(device, *arrays):
-    """Return the torch device to compute on.
-
-    Parameters
-    ----------
-    device : str, torch.device or None
-        ``None`` computes where the torch tensors among `arrays` live (CPU for
-        numpy arrays); ``"cpu"``, ``"cuda"`` or ``"cuda:1"`` ask for a device.
-    *arrays : numpy arrays or torch tensors
-        The inputs.
-
-    Returns
-    -------
-    torch.device
-
-    Raises
-    ------
-    RuntimeError
-        If a CUDA device is asked for and torch sees none.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> resolve_device(None, np.zeros(3))
-    device(type='cpu')
-    """
-    if device is None:
-        for array in arrays:
-            if isinstance(array, torch.Tensor):
-                return array.device
-        return torch.device("cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device must be None, 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device={str(device)!r} was requested but torch sees no CUDA device "
-            "(torch.cuda.is_available() is False): use device='cpu', or run on a machine "
-            "with a GPU and a CUDA build of torch"
-        )
-    return device
 
 
 def compute_dtype(*arrays):

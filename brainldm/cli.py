@@ -37,6 +37,8 @@ def _cached_npz(path, compute, log):
 def _image_grid(columns, names, path):
     from PIL import Image, ImageDraw
 
+    from brainldm._images import resize
+
     size = max(image.shape[1] for column in columns for image in column)
     pad, header = 4, 14
     n_rows, n_cols = len(columns[0]), len(columns)
@@ -48,7 +50,7 @@ def _image_grid(columns, names, path):
         x = pad + col * (size + pad)
         draw.text((x, 1), name, fill="black")
         for row, image in enumerate(column):
-            tile = Image.fromarray(image).resize((size, size), Image.LANCZOS)
+            tile = Image.fromarray(resize(image[None], size)[0])
             canvas.paste(tile, (x, header + row * (size + pad)))
     atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
 

@@ -31,7 +31,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from brainldm.diffusion import StableDiffusion, _check_captions
+from brainldm._validation import check_captions
+from brainldm.diffusion import StableDiffusion
 
 __all__ = [
     "DenoisedLatentFeatures",
@@ -68,7 +69,7 @@ def image_caption_pairs(images, captions):
     ((2, 2), ['a ring', 'ring'])
     """
     images = list(images)
-    captions = _check_captions(captions)
+    captions = check_captions(captions)
     if len(images) != len(captions):
         raise ValueError(
             f"images has {len(images)} images but captions has {len(captions)} lists; pass one "

@@ -28,19 +28,25 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.utils import Bunch
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from brainldm._backend import as_tensor, compute_dtype, resolve_device, to_output
+from brainldm._backend import as_tensor, compute_dtype, to_output
+from brainldm._validation import DEPRECATED, check_finite, renamed, resolve_device
 
 __all__ = [
+    "BaseRidgeCV",
     "DEFAULT_ALPHAS",
     "TAKAGI2023",
+    "check_alphas",
     "check_finite",
     "cv_splits",
     "solve_ridge",
     "solve_ridge_cv",
+    "target_batches",
 ]
 
 #: Decades from 1e-2 to 1e8: wide enough for standardised fMRI features with a
@@ -62,61 +68,12 @@ TAKAGI2023 = {
 _EDGE_FRACTION = 0.1
 # Rows (or columns) per block when accumulating Gram matrices in float64.
 _BLOCK = 2048
+# Rows per block when computing column statistics, to bound temporaries.
+_STATS_BLOCK = 4096
+_FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def check_finite(array, name):
-    """Raise a ValueError that counts and locates NaN or infinite entries.
-
-    The array is scanned in blocks of rows, so that a mask of the whole array
-    is never held in memory.
-
-    Parameters
-    ----------
-    array : numpy array or torch tensor, 1-D or 2-D
-    name : str
-        Name of the argument, used in the message.
-
-    Raises
-    ------
-    ValueError
-        If `array` holds NaN or infinite values.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> check_finite(np.array([[0.0, np.nan], [np.inf, 1.0]]), "X")
-    Traceback (most recent call last):
-    ...
-    ValueError: X contains 1 NaN and 1 infinite values, at (row, column) (0, 1), (1, 0); remove or impute them (e.g. drop those voxels) before fitting
-    """
-    tensor, _ = as_tensor(array)
-    if not tensor.is_floating_point():
-        return
-    matrix = tensor.reshape(len(tensor), -1) if tensor.ndim else tensor.reshape(1, 1)
-    n_nan = n_inf = 0
-    where = []
-    rows_per_block = max(1, 2**24 // max(1, matrix.shape[1]))
-    for start in range(0, len(matrix), rows_per_block):
-        block = matrix[start : start + rows_per_block]
-        nan, inf = torch.isnan(block), torch.isinf(block)
-        n_nan += int(nan.sum())
-        n_inf += int(inf.sum())
-        if len(where) < 5 and (n_nan or n_inf):
-            for row, column in torch.nonzero(nan | inf)[: 5 - len(where)].tolist():
-                where.append((start + row, column))
-    if n_nan or n_inf:
-        locations = ", ".join(
-            f"({row}, {column})" if tensor.ndim == 2 else f"{row}" for row, column in where
-        )
-        more = ", ..." if n_nan + n_inf > len(where) else ""
-        axes = "(row, column)" if tensor.ndim == 2 else "index"
-        raise ValueError(
-            f"{name} contains {n_nan} NaN and {n_inf} infinite values, at {axes} "
-            f"{locations}{more}; remove or impute them (e.g. drop those voxels) before fitting"
-        )
-
-
-def _check_alphas(alphas):
+def check_alphas(alphas):
     """Return alphas as a sorted 1-D float64 array, or raise a ValueError."""
     values = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
     if values.ndim != 1 or values.size == 0:
@@ -220,7 +177,7 @@ def _validate(X, Y, alphas):
         raise ValueError(
             f"X and Y must have the same number of rows, got {X.shape[0]} and {Y.shape[0]}"
         )
-    alphas = _check_alphas(alphas)
+    alphas = check_alphas(alphas)
     check_finite(X, "X")
     check_finite(Y, "Y")
     return alphas
@@ -388,7 +345,8 @@ class _Problem:
         return coef, y_mean - self.x_mean.to(self.dtype) @ coef
 
 
-def _batches(n_targets, n_targets_batch):
+def target_batches(n_targets, n_targets_batch):
+    """Slices of at most ``n_targets_batch`` targets (None: all at once)."""
     if n_targets_batch is None:
         n_targets_batch = n_targets
     if not isinstance(n_targets_batch, numbers.Integral) or n_targets_batch < 1:
@@ -408,8 +366,9 @@ def solve_ridge_cv(
     n_targets_batch=2048,
     device=None,
     copy_X=True,
-    progress_bar=False,
+    progress=False,
     check_input=True,
+    progress_bar=DEPRECATED,
 ):
     """Fit multi-target ridge regression, choosing alpha by K-fold cross-validation.
 
@@ -446,7 +405,7 @@ def solve_ridge_cv(
     copy_X : bool, default=True
         If False, a writeable float X already on `device` in the compute dtype
         is centred in place, which saves one copy of X.
-    progress_bar : bool, default=False
+    progress : bool, default=False
         Show a progress bar over target batches.
     check_input : bool, default=True
         Check shapes and scan `X` and `Y` for NaN or infinite values. Callers
@@ -501,9 +460,10 @@ def solve_ridge_cv(
     >>> result.best_alphas
     array([  1., 100., 100.])
     """
-    alphas = _validate(X, Y, alphas) if check_input else _check_alphas(alphas)
+    progress = renamed(progress_bar, "progress_bar", progress, "progress", "solve_ridge_cv")
+    alphas = _validate(X, Y, alphas) if check_input else check_alphas(alphas)
     splits = cv_splits(cv, X.shape[0], groups)
-    batches = _batches(1 if Y.ndim == 1 else Y.shape[1], n_targets_batch)
+    batches = target_batches(1 if Y.ndim == 1 else Y.shape[1], n_targets_batch)
     device = resolve_device(device, X, Y)
     dtype = compute_dtype(X, Y)
 
@@ -524,18 +484,18 @@ def solve_ridge_cv(
     intercept = torch.zeros(n_targets, dtype=dtype, device=device)
     alpha_scores = torch.zeros(len(alphas), n_targets, dtype=dtype, device=device)
     n_passes = len(splits) + 1 + problem.needs_XtY
-    with tqdm(total=n_passes * len(batches), desc="ridge CV", disable=not progress_bar) as progress:
+    with tqdm(total=n_passes * len(batches), desc="ridge CV", disable=not progress) as bar:
         if problem.needs_XtY:
             for batch in batches:
                 coef[:, batch] = problem.cross(problem.load(Y_matrix, batch)[0])
-                progress.update()
+                bar.update()
         for train, test in splits:
             fold = problem.fold(train, test)
             for batch in batches:
                 Y_batch, _ = problem.load(Y_matrix, batch)
                 XtY = coef[:, batch] if problem.needs_XtY else None
                 alpha_scores[:, batch] += problem.score(fold, Y_batch, XtY, alphas_tensor)
-                progress.update()
+                bar.update()
             del fold
         alpha_scores /= len(splits)
         if alpha_per_target:
@@ -549,7 +509,7 @@ def solve_ridge_cv(
             coef[:, batch], intercept[batch] = problem.refit(
                 Y_batch, y_mean, XtY, alphas_tensor[best[batch]]
             )
-            progress.update()
+            bar.update()
     _warn_on_edges(best, alphas)
 
     as_numpy = not isinstance(Y, torch.Tensor)
@@ -619,7 +579,7 @@ def solve_ridge(X, Y, alphas, *, fit_intercept=True, n_targets_batch=2048, devic
             f"got shape {alphas_array.shape}"
         )
     _validate(X, Y, alphas_array)
-    batches = _batches(n_targets, n_targets_batch)
+    batches = target_batches(n_targets, n_targets_batch)
     device = resolve_device(device, X, Y)
     dtype = compute_dtype(X, Y)
     X_tensor, copied = as_tensor(X, dtype, device)
@@ -639,3 +599,190 @@ def solve_ridge(X, Y, alphas, *, fit_intercept=True, n_targets_batch=2048, devic
         coef, intercept = coef[:, 0], intercept[0]
     as_numpy = not isinstance(Y, torch.Tensor)
     return to_output(coef, as_numpy), to_output(intercept, as_numpy)
+
+
+def _voxel_indices(voxels, n_features):
+    """Return the selected columns as sorted-as-given int64 indices, or raise."""
+    if voxels is None:
+        return None
+    voxels = np.asarray(voxels)
+    if voxels.dtype == bool:
+        if voxels.shape != (n_features,):
+            raise ValueError(
+                f"voxels is a boolean mask of shape {voxels.shape} but X has {n_features} "
+                f"columns: pass a mask of length {n_features} or column indices"
+            )
+        indices = np.flatnonzero(voxels)
+    elif voxels.ndim == 1 and voxels.dtype.kind in "iu":
+        indices = voxels.astype(np.int64)
+        outside = indices[(indices < 0) | (indices >= n_features)]
+        if outside.size:
+            raise ValueError(
+                f"voxels holds indices outside [0, {n_features}) (X has {n_features} "
+                f"columns): {outside[:5].tolist()}"
+            )
+    else:
+        raise ValueError(
+            "voxels must be None, a boolean mask of length n_features or a 1-D array of "
+            f"column indices, got dtype {voxels.dtype} and shape {voxels.shape}"
+        )
+    if indices.size == 0:
+        raise ValueError("voxels selects no column of X: pass a mask with at least one True")
+    return indices
+
+
+def _column_stats(X):
+    """Column means and standard deviations in float64, one block of rows at a time."""
+    mean = X.sum(0, dtype=np.float64) / len(X)
+    squares = np.zeros(X.shape[1])
+    for start in range(0, len(X), _STATS_BLOCK):
+        block = X[start : start + _STATS_BLOCK] - mean
+        squares += np.einsum("ij,ij->j", block, block)
+    scale = np.sqrt(squares / len(X))
+    # Constant columns carry no information; leave them unscaled as StandardScaler does.
+    scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
+    return mean, scale
+
+
+class BaseRidgeCV(RegressorMixin, BaseEstimator):
+    """Ridge from fMRI (or features) to flat targets, with a CV-chosen alpha per target.
+
+    The scikit-learn estimator that the decoders (:class:`~brainldm.decoding.LatentDecoder`,
+    :class:`~brainldm.decoding.TextDecoder`) share: it selects the columns
+    ``voxels``, standardises them on the training rows, calls
+    :func:`solve_ridge_cv` and folds the scaling into ``coef_``. The
+    parameters are those of the decoders.
+    """
+
+    def __init__(
+        self,
+        alphas=DEFAULT_ALPHAS,
+        *,
+        cv=5,
+        voxels=None,
+        standardize=True,
+        fit_intercept=True,
+        alpha_per_target=True,
+        n_targets_batch=2048,
+        device=None,
+        progress=False,
+        verbose=DEPRECATED,
+    ):
+        self.alphas = alphas
+        self.cv = cv
+        self.voxels = voxels
+        self.standardize = standardize
+        self.fit_intercept = fit_intercept
+        self.alpha_per_target = alpha_per_target
+        self.n_targets_batch = n_targets_batch
+        self.device = device
+        self.progress = progress
+        self.verbose = verbose
+
+    def fit(self, X, y, groups=None):
+        """Fit the decoder.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            fMRI activity, e.g. single-trial betas of all voxels.
+        y : array of shape (n_samples, n_targets) or (n_samples,)
+            Flat targets, e.g. ``z`` or ``c`` of the image each trial showed.
+        groups : array of shape (n_samples,), default=None
+            Group label of each row, e.g. the image index of each trial, so
+            that cross-validation never splits the repetitions of an image.
+
+        Returns
+        -------
+        self : object
+            The fitted decoder.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        X = validate_data(self, X, reset=True, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
+        y = check_array(
+            y, ensure_2d=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False, input_name="y"
+        )
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}: flatten each sample")
+        if len(y) != len(X):
+            raise ValueError(
+                f"X and y must have the same number of rows, got {len(X)} and {len(y)}"
+            )
+        check_finite(X, "X")
+        check_finite(y, "y")
+        check_alphas(self.alphas)
+        target_batches(1 if y.ndim == 1 else y.shape[1], self.n_targets_batch)
+        progress = renamed(self.verbose, "verbose", self.progress, "progress", "fit")
+        resolve_device(self.device)
+        indices = _voxel_indices(self.voxels, X.shape[1])
+        splits = cv_splits(self.cv, len(X), groups)
+
+        features = X if indices is None else X[:, indices]
+        owned = indices is not None
+        shift = np.zeros(features.shape[1])
+        scale = np.ones(features.shape[1])
+        if self.standardize:
+            shift, scale = _column_stats(features)
+            if owned:
+                features -= shift.astype(features.dtype)
+                features /= scale.astype(features.dtype)
+            else:
+                features = features - shift.astype(features.dtype)
+                features /= scale.astype(features.dtype)
+                owned = True
+        result = solve_ridge_cv(
+            features,
+            y,
+            self.alphas,
+            cv=splits,
+            fit_intercept=self.fit_intercept,
+            alpha_per_target=self.alpha_per_target,
+            n_targets_batch=self.n_targets_batch,
+            device=self.device,
+            copy_X=not owned,
+            progress=progress,
+            check_input=False,
+        )
+        coef = result.coef
+        if self.standardize:
+            # Fold the scaling into the weights, so that they apply to the raw betas.
+            coef /= scale.astype(coef.dtype).reshape(-1, *([1] * (coef.ndim - 1)))
+        self.coef_ = coef.T
+        self.intercept_ = result.intercept - shift.astype(coef.dtype) @ coef
+        if y.ndim == 1:
+            self.intercept_ = float(self.intercept_)
+            self.best_alphas_ = float(result.best_alphas)
+            self.cv_scores_ = float(result.cv_scores)
+        else:
+            self.best_alphas_ = result.best_alphas
+            self.cv_scores_ = result.cv_scores
+        self.voxel_indices_ = np.arange(X.shape[1]) if indices is None else indices
+        return self
+
+    def predict(self, X):
+        """Predict flat targets from fMRI activity.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            fMRI activity with the columns seen in `fit`.
+
+        Returns
+        -------
+        array of shape (n_samples, n_targets) or (n_samples,)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
+        check_finite(X, "X")
+        if not np.array_equal(self.voxel_indices_, np.arange(X.shape[1])):
+            X = X[:, self.voxel_indices_]
+        return X @ self.coef_.T + self.intercept_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

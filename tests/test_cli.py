@@ -7,11 +7,9 @@ from PIL import Image
 from brainldm.cli import main, reconstruct
 from brainldm.datasets.toy import make_toy_nsd
 
-from ._tiny_sd import make_tiny_sd
-
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, tiny_folder):
     folder = tmp_path_factory.mktemp("cli")
     root = make_toy_nsd(
         folder / "nsd",
@@ -22,7 +20,7 @@ def world(tmp_path_factory):
         subjects=("subj01",),
         progress=False,
     )
-    return root, make_tiny_sd(folder / "sd")
+    return root, tiny_folder
 
 
 def test_reconstruct_decodes_identifiable_latents_and_writes_images(world, tmp_path):

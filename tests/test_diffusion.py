@@ -13,17 +13,11 @@ from sklearn.base import clone
 
 from brainldm.datasets.scenes import make_stimuli
 from brainldm.diffusion import StableDiffusion, sample_generator
-from tests._tiny_sd import make_tiny_sd
 
 # Batched and one-at-a-time runs differ only by float rounding in the
 # convolutions, which the decoder can turn into a flip of a uint8 level or two
 # (diffusers' own batch tests allow a similar margin).
 BATCH_TOLERANCE_LEVELS = 2
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return make_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", image_size=16, generation_size=32)
 
 
 @pytest.fixture(scope="module")

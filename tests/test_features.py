@@ -17,14 +17,8 @@ from brainldm.features import (
     _content_id,
     image_caption_pairs,
 )
-from tests._tiny_sd import make_tiny_sd
 
 DENOISING = dict(steps=10, strength=0.8, batch_size=4)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return str(make_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny"))
 
 
 @pytest.fixture(scope="module")

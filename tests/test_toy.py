@@ -487,8 +487,12 @@ def test_world_is_as_readable_as_any_new_folder(tiny):
         (dict(n_shared=30), "n_shared=30 must be less than the 30 images"),
         (dict(volume_shape=(12, 8, 12)), "volume_shape must be 3 sides of at least 12"),
         (dict(subjects=["subj03"]), "subjects must be distinct names among"),
-        (dict(trials_per_session=0), "trials_per_session must be at least 1"),
-        (dict(seed=1.5), "seed must be an int, got 1.5"),
+        (
+            dict(trials_per_session=0),
+            r"The 'trials_per_session' parameter of make_toy_nsd must be an int in the range "
+            r"\[1, inf\). Got 0 instead",
+        ),
+        (dict(seed=1.5), "The 'seed' parameter of make_toy_nsd must be an int.* Got 1.5 instead"),
     ],
 )
 def test_invalid_arguments_are_named(tmp_path, arguments, message):

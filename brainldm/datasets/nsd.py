@@ -23,6 +23,7 @@ import scipy.io
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
+from brainldm._validation import parse_subject
 from brainldm.datasets import _cache
 
 __all__ = ["NSDCaptions", "NSDStimuli", "VolumeMasker", "load_nsd"]
@@ -53,21 +54,6 @@ def _require(root, relative, what):
             f"nsddata/, nsddata_betas/ and nsddata_stimuli/."
         )
     return path
-
-
-def _parse_subject(subject):
-    """1 -> 1, "subj01" -> 1, "1" -> 1; anything else is a ValueError."""
-    if isinstance(subject, (int, np.integer)) and not isinstance(subject, bool):
-        number = int(subject)
-    else:
-        match = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject).strip().lower())
-        number = int(match.group(1)) if match else 0
-    if number < 1:
-        raise ValueError(
-            f"subject={subject!r} is not an NSD subject; give its number (1) or its "
-            f"name ('subj01')."
-        )
-    return number
 
 
 def _format_sessions(sessions):
@@ -918,7 +904,7 @@ def load_nsd(
     >>> data.masker.inverse_transform(data.X_test[0]).shape
     (12, 14, 12)
     """
-    number = _parse_subject(subject)
+    number = parse_subject(subject)
     layout = _Layout(root, number)
     if zscore not in ZSCORE_OPTIONS:
         raise ValueError(f"zscore must be 'session' or None, got {zscore!r}.")

@@ -34,12 +34,13 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import scipy.io
-from PIL import Image
 from scipy.special import ndtr
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from brainldm import __version__
+from brainldm._images import resize
+from brainldm._validation import check_int, subject_name
 from brainldm.datasets import scenes
 
 __all__ = [
@@ -292,7 +293,7 @@ def load_toy_ground_truth(root, subject):
         raise FileNotFoundError(
             f"no toy world under root={str(root)!r} (no {_MARKER}); make one with make_toy_nsd(root)"
         )
-    name = _subject_name(subject)
+    name = subject_name(subject)
     if name not in info["arguments"]["subjects"]:
         raise ValueError(
             f"subject={subject!r} is not in the toy world at {str(root)!r}; "
@@ -308,22 +309,10 @@ def load_toy_ground_truth(root, subject):
     return truth
 
 
-def _subject_name(subject):
-    if isinstance(subject, (int, np.integer)) and not isinstance(subject, bool):
-        return f"subj{int(subject):02d}"
-    return str(subject)
-
-
 def _check_arguments(**arguments):
-    ints = ("seed", "n_sessions", "n_released_sessions", "trials_per_session", "n_shared")
-    for name in ints:
-        value = arguments[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"{name} must be an int, got {value!r}")
-        arguments[name] = int(value)
-    for name in ints[1:]:
-        if arguments[name] < 1:
-            raise ValueError(f"{name} must be at least 1, got {arguments[name]}")
+    arguments["seed"] = check_int(arguments["seed"], "seed", "make_toy_nsd")
+    for name in ("n_sessions", "n_released_sessions", "trials_per_session", "n_shared"):
+        arguments[name] = check_int(arguments[name], name, "make_toy_nsd", min_val=1)
     if arguments["n_released_sessions"] > arguments["n_sessions"]:
         raise ValueError(
             f"n_released_sessions={arguments['n_released_sessions']} exceeds "
@@ -350,9 +339,11 @@ def _check_arguments(**arguments):
     requested = arguments["subjects"]
     if isinstance(requested, (str, int, np.integer)):
         requested = [requested]
-    subjects = [_subject_name(subject) for subject in requested]
-    unknown = sorted(set(subjects) - set(SUBJECTS))
-    if unknown or not subjects or len(set(subjects)) != len(subjects):
+    try:
+        subjects = [subject_name(subject) for subject in requested]
+    except ValueError:
+        subjects = None
+    if not subjects or set(subjects) - set(SUBJECTS) or len(set(subjects)) != len(subjects):
         raise ValueError(
             f"subjects must be distinct names among {SUBJECTS}, got {arguments['subjects']!r}"
         )
@@ -455,12 +446,7 @@ def _make_design(arguments):
 
 def _stimulus_features(stimuli):
     """Standardised low-level (pooled channel maps) and semantic features per image."""
-    images = np.stack(
-        [
-            np.asarray(Image.fromarray(img).resize((_WORKING_SIZE, _WORKING_SIZE), Image.LANCZOS))
-            for img in stimuli.images
-        ]
-    ).astype(np.float32)
+    images = resize(stimuli.images, _WORKING_SIZE).astype(np.float32)
     images /= 255.0
     red, green, blue = images[..., 0], images[..., 1], images[..., 2]
     luminance = 0.299 * red + 0.587 * green + 0.114 * blue

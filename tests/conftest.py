@@ -1,4 +1,4 @@
-"""Tiny random Stable Diffusion models for tests, saved in the standard folder layout.
+"""Shared fixtures: a tiny random Stable Diffusion model saved in the standard folder layout.
 
 The components are built from configurations with random weights, as
 diffusers' own tests do, and saved with ``StableDiffusionPipeline.save_pretrained``
@@ -11,6 +11,7 @@ import json
 import string
 from pathlib import Path
 
+import pytest
 import torch
 
 # Characters of test captions; each is a token, alone and at the end of a word.
@@ -119,3 +120,9 @@ def make_tiny_sd(folder, *, image_size=16, generation_size=32, seed=0):
         settings = {"image_size": image_size, "generation_size": generation_size}
         (folder / "brainldm.json").write_text(json.dumps(settings))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """The tiny SD folder, built once per test session (16 px images, 32 px generation)."""
+    return make_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", image_size=16, generation_size=32)
