@@ -146,8 +146,8 @@ def reconstruct(
         "model": str(model),
         "n_train_trials": int(data.X_train.shape[0]),
         "n_test_images": int(data.X_test.shape[0]),
-        "identification_z": two_way_identification(decoded["z"], features["z"][test_rows]),
-        "identification_c": two_way_identification(decoded["c"], features["c"][test_rows]),
+        "identification_z": two_way_identification(features["z"][test_rows], decoded["z"]),
+        "identification_c": two_way_identification(features["c"][test_rows], decoded["c"]),
     }
     log(
         f"two-way identification of decoded z: {summary['identification_z']:.3f}, "

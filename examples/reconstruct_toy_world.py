@@ -51,8 +51,8 @@ c_decoder.fit(data.X_train, c[rows], textdecoder__groups=data.images_train)
 z_test = z_decoder.predict(data.X_test)
 c_test = c_decoder.predict(data.X_test)
 print(
-    f"identification of decoded z: {two_way_identification(z_test, z[test_rows]):.2f}, "
-    f"of decoded c: {two_way_identification(c_test, c[test_rows]):.2f} (chance 0.50)"
+    f"identification of decoded z: {two_way_identification(z[test_rows], z_test):.2f}, "
+    f"of decoded c: {two_way_identification(c[test_rows], c_test):.2f} (chance 0.50)"
 )
 
 # 4. Decoded z and c -> images: the paper's img2img chain, and its controls.
