@@ -14,9 +14,9 @@ from brainldm.features import (
     LatentFeatures,
     TextFeatures,
     UNetLayerFeatures,
-    _content_id,
     image_caption_pairs,
 )
+from brainldm.features.ldm import _content_id
 
 DENOISING = dict(steps=10, strength=0.8, batch_size=4)
 

@@ -1,4 +1,4 @@
-"""Features of stimuli for voxelwise encoding models, as scikit-learn transformers.
+"""Features from a latent diffusion model, as scikit-learn transformers.
 
 Each extractor turns stimuli into a 2-D float32 array (n_samples, n_features)
 that feeds ridge models directly; ``feature_shape_`` gives each sample's
@@ -24,19 +24,16 @@ use and not stored among the parameters, so ``clone`` stays cheap and
 To plug in your own extractor, subclass :class:`FeatureExtractor`.
 """
 
-import functools
 import hashlib
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from brainldm._validation import check_captions
 from brainldm.diffusion import StableDiffusion
+from brainldm.features.base import MODEL_CACHE, FeatureExtractor
 
 __all__ = [
     "DenoisedLatentFeatures",
-    "FeatureExtractor",
     "LDMFeatures",
     "LatentFeatures",
     "TextFeatures",
@@ -100,123 +97,13 @@ def _content_id(image, captions):
     return int.from_bytes(digest.digest()[:8], "little") >> 1
 
 
-class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Base class of feature extractors: stimuli in, a 2-D float32 array out.
-
-    A subclass stores its parameters in ``__init__`` (scikit-learn's rule),
-    and defines two methods:
-
-    - ``_feature_shape(self)``: the shape of one sample's features;
-    - ``_extract(self, X)``: features of all samples of ``X``, an array of
-      shape ``(n_samples, *feature_shape)``.
-
-    The base class validates the shape, flattens the features to float32
-    columns and sets ``feature_shape_`` in ``fit``. Heavy objects (networks)
-    that a subclass loads should be kept in attributes whose names start with
-    ``_model``: they are dropped when the extractor is pickled (e.g. into a
-    ``Pipeline(memory=...)`` cache) and loaded again on use.
-
-    Attributes
-    ----------
-    feature_shape_ : tuple of int
-        Shape of one sample's features; ``features.reshape(-1,
-        *feature_shape_)`` undoes the flattening.
-
-    Examples
-    --------
-    Mean colour of each image's quadrants, as a plug-in extractor:
-
-    >>> import numpy as np
-    >>> from brainldm.features import FeatureExtractor
-    >>> class QuadrantColour(FeatureExtractor):
-    ...     def __init__(self, grid=2):
-    ...         self.grid = grid
-    ...     def _feature_shape(self):
-    ...         return (self.grid, self.grid, 3)
-    ...     def _extract(self, X):
-    ...         X = np.asarray(X, dtype=np.float32)
-    ...         n, h, w, _ = X.shape
-    ...         cells = X.reshape(n, self.grid, h // self.grid, self.grid, w // self.grid, 3)
-    ...         return cells.mean(axis=(2, 4))
-    >>> images = np.zeros((5, 8, 8, 3), np.uint8)
-    >>> images[:, :4, :4, 0] = 255
-    >>> extractor = QuadrantColour().fit(images)
-    >>> features = extractor.transform(images)
-    >>> features.shape, features.dtype
-    ((5, 12), dtype('float32'))
-    >>> features.reshape(-1, *extractor.feature_shape_)[0, 0, 0]
-    array([255.,   0.,   0.], dtype=float32)
-    """
-
-    def _feature_shape(self):
-        raise NotImplementedError(f"{type(self).__name__} must define _feature_shape")
-
-    def _extract(self, X):
-        raise NotImplementedError(f"{type(self).__name__} must define _extract")
-
-    def fit(self, X, y=None):
-        """Record the shape of the features; nothing is learned from ``X``.
-
-        Parameters
-        ----------
-        X : stimuli
-            Ignored but for the input convention of the extractor.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : FeatureExtractor
-        """
-        self.feature_shape_ = tuple(int(n) for n in self._feature_shape())
-        self._n_features_out = int(np.prod(self.feature_shape_))
-        return self
-
-    def transform(self, X):
-        """Features of ``X``.
-
-        Parameters
-        ----------
-        X : stimuli
-            As the extractor's class documents.
-
-        Returns
-        -------
-        features : ndarray of shape (n_samples, n_features), float32
-        """
-        check_is_fitted(self, "feature_shape_")
-        features = np.asarray(self._extract(X), dtype=np.float32)
-        if features.shape[1:] != self.feature_shape_:
-            raise RuntimeError(
-                f"{type(self).__name__}._extract returned features of shape {features.shape[1:]} "
-                f"per sample, but fit recorded {self.feature_shape_}; make _feature_shape and "
-                "_extract agree"
-            )
-        return features.reshape(len(features), -1)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        return {key: value for key, value in state.items() if not key.startswith("_model")}
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.transformer_tags.preserves_dtype = []
-        return tags
-
-
-@functools.lru_cache(maxsize=2)
-def _load_model(name_or_path, device, dtype):
-    # Several extractors in one pipeline name the same model: load it once.
-    return StableDiffusion.from_pretrained(name_or_path, device=device, dtype=dtype)
-
-
 class LDMFeatures(FeatureExtractor):
     """Base class of the extractors that run a latent diffusion model.
 
     Subclasses have the parameters ``model``, ``device`` and ``dtype`` and
-    call ``self._get_model()``, which loads a named model on first use (the
-    last two named models stay loaded, shared by extractors) or returns the
+    call ``self._get_model()``, which loads a named model on first use
+    (through :data:`brainldm.features.MODEL_CACHE`, so that extractors naming
+    the same model share it) or returns the
     :class:`~brainldm.diffusion.StableDiffusion` given.
 
     Examples
@@ -248,7 +135,13 @@ class LDMFeatures(FeatureExtractor):
             )
         key = (str(self.model), self.device, self.dtype)
         if getattr(self, "_model_key", None) != key:
-            self._model_loaded = _load_model(*key)
+            # Several extractors in one analysis name the same model: load it once.
+            self._model_loaded = MODEL_CACHE.get(
+                ("StableDiffusion", *key),
+                lambda: StableDiffusion.from_pretrained(
+                    self.model, device=self.device, dtype=self.dtype
+                ),
+            )
             self._model_key = key
         return self._model_loaded
 

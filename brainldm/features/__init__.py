@@ -1,0 +1,36 @@
+"""Features of stimuli for voxelwise encoding models and identification metrics.
+
+Each extractor is a scikit-learn transformer that turns stimuli into a 2-D
+float32 array (n_samples, n_features) that feeds ridge models directly.
+
+- :mod:`brainldm.features.base`: the :class:`FeatureExtractor` contract that
+  plug-in extractors follow, and :data:`MODEL_CACHE`, through which extractors
+  share the networks they load.
+- :mod:`brainldm.features.ldm`: the latent diffusion model's parts: ``z``
+  (:class:`LatentFeatures`), ``c`` (:class:`TextFeatures`), ``z_c``
+  (:class:`DenoisedLatentFeatures`) and U-Net activations
+  (:class:`UNetLayerFeatures`).
+
+Names are imported on first use, so ``import brainldm.features`` loads neither
+torch nor the diffusion model.
+"""
+
+from brainldm._lazy import lazy_exports
+
+_BASE = "brainldm.features.base"
+_LDM = "brainldm.features.ldm"
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "FeatureExtractor": _BASE,
+        "MODEL_CACHE": _BASE,
+        "ModelCache": _BASE,
+        "clear_model_cache": _BASE,
+        "DenoisedLatentFeatures": _LDM,
+        "LDMFeatures": _LDM,
+        "LatentFeatures": _LDM,
+        "TextFeatures": _LDM,
+        "UNetLayerFeatures": _LDM,
+        "image_caption_pairs": _LDM,
+    },
+)
