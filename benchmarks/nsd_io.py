@@ -162,7 +162,7 @@ def _load(root, cache_dir):
     from brainldm.datasets.nsd import load_nsd
 
     start, start_cpu = time.perf_counter(), time.process_time()
-    data = load_nsd(root, SUBJECT, cache_dir=cache_dir, verbose=False)
+    data = load_nsd(root, SUBJECT, cache_dir=cache_dir, progress=False)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(

@@ -196,7 +196,7 @@ def nsd(max_target_batches, n_targets_batch, scale):
     n_batches = -(-n_targets // n_targets_batch)
     solved = n_batches if max_target_batches is None else min(max_target_batches, n_batches)
     n_solved = min(n_targets, solved * n_targets_batch)
-    decoder = TextDecoder(n_targets_batch=n_targets_batch, verbose=True)
+    decoder = TextDecoder(n_targets_batch=n_targets_batch, progress=True)
     start, cpu_start = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         # Random targets carry no signal: the largest alpha rightly wins.

@@ -28,7 +28,7 @@ out = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp())
 # 1. Files -> arrays: single-trial betas, z-scored per session; the shared
 #    images form the test set, each the mean of its repetitions.
 root = make_toy_nsd(out / "toy_nsd", n_sessions=6, n_released_sessions=5, progress=False)
-data = load_nsd(root, "subj01", verbose=False)
+data = load_nsd(root, "subj01", progress=False)
 print(
     f"{len(data.X_train)} train trials, {len(data.X_test)} test images, "
     f"{data.X_train.shape[1]} voxels"

@@ -46,7 +46,7 @@ def broken(world, tmp_path):
 
 
 def load(root, subject=1, **kwargs):
-    return load_nsd(root, subject, verbose=False, **kwargs)
+    return load_nsd(root, subject, progress=False, **kwargs)
 
 
 def betas_file(root, session, subject="subj01"):

@@ -538,7 +538,7 @@ def test_decoders_recover_planted_low_level_features_from_early_and_semantic_fro
     with warnings.catch_warnings():
         # The planted bad voxels are dropped with a warning, as they should be.
         warnings.simplefilter("ignore", UserWarning)
-        data = load_nsd(default_world, "subj01", verbose=False)
+        data = load_nsd(default_world, "subj01", progress=False)
     truth = toy.load_toy_ground_truth(default_world, "subj01")
     low = truth.feature_groups == "low_level"
     scores = {}

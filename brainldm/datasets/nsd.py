@@ -23,7 +23,7 @@ import scipy.io
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from brainldm._validation import parse_subject
+from brainldm._validation import DEPRECATED, parse_subject, renamed
 from brainldm.datasets import _cache
 
 __all__ = ["NSDCaptions", "NSDStimuli", "VolumeMasker", "load_nsd"]
@@ -671,7 +671,7 @@ def _in_roi(volume, value):
     return volume > 0 if value is None else volume == value
 
 
-def _read_betas(layout, sessions, design, atlases, resolved, used, zscore, n_jobs, verbose):
+def _read_betas(layout, sessions, design, atlases, resolved, used, zscore, n_jobs, progress):
     """Read, standardise and split the betas: (arrays, attrs) as stored in the cache."""
     paths = [layout.root / layout.session_file(session) for session in sessions]
     headers = [_read_header(path) for path in paths]
@@ -710,14 +710,14 @@ def _read_betas(layout, sessions, design, atlases, resolved, used, zscore, n_job
     test_sum = np.zeros((images_test.size, voxel_ijk.shape[0]), dtype=np.float64)
     bad = np.zeros(voxel_ijk.shape[0], dtype=bool)
     row = 0
-    progress = tqdm(
+    sessions_read = tqdm(
         _read_sessions(paths, flat_index, n_jobs),
         total=len(paths),
         desc=f"{layout.subject} betas",
         unit="session",
-        disable=not verbose,
+        disable=not progress,
     )
-    for betas, session_images, test in zip(progress, images, is_test, strict=True):
+    for betas, session_images, test in zip(sessions_read, images, is_test, strict=True):
         bad |= _standardise(betas, zscore)
         X_train[row : row + int((~test).sum())] = betas[~test]
         row += int((~test).sum())
@@ -790,7 +790,8 @@ def load_nsd(
     zscore="session",
     cache_dir=None,
     n_jobs=None,
-    verbose=True,
+    progress=True,
+    verbose=DEPRECATED,
 ):
     """Load one subject's single-trial betas from the Natural Scenes Dataset.
 
@@ -823,8 +824,10 @@ def load_nsd(
     n_jobs : int, default=None
         Number of betas files decompressed at once (None: 1; -1: one per CPU). Each
         adds one session of the selected voxels to the memory held.
-    verbose : bool, default=True
+    progress : bool, default=True
         Show progress over sessions.
+    verbose : bool
+        Deprecated alias of ``progress``.
 
     Returns
     -------
@@ -890,7 +893,7 @@ def load_nsd(
     ...     subjects=["subj01"], progress=False)
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
-    ...     data = load_nsd(root, "subj01", rois=["early", "ventral"], verbose=False)
+    ...     data = load_nsd(root, "subj01", rois=["early", "ventral"], progress=False)
     >>> print(caught[0].message)  # doctest: +ELLIPSIS
     subj01: dropped ... voxels with no variance or non-finite values in some loaded session; ...
     >>> int(data.X_train.shape[0] + data.n_repeats_test.sum())  # 3 sessions of 30 trials
@@ -904,6 +907,7 @@ def load_nsd(
     >>> data.masker.inverse_transform(data.X_test[0]).shape
     (12, 14, 12)
     """
+    progress = renamed(verbose, "verbose", progress, "progress", "load_nsd")
     number = parse_subject(subject)
     layout = _Layout(root, number)
     if zscore not in ZSCORE_OPTIONS:
@@ -941,7 +945,7 @@ def load_nsd(
         if cached is not None:
             return _make_bunch(*cached, **described, stimuli=stimuli, captions=captions)
     arrays, attrs = _read_betas(
-        layout, sessions, design, atlases, resolved, used, zscore, n_jobs, verbose
+        layout, sessions, design, atlases, resolved, used, zscore, n_jobs, progress
     )
     if cache_dir is not None:
         _cache.write_cache(path, arrays, attrs)
