@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 import torch
 
+__all__ = ["as_tensor", "compute_dtype", "to_output"]
+
 
 def compute_dtype(*arrays):
     """Return float32 when every array is float32 or narrower, else float64.

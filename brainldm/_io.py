@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["atomic_savez", "atomic_write"]
+
 
 def atomic_write(path, write):
     """Call ``write(tmp)`` on a hidden sibling of ``path``, then move it into place.

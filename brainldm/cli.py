@@ -21,6 +21,8 @@ import numpy as np
 
 from brainldm._io import atomic_savez, atomic_write
 
+__all__ = ["main", "reconstruct"]
+
 
 def _cached_npz(path, compute, log):
     """Load ``path`` if it exists, else compute a dict of arrays and save it."""

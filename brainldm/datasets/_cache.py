@@ -19,6 +19,8 @@ import numpy as np
 
 from brainldm._io import atomic_write
 
+__all__ = ["FORMAT_VERSION", "cache_path", "read_cache", "sources_digest", "write_cache"]
+
 # Part of every key: bump it when the layout of cached files changes.
 FORMAT_VERSION = 1
 

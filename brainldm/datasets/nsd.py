@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from brainldm._validation import DEPRECATED, parse_subject, renamed
 from brainldm.datasets import _cache
 
-__all__ = ["NSDCaptions", "NSDStimuli", "VolumeMasker", "load_nsd"]
+__all__ = ["BETAS_SCALE", "NSDCaptions", "NSDStimuli", "VolumeMasker", "ZSCORE_OPTIONS", "load_nsd"]
 
 # NSD stores single-trial betas as int16 percent signal change times 300.
 BETAS_SCALE = 300.0

@@ -16,6 +16,17 @@ import hashlib
 import numpy as np
 from sklearn.utils import Bunch
 
+__all__ = [
+    "BACKGROUND_COLOURS",
+    "BACKGROUND_KINDS",
+    "COLOURS",
+    "POSITIONS",
+    "SHAPES",
+    "VOCABULARY",
+    "make_stimuli",
+    "stimulus_fingerprint",
+]
+
 SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
 COLOURS = ("red", "green", "blue", "yellow", "purple", "white")
 BACKGROUND_KINDS = ("plain", "gradient", "striped")
