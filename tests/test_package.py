@@ -1,0 +1,205 @@
+"""Specification of the package's shape: public surface, lazy imports, layering, sizes."""
+
+import ast
+import importlib
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "brainldm"
+API = PACKAGE.parent / "docs" / "api.rst"
+
+# Lines of code, docstrings left out. Library code longer than these limits
+# must say why in its docstring and be listed here.
+MAX_CLASS_LINES = 400
+MAX_FUNCTION_LINES = 120
+LONG_ON_PURPOSE = {}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def _public(module):
+    return not any(part.startswith("_") for part in module.split("."))
+
+
+def _imports(path):
+    """Absolute names of the modules that a file imports, at any depth of its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _run(code):
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_the_estimators_and_loaders_are_exported_at_top_level():
+    import brainldm
+    from brainldm.datasets.nsd import load_nsd
+    from brainldm.datasets.toy import make_toy_nsd
+    from brainldm.decoding import LatentDecoder, TextDecoder
+    from brainldm.diffusion import StableDiffusion
+
+    expected = [LatentDecoder, TextDecoder, StableDiffusion, load_nsd, make_toy_nsd]
+    assert [getattr(brainldm, obj.__name__) for obj in expected] == expected
+    assert {obj.__name__ for obj in expected} <= set(brainldm.__all__) <= set(dir(brainldm))
+    with pytest.raises(AttributeError, match="no attribute 'LatentDecodr'"):
+        brainldm.LatentDecodr  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "module", ["brainldm", "brainldm.datasets", "brainldm.features", "brainldm.toy"]
+)
+def test_importing_a_light_module_loads_no_torch(module):
+    loaded = _run(f"import sys, {module}; print('torch' in sys.modules)")
+    assert loaded == ["False"]
+
+
+def test_metrics_and_the_features_base_never_load_the_diffusion_model():
+    code = (
+        "import sys, brainldm.metrics, brainldm.features.base\n"
+        "print(sorted(m for m in ('diffusers', 'brainldm.diffusion') if m in sys.modules))"
+    )
+    assert _run(code) == ["[]"]
+
+
+def test_every_module_declares_all_and_defines_it():
+    for module, _ in _modules():
+        if module.endswith("__main__"):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecated alias modules
+            imported = importlib.import_module(module)
+        assert hasattr(imported, "__all__"), module
+        missing = [name for name in imported.__all__ if not hasattr(imported, name)]
+        assert not missing, (module, missing)
+
+
+def test_only_the_diffusion_package_and_the_training_scripts_import_diffusers():
+    allowed = ("brainldm.diffusion", "brainldm.toy.training")
+    offenders = [
+        module
+        for module, path in _modules()
+        if not module.startswith(allowed)
+        and any(name.split(".")[0] == "diffusers" for name in _imports(path))
+    ]
+    assert offenders == []
+
+
+def test_lower_layers_import_nothing_above_them():
+    below_datasets = ("brainldm._validation", "brainldm._images", "brainldm._io")
+    for module, path in _modules():
+        imported = {name for name in _imports(path) if name.startswith("brainldm")}
+        if module.startswith("brainldm.datasets"):
+            above = [
+                name
+                for name in imported
+                if not name.startswith(("brainldm.datasets", *below_datasets))
+                and name not in ("brainldm", "brainldm.__version__")
+            ]
+            assert above == [], module
+        if module.startswith("brainldm.metrics") or module == "brainldm.features.base":
+            assert not [name for name in imported if name.startswith("brainldm.diffusion")]
+
+
+def _is_module(name):
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _code_lines(node):
+    """Lines of a class or function, less its docstring: long numpydoc docstrings are welcome."""
+    length = node.end_lineno - node.lineno + 1
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant):
+        if isinstance(first.value.value, str):
+            length -= first.end_lineno - first.lineno + 1
+    return length
+
+
+def test_no_module_imports_a_private_name_of_another():
+    crossings = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brainldm"):
+                crossings += [
+                    f"{module}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_")
+                    and not alias.name.startswith("__")
+                    and not _is_module(f"{node.module}.{alias.name}")
+                ]
+    assert crossings == []
+
+
+def test_no_class_or_function_is_longer_than_the_limits():
+    too_long = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+                length = _code_lines(node)
+                if length > limit and f"{module}.{node.name}" not in LONG_ON_PURPOSE:
+                    too_long.append(f"{module}.{node.name}: {length} lines")
+    assert too_long == []
+
+
+def test_the_api_reference_lists_every_public_name():
+    listed = set(API.read_text().split())
+    missing = []
+    for module, _ in _modules():
+        if not _public(module) or module.endswith("__main__"):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            imported = importlib.import_module(module)
+        if getattr(imported, "__deprecated_alias__", False):
+            continue
+        for name in imported.__all__:
+            defined = getattr(getattr(imported, name), "__module__", module)
+            # A name re-exported by a package is listed under the module that defines it.
+            if defined == module or not defined.startswith("brainldm"):
+                if f"{module}.{name}" not in listed:
+                    missing.append(f"{module}.{name}")
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("call", "old", "new"),
+    [
+        ("solve_ridge_cv", "progress_bar", "progress"),
+        ("decoder", "verbose", "progress"),
+    ],
+)
+def test_renamed_parameters_keep_working_with_a_future_warning(call, old, new):
+    from brainldm.decoding import LatentDecoder
+    from brainldm.ridge import solve_ridge_cv
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(20, 3)), rng.normal(size=(20, 2))
+    run = {
+        "solve_ridge_cv": lambda **kw: solve_ridge_cv(X, Y, **kw).coef,
+        "decoder": lambda **kw: LatentDecoder(**kw).fit(X, Y).coef_,
+    }[call]
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed '{new}'"):
+        renamed = run(**{old: False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        np.testing.assert_array_equal(run(**{new: False}), renamed)
