@@ -103,7 +103,6 @@ def reconstruct(
         Decoding identification accuracies and the paths written.
     """
     from brainldm.datasets.nsd import load_nsd
-    from brainldm.decoding import LatentDecoder, TextDecoder
     from brainldm.diffusion import StableDiffusion
     from brainldm.metrics import two_way_identification
 
@@ -116,33 +115,13 @@ def reconstruct(
     )
     sd = StableDiffusion.from_pretrained(model, device=device)
     seen = np.unique(np.concatenate([data.images_train, data.images_test]))
-
-    def encode():
-        images = data.stimuli[seen]
-        return {
-            "z": sd.encode_images(images, progress=True).reshape(len(seen), -1),
-            "c": sd.encode_text([data.captions[i] for i in seen], progress=True).reshape(
-                len(seen), -1
-            ),
-        }
-
-    features = _cached_npz(out / "features.npz", encode, log)
+    features = _cached_npz(out / "features.npz", lambda: _encode(sd, data, seen), log)
     row = {image: k for k, image in enumerate(seen)}
     train_rows = np.array([row[i] for i in data.images_train])
     test_rows = np.array([row[i] for i in data.images_test])
-
-    def decode():
-        decoded = {}
-        for name, decoder, roi in (
-            ("z", LatentDecoder(voxels=data.roi_masks["early"], device=device), "early"),
-            ("c", TextDecoder(voxels=data.roi_masks["ventral"], device=device), "ventral"),
-        ):
-            log(f"fitting the {name} decoder on {int(data.roi_masks[roi].sum())} {roi} voxels")
-            decoder.fit(data.X_train, features[name][train_rows], groups=data.images_train)
-            decoded[name] = decoder.predict(data.X_test).astype(np.float32)
-        return decoded
-
-    decoded = _cached_npz(out / "decoded.npz", decode, log)
+    decoded = _cached_npz(
+        out / "decoded.npz", lambda: _decode(data, features, train_rows, device, log), log
+    )
     summary = {
         "subject": data.subject,
         "model": str(model),
@@ -157,20 +136,12 @@ def reconstruct(
     )
 
     shown = slice(0, min(n_images, len(test_rows)))
-    z = decoded["z"][shown].reshape(-1, *sd.latent_shape)
-    c = decoded["c"][shown].reshape(-1, *sd.text_shape)
-    settings = dict(steps=steps, guidance=guidance, n_samples=n_samples)
-
-    def generate():
-        return {
-            "original": data.stimuli[data.images_test[shown]],
-            "coarse": sd.decode_latents(z),
-            "z_only": sd.img2img(z, None, strength=strength, **settings),
-            "c_only": sd.text2img(c, **settings),
-            "zc": sd.img2img(z, c, strength=strength, **settings),
-        }
-
-    images = _cached_npz(out / "reconstructions.npz", generate, log)
+    settings = dict(steps=steps, guidance=guidance, n_samples=n_samples, progress=True)
+    images = _cached_npz(
+        out / "reconstructions.npz",
+        lambda: _generate(sd, data, decoded, shown, strength, settings),
+        log,
+    )
     names = ["original", "coarse", "z_only", "c_only", "zc"]
     columns = [images[n] if images[n].ndim == 4 else images[n][:, 0] for n in names]
     _image_grid(columns, ["seen", "X_z", "z", "c", "zc"], out / "reconstructions.png")
@@ -181,6 +152,42 @@ def reconstruct(
     )
     log(f"wrote {out / 'reconstructions.png'} and {out / 'summary.json'}")
     return summary
+
+
+def _encode(sd, data, seen):
+    """``z`` and ``c`` of every image the subject saw, flat, in the order of ``seen``."""
+    return {
+        "z": sd.encode_images(data.stimuli[seen], progress=True).reshape(len(seen), -1),
+        "c": sd.encode_text([data.captions[i] for i in seen], progress=True).reshape(len(seen), -1),
+    }
+
+
+def _decode(data, features, train_rows, device, log):
+    """Fit the z decoder on early and the c decoder on ventral voxels; decode the test images."""
+    from brainldm.decoding import LatentDecoder, TextDecoder
+
+    decoded = {}
+    for name, decoder, roi in (
+        ("z", LatentDecoder(voxels=data.roi_masks["early"], device=device), "early"),
+        ("c", TextDecoder(voxels=data.roi_masks["ventral"], device=device), "ventral"),
+    ):
+        log(f"fitting the {name} decoder on {int(data.roi_masks[roi].sum())} {roi} voxels")
+        decoder.fit(data.X_train, features[name][train_rows], groups=data.images_train)
+        decoded[name] = decoder.predict(data.X_test).astype(np.float32)
+    return decoded
+
+
+def _generate(sd, data, decoded, shown, strength, settings):
+    """The seen images, X_z and the z-only, c-only and zc reconstructions of ``shown``."""
+    z = decoded["z"][shown].reshape(-1, *sd.latent_shape)
+    c = decoded["c"][shown].reshape(-1, *sd.text_shape)
+    return {
+        "original": data.stimuli[data.images_test[shown]],
+        "coarse": sd.decode_latents(z),
+        "z_only": sd.img2img(z, None, strength=strength, **settings),
+        "c_only": sd.text2img(c, **settings),
+        "zc": sd.img2img(z, c, strength=strength, **settings),
+    }
 
 
 def _parser():
