@@ -186,10 +186,12 @@ def test_the_api_reference_lists_every_public_name():
     [
         ("solve_ridge_cv", "progress_bar", "progress"),
         ("decoder", "verbose", "progress"),
+        ("latent_features", "sample", "sample_posterior"),
     ],
 )
 def test_renamed_parameters_keep_working_with_a_future_warning(call, old, new):
     from brainldm.decoding import LatentDecoder
+    from brainldm.features import LatentFeatures
     from brainldm.ridge import solve_ridge_cv
 
     rng = np.random.default_rng(0)
@@ -197,9 +199,11 @@ def test_renamed_parameters_keep_working_with_a_future_warning(call, old, new):
     run = {
         "solve_ridge_cv": lambda **kw: solve_ridge_cv(X, Y, **kw).coef,
         "decoder": lambda **kw: LatentDecoder(**kw).fit(X, Y).coef_,
+        "latent_features": lambda **kw: LatentFeatures(seed=3, **kw).fit_transform(images),
     }[call]
+    images = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     with pytest.warns(FutureWarning, match=f"'{old}' was renamed '{new}'"):
-        renamed = run(**{old: False})
+        renamed = run(**{old: True})
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
-        np.testing.assert_array_equal(run(**{new: False}), renamed)
+        np.testing.assert_array_equal(run(**{new: True}), renamed)

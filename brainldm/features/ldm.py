@@ -28,7 +28,7 @@ import hashlib
 
 import numpy as np
 
-from brainldm._validation import check_captions
+from brainldm._validation import DEPRECATED, check_captions, renamed
 from brainldm.diffusion import StableDiffusion
 from brainldm.features.base import MODEL_CACHE, FeatureExtractor
 
@@ -119,7 +119,7 @@ class LDMFeatures(FeatureExtractor):
     ...         return self._get_model().latent_shape
     ...     def _extract(self, X):
     ...         sd = self._get_model()
-    ...         return sd.encode_images(X, sample=True) - sd.encode_images(X)
+    ...         return sd.encode_images(X, sample_posterior=True) - sd.encode_images(X)
     >>> images = np.zeros((5, 64, 64, 3), np.uint8)
     >>> PosteriorNoise().fit_transform(images).shape
     (5, 1024)
@@ -153,7 +153,7 @@ class LatentFeatures(LDMFeatures):
     ----------
     model : str, path-like or StableDiffusion, default="toy"
         The latent diffusion model, loaded on first use when named.
-    sample : bool, default=False
+    sample_posterior : bool, default=False
         Sample the VAE posterior instead of taking its mode.
     seed : int, default=0
         Seed of the posterior samples.
@@ -165,6 +165,8 @@ class LatentFeatures(LDMFeatures):
         Precision of a named model; ``None`` is float32.
     progress : bool, default=False
         Show a progress bar.
+    sample : bool
+        Deprecated alias of ``sample_posterior``.
 
     Attributes
     ----------
@@ -185,28 +187,33 @@ class LatentFeatures(LDMFeatures):
         self,
         model="toy",
         *,
-        sample=False,
+        sample_posterior=False,
         seed=0,
         batch_size=16,
         device=None,
         dtype=None,
         progress=False,
+        sample=DEPRECATED,
     ):
         self.model = model
-        self.sample = sample
+        self.sample_posterior = sample_posterior
         self.seed = seed
         self.batch_size = batch_size
         self.device = device
         self.dtype = dtype
         self.progress = progress
+        self.sample = sample
 
     def _feature_shape(self):
         return self._get_model().latent_shape
 
     def _extract(self, X):
+        sample_posterior = renamed(
+            self.sample, "sample", self.sample_posterior, "sample_posterior", "LatentFeatures"
+        )
         return self._get_model().encode_images(
             X,
-            sample=self.sample,
+            sample_posterior=sample_posterior,
             seed=self.seed,
             batch_size=self.batch_size,
             progress=self.progress,
