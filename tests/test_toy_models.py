@@ -6,6 +6,7 @@ shipped weights (docs/toy_models.md lists both).
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -227,6 +228,18 @@ def test_perceptual_net_rejects_float_images(perceptual_net):
         perceptual_net.predict(np.zeros((2, 64, 64, 3)))
 
 
+def test_resize_images_is_the_shared_lanczos_resize(held_out):
+    from brainldm._images import resize
+
+    np.testing.assert_array_equal(resize_images(held_out.images, 64), resize(held_out.images, 64))
+    assert resize_images(held_out.images64, 64) is held_out.images64
+
+
+def test_resize_images_rejects_float_images_and_says_how_to_convert():
+    with pytest.raises(ValueError, match=re.escape("np.clip(x, 0, 255).astype(np.uint8)")):
+        resize_images(np.zeros((2, 64, 64, 3)), 32)
+
+
 def test_perceptual_net_rejects_a_single_image(perceptual_net):
     with pytest.raises(ValueError, match=r"images\[None\]"):
         perceptual_net.predict(np.zeros((64, 64, 3), dtype=np.uint8))
@@ -239,7 +252,7 @@ def test_load_perceptual_net_rejects_a_folder_without_weights(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_load_perceptual_net_on_cuda_without_a_gpu_says_what_to_do():
-    with pytest.raises(RuntimeError, match="device='cpu'"):
+    with pytest.raises(RuntimeError, match="torch sees no CUDA device.*pass device='cpu'"):
         load_perceptual_net(device="cuda")
 
 

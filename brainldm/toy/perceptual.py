@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
+
+from brainldm._images import resize, to_tensor
+from brainldm._validation import resolve_device
 
 _CELL_BORDERS = (0.4, 0.6)
 POSITION_CELLS = (
@@ -30,6 +32,9 @@ POSITION_CELLS = (
 
 def resize_images(images, size):
     """Resize a batch of uint8 RGB images to ``size`` x ``size`` with LANCZOS.
+
+    The LANCZOS resize that the rest of brainldm uses, for one uint8 array
+    only.
 
     Parameters
     ----------
@@ -57,12 +62,7 @@ def resize_images(images, size):
             f"dtype {images.dtype} and shape {images.shape}; convert with "
             "np.clip(x, 0, 255).astype(np.uint8)"
         )
-    if images.shape[1:3] == (size, size):
-        return images
-    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
-    return out
+    return resize(images, size)
 
 
 def position_cell(x, y):
@@ -239,8 +239,7 @@ class ToyPerceptualNet(nn.Module):
     def to_tensor(self, images):
         """uint8 images (n, h, w, 3) -> float tensor (n, 3, s, s) in [-1, 1] at the input size."""
         images = resize_images(images, self.config["input_size"])
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-        return x.float().div(127.5).sub(1.0).to(next(self.parameters()).device)
+        return to_tensor(images, device=next(self.parameters()).device)
 
     @torch.no_grad()
     def _batches(self, images, batch_size, fn):
@@ -343,8 +342,8 @@ class ToyPerceptualNet(nn.Module):
         ----------
         folder : str or path-like
             Folder with ``config.json`` and ``model.safetensors``.
-        device : str or torch.device, default="cpu"
-            Device to put the network on.
+        device : str, torch.device or None, default="cpu"
+            Device to put the network on; None is the CPU.
 
         Returns
         -------
@@ -358,12 +357,7 @@ class ToyPerceptualNet(nn.Module):
                 f"folder {str(folder)!r} has no model.safetensors; pass a folder written by "
                 "ToyPerceptualNet.save_pretrained, such as brainldm.toy.TOY_PERCEPTUAL_PATH"
             )
-        device = torch.device(device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device={str(device)!r} was requested but torch finds no CUDA device; "
-                "pass device='cpu'"
-            )
+        device = resolve_device(device)
         config = json.loads((folder / "config.json").read_text())
         keys = ("heads", "channels", "embedding_dim", "input_size")
         net = cls(**{k: config[k] for k in keys})
