@@ -19,6 +19,15 @@ generator without retraining is detected.
 import json
 from pathlib import Path
 
+__all__ = [
+    "HELD_OUT_SEED",
+    "TOY_LDM_PATH",
+    "TOY_PERCEPTUAL_PATH",
+    "TRAINING_SEED",
+    "load_perceptual_net",
+    "recorded_fingerprint",
+]
+
 TOY_LDM_PATH = Path(__file__).parent / "ldm"
 TOY_PERCEPTUAL_PATH = Path(__file__).parent / "perceptual"
 

@@ -16,6 +16,15 @@ from torch import nn
 from brainldm._images import resize, to_tensor
 from brainldm._validation import resolve_device
 
+__all__ = [
+    "POSITION_CELLS",
+    "ToyPerceptualNet",
+    "position_cell",
+    "resize_images",
+    "scene_labels",
+    "toy_heads",
+]
+
 _CELL_BORDERS = (0.4, 0.6)
 POSITION_CELLS = (
     "top left",

@@ -15,6 +15,17 @@ from pathlib import Path
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+__all__ = [
+    "BOS_TOKEN",
+    "EOS_TOKEN",
+    "MODEL_MAX_LENGTH",
+    "PAD_TOKEN",
+    "SPECIAL_TOKENS",
+    "UNK_TOKEN",
+    "build_tokenizer",
+    "save_tokenizer",
+]
+
 PAD_TOKEN = "<|pad|>"
 UNK_TOKEN = "<|unk|>"
 BOS_TOKEN = "<|startoftext|>"
