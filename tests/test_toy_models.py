@@ -5,8 +5,12 @@ training); the thresholds sit a margin below the values measured on the
 shipped weights (docs/toy_models.md lists both).
 """
 
+import importlib
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,8 +159,8 @@ def test_text_encoder_pools_at_the_tokenizer_end_token(text2img):
 
 
 def test_shipped_models_were_trained_on_the_current_toy_world():
-    # Fails when the scene generator changes: retrain with
-    # python -m brainldm.toy.train_ldm and python -m brainldm.toy.train_perceptual.
+    # Fails when the scene generator changes: retrain with python -m
+    # brainldm.toy.training.ldm and python -m brainldm.toy.training.perceptual.
     current = scenes.stimulus_fingerprint()
     assert recorded_fingerprint(TOY_LDM_PATH) == current
     assert recorded_fingerprint(TOY_PERCEPTUAL_PATH) == current
@@ -306,11 +310,11 @@ def test_img2img_at_high_strength_follows_the_caption(img2img, perceptual_net, h
     assert follows_caption >= keeps_input + 0.1
 
 
-# Training script
+# Training scripts
 
 
 def _tiny_settings(**changes):
-    from brainldm.toy.train_ldm import Settings
+    from brainldm.toy.training.ldm import Settings
 
     tiny = dict(
         n_train=24,
@@ -327,7 +331,7 @@ def _tiny_settings(**changes):
 
 @pytest.mark.parametrize("step, offset_std", [(2, 0.0), (3, 0.2), (100, 0.2)])
 def test_training_noise_has_a_per_channel_offset_from_the_named_step(step, offset_std):
-    from brainldm.toy.train_ldm import training_noise
+    from brainldm.toy.training.ldm import training_noise
 
     torch.manual_seed(0)
     z0 = torch.zeros(2000, 4, 16, 16)
@@ -343,7 +347,7 @@ def test_training_noise_has_a_per_channel_offset_from_the_named_step(step, offse
 
 @pytest.mark.slow
 def test_unet_training_resumed_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path):
-    from brainldm.toy import train_ldm
+    from brainldm.toy.training import ldm
 
     torch.set_num_threads(1)
     runs = {}
@@ -352,10 +356,98 @@ def test_unet_training_resumed_from_a_checkpoint_matches_an_uninterrupted_run(tm
         run_dir = tmp_path / name
         run_dir.mkdir()
         for stage in ("data", "vae", "latents"):
-            getattr(train_ldm, f"stage_{stage}")(_tiny_settings(), run_dir)
+            getattr(ldm, f"stage_{stage}")(_tiny_settings(), run_dir)
         for steps in schedule:
-            train_ldm.stage_unet(_tiny_settings(unet_steps=steps), run_dir)
+            ldm.stage_unet(_tiny_settings(unet_steps=steps), run_dir)
         runs[name] = torch.load(run_dir / "unet_checkpoint.pt", weights_only=False)
     assert runs["resumed"]["step"] == runs["straight"]["step"] == 4
     for key, value in runs["straight"]["ema"].items():
         torch.testing.assert_close(runs["resumed"]["ema"][key], value, rtol=0, atol=1e-6)
+
+
+def _checkpoint(folder, every_minutes=5.0):
+    from brainldm.toy.training._loop import Checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    parts = {"model": model, "optimizer": torch.optim.SGD(model.parameters(), lr=0.1)}
+    return Checkpoint(folder, "test", parts, np.random.default_rng(0), every_minutes)
+
+
+def test_checkpoint_resumes_the_parts_and_both_generators(tmp_path):
+    from brainldm.toy.training._loop import descend
+
+    saved = _checkpoint(tmp_path)
+    assert saved.resume() == 0
+    saved.start()
+    # One step, drawing from both generators, so that a fresh run differs from the saved one.
+    x = torch.randn(4, 3) + torch.from_numpy(saved.generator.normal(size=(4, 3))).float()
+    descend(saved.parts["optimizer"], saved.parts["model"](x).square().mean(), lr=0.1)
+    saved.save(1)
+    next_draws = (torch.rand(3), saved.generator.random(3))
+    resumed = _checkpoint(tmp_path)
+    assert resumed.resume() == 1 and resumed.elapsed == saved.elapsed
+    for key, value in saved.parts["model"].state_dict().items():
+        torch.testing.assert_close(resumed.parts["model"].state_dict()[key], value, rtol=0, atol=0)
+    torch.testing.assert_close(torch.rand(3), next_draws[0], rtol=0, atol=0)
+    np.testing.assert_array_equal(resumed.generator.random(3), next_draws[1])
+
+
+def test_checkpoint_is_due_at_the_last_step_or_when_its_minutes_are_up(tmp_path):
+    checkpoint = _checkpoint(tmp_path, every_minutes=5.0)
+    checkpoint.start()
+    assert not checkpoint.due(3, total=10)
+    assert checkpoint.due(10, total=10)
+    checkpoint.every_minutes = -1.0
+    assert checkpoint.due(3, total=10)
+
+
+MOVED = {
+    "brainldm.toy.train_ldm": (
+        "brainldm.toy.training.ldm",
+        (
+            "STAGES",
+            "Settings",
+            "load_data",
+            "main",
+            "psnr",
+            "stage_data",
+            "stage_export",
+            "stage_latents",
+            "stage_unet",
+            "stage_vae",
+            "training_noise",
+        ),
+    ),
+    "brainldm.toy.train_perceptual": (
+        "brainldm.toy.training.perceptual",
+        ("Settings", "held_out_accuracy", "main", "train"),
+    ),
+}
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_old_training_module_warns_and_gives_the_same_objects(old, monkeypatch):
+    new, names = MOVED[old]
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    with pytest.warns(FutureWarning, match=f"{re.escape(old)} was moved to {re.escape(new)}"):
+        alias = importlib.import_module(old)
+    module = importlib.import_module(new)
+    for name in names:
+        assert getattr(alias, name) is getattr(module, name), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_old_training_command_runs_the_new_main(old):
+    new, _ = MOVED[old]
+    result = subprocess.run(
+        [sys.executable, "-m", old, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    description = importlib.import_module(new).__doc__.splitlines()[0]
+    assert " ".join(description.split()) in " ".join(result.stdout.split())
+    assert "FutureWarning" in result.stderr and new in result.stderr

@@ -2,12 +2,17 @@
 
 - ``ldm/``: a small latent diffusion model in Stable Diffusion's folder layout
   (``StableDiffusion.from_pretrained("toy")``, or diffusers' own pipelines on
-  :data:`TOY_LDM_PATH`), trained by :mod:`brainldm.toy.train_ldm`.
+  :data:`TOY_LDM_PATH`), trained by ``python -m brainldm.toy.training.ldm``.
 - ``perceptual/``: a small CNN naming the main object's shape, colour and
   position, the number of objects and the background of toy scenes, the toy
   world's stand-in for AlexNet or CLIP in identification, trained by
-  :mod:`brainldm.toy.train_perceptual` and loaded by
+  ``python -m brainldm.toy.training.perceptual`` and loaded by
   :func:`load_perceptual_net`.
+
+The network itself is :mod:`brainldm.toy.perceptual`, the text encoder's
+tokenizer :mod:`brainldm.toy.tokenizer`; the training scripts live in
+:mod:`brainldm.toy.training`, the one place besides :mod:`brainldm.diffusion`
+that imports diffusers. Importing this package loads no torch.
 
 Both were trained on scenes from :func:`brainldm.datasets.scenes.make_stimuli`
 with seed :data:`TRAINING_SEED`; their quality is measured on scenes with seed

@@ -1,153 +1,18 @@
-"""Train the toy perceptual network shipped in ``brainldm/toy/perceptual/``.
+"""Deprecated alias of :mod:`brainldm.toy.training.perceptual`, removed in brainldm 0.3.
 
-Run ``python -m brainldm.toy.train_perceptual`` (add ``--help`` for the
-options). It trains :class:`~brainldm.toy.perceptual.ToyPerceptualNet` with
-the sum of the heads' cross-entropies on the 64 px training scenes of
-:mod:`brainldm.toy.train_ldm` (20,000 scenes, seed
-:data:`~brainldm.toy.TRAINING_SEED`, rendered by its ``data`` stage when
-absent), with small Gaussian pixel noise so that the network also names the
-slightly soft images a diffusion model generates. No flips: the position head
-must tell left from right. It resumes from its checkpoint in ``--run-dir``
-when restarted with the same command, then measures the accuracy of every
-head on 2,000 held-out scenes (seed :data:`~brainldm.toy.HELD_OUT_SEED`) and
-writes ``config.json`` and ``model.safetensors``.
-
-With the default settings below (seed 0, 1,500 steps of 128 images, AdamW at
-2e-3 with cosine decay) it trains in about 8 minutes on one CPU core; the
-held-out accuracies of the shipped network are recorded in its
-``config.json`` under ``held_out_accuracy``.
+Its names are those of the new module, and
+``python -m brainldm.toy.train_perceptual`` still runs
+:func:`brainldm.toy.training.perceptual.main`; run
+``python -m brainldm.toy.training.perceptual`` instead.
 """
 
-import argparse
-import dataclasses
-import math
-import time
-from pathlib import Path
+from brainldm.toy._deprecated import moved_module
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from sklearn.utils import Bunch
-
-from brainldm.datasets import scenes
-from brainldm.toy import HELD_OUT_SEED, TOY_PERCEPTUAL_PATH
-from brainldm.toy.perceptual import ToyPerceptualNet, scene_labels, toy_heads
-from brainldm.toy.train_ldm import Settings as LDMSettings
-from brainldm.toy.train_ldm import (
-    _atomic_save,
-    _log,
-    _rng_state,
-    _set_rng_state,
-    load_data,
-    stage_data,
+_moved, __getattr__ = moved_module(
+    "brainldm.toy.train_perceptual", "brainldm.toy.training.perceptual"
 )
-
-
-@dataclasses.dataclass
-class Settings:
-    """Every setting of a training run; recorded in ``config.json``."""
-
-    seed: int = 0
-    steps: int = 1500
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    pixel_noise: float = 0.03
-    n_held_out: int = 2000
-    held_out_seed: int = HELD_OUT_SEED
-    checkpoint_minutes: float = 5.0
-
-
-def _training_labels(data):
-    attributes = {k.removeprefix("attr_"): v for k, v in data.items() if k.startswith("attr_")}
-    return {k: torch.from_numpy(v) for k, v in scene_labels(Bunch(**attributes)).items()}
-
-
-@torch.no_grad()
-def held_out_accuracy(net, n_images, seed):
-    """Fraction of held-out scenes each head names correctly."""
-    stim = scenes.make_stimuli(n_images, seed=seed)
-    predicted = net.eval().predict(stim.images)
-    truth = scene_labels(stim.attributes)
-    return {k: float(np.mean(predicted[k] == truth[k])) for k in predicted}
-
-
-def train(settings, run_dir, out):
-    run_dir = Path(run_dir)
-    stage_data(LDMSettings(), run_dir)
-    data = load_data(run_dir)
-    images, labels = data["images"], _training_labels(data)
-    torch.manual_seed(settings.seed)
-    generator = np.random.default_rng(settings.seed)
-    net = ToyPerceptualNet(toy_heads())
-    optimizer = torch.optim.AdamW(
-        net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-    )
-    step, elapsed = 0, 0.0
-    ckpt_path = run_dir / "perceptual_checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(generator, ckpt["rng"])
-        step, elapsed = ckpt["step"], ckpt["elapsed"]
-        _log(f"perceptual: resumed at step {step}")
-    n_params = sum(p.numel() for p in net.parameters())
-    _log(f"perceptual: {n_params / 1e3:.0f}k parameters")
-    t_start, t_ckpt, losses = time.time() - elapsed, time.time(), []
-    net.train()
-    while step < settings.steps:
-        lr = settings.lr * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        idx = generator.integers(len(images), size=settings.batch_size)
-        x = net.to_tensor(images[idx])
-        x = x + settings.pixel_noise * torch.randn_like(x)
-        logits = net(x)
-        loss = sum(F.cross_entropy(logits[k], labels[k][idx]) for k in logits)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        step += 1
-        if step == settings.steps or time.time() - t_ckpt > 60 * settings.checkpoint_minutes:
-            elapsed = time.time() - t_start
-            state = {
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": _rng_state(generator),
-                "step": step,
-                "elapsed": elapsed,
-            }
-            _atomic_save(state, ckpt_path)
-            _log(f"perceptual: step {step}/{settings.steps} loss {np.mean(losses):.4f}")
-            t_ckpt, losses = time.time(), []
-    accuracy = held_out_accuracy(net, settings.n_held_out, settings.held_out_seed)
-    _log(f"perceptual: held-out accuracy {accuracy}")
-    net.save_pretrained(
-        out,
-        toy_world_fingerprint=scenes.stimulus_fingerprint(),
-        held_out_accuracy={k: round(v, 4) for k, v in accuracy.items()},
-        training={
-            **dataclasses.asdict(settings),
-            "minutes": round(elapsed / 60, 1),
-            "machine": "1 CPU core, fp32",
-            "torch": torch.__version__,
-        },
-    )
-    return net
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default="runs/toy_ldm", help="checkpoints and data")
-    parser.add_argument("--out", default=str(TOY_PERCEPTUAL_PATH), help="output folder")
-    parser.add_argument("--steps", type=int, default=Settings.steps)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train(Settings(steps=args.steps), args.run_dir, args.out)
-
+__all__ = _moved.__all__
+__deprecated_alias__ = True
 
 if __name__ == "__main__":
-    main()
+    _moved.main()
