@@ -19,6 +19,7 @@ from PIL import Image
 from transformers import AutoTokenizer
 
 from brainldm.datasets import scenes
+from brainldm.metrics import two_way_identification
 from brainldm.toy import (
     HELD_OUT_SEED,
     TOY_LDM_PATH,
@@ -215,16 +216,18 @@ def test_perceptual_predictions_do_not_depend_on_batch_size(perceptual_net, held
 
 
 def test_perceptual_features_separate_different_scenes(perceptual_net, held_out):
-    # Identification needs features that tell scenes apart: each image's
-    # features must correlate more with themselves recomputed at 85 px than
-    # with another scene's (two-way identification on 64 scenes).
-    small = perceptual_net.features(held_out.images64)
-    large = perceptual_net.features(held_out.images)
+    # Identification needs features that tell scenes apart: each scene's
+    # features must correlate more with those of the same scene drawn anew
+    # (rendered at 128 px instead of 85, shifted 6 px right) than with another
+    # scene's. Measured: two-way identification 1.00 at every layer on these
+    # 64 scenes, against about 0.5 for a shuffled pairing.
+    redrawn = np.roll(scenes.make_stimuli(N_GENERATED, seed=HELD_OUT_SEED, size=128).images, 6, 2)
+    difference = perceptual_net.to_tensor(held_out.images) - perceptual_net.to_tensor(redrawn)
+    assert float(difference.abs().mean()) > 0.1  # the network sees other pixels
+    seen, again = perceptual_net.features(held_out.images), perceptual_net.features(redrawn)
     for name in ("early", "middle", "late", "embedding"):
-        assert small[name].shape[0] == N_GENERATED and np.isfinite(small[name]).all()
-        r = np.corrcoef(small[name], large[name])[:N_GENERATED, N_GENERATED:]
-        accuracy = np.mean(r < np.diag(r)[None, :]) * N_GENERATED / (N_GENERATED - 1)
-        assert accuracy >= 0.95, name
+        assert seen[name].shape[0] == N_GENERATED and np.isfinite(seen[name]).all()
+        assert two_way_identification(seen[name], again[name]) >= 0.95, name
 
 
 def test_perceptual_net_rejects_float_images(perceptual_net):
