@@ -1,8 +1,10 @@
 """Specification of brainldm.diffusion, on tiny random models saved in the SD layout."""
 
+import logging
 import pickle
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -104,9 +106,19 @@ def test_encode_images_resizes_with_lanczos(sd, images):
 
 def test_encode_images_takes_the_posterior_mode_unless_asked_to_sample(sd, images, z):
     np.testing.assert_array_equal(sd.encode_images(images), z)
-    sampled = sd.encode_images(images, sample=True, seed=3)
-    np.testing.assert_array_equal(sampled, sd.encode_images(images, sample=True, seed=3))
+    sampled = sd.encode_images(images, sample_posterior=True, seed=3)
+    np.testing.assert_array_equal(sampled, sd.encode_images(images, sample_posterior=True, seed=3))
     assert np.abs(sampled - z).mean() > 1e-3
+
+
+def test_encode_images_sample_still_works_with_a_future_warning(sd, images):
+    with pytest.warns(FutureWarning, match="'sample' was renamed 'sample_posterior'") as caught:
+        old = sd.encode_images(images, sample=True, seed=3)
+    assert caught[0].filename == __file__  # points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        new = sd.encode_images(images, sample_posterior=True, seed=3)
+    np.testing.assert_array_equal(old, new)
 
 
 def test_encode_images_accepts_a_sequence_of_images_of_any_size(sd, images, z):
@@ -281,6 +293,74 @@ def test_pool_size_one_is_the_mean_of_the_pooled_grid(sd, z, c):
     np.testing.assert_allclose(mean[..., 0, 0], grid.mean(axis=(-2, -1)), atol=1e-5)
 
 
+def test_the_step_callback_sees_every_timestep_of_the_schedule_in_every_batch(sd, z, c):
+    calls = []
+
+    def record(model, step, timestep, callback_kwargs):
+        jobs = zip(callback_kwargs["image_indices"], callback_kwargs["sample_indices"], strict=True)
+        calls.append((model, step, timestep, list(jobs), tuple(callback_kwargs["latents"].shape)))
+
+    sd.img2img(z[:3], c[:3], steps=10, n_samples=2, batch_size=4, callback_on_step_end=record)
+    timesteps = sd.schedule(steps=10).timesteps.tolist()
+    assert all(model is sd for model, *_ in calls)
+    assert [timestep for _, _, timestep, _, _ in calls] == timesteps * 2  # two batches
+    assert [step for _, step, _, _, _ in calls] == list(range(len(timesteps))) * 2
+    assert {job for *_, jobs, _ in calls for job in jobs} == {
+        (j, i) for j in range(3) for i in (0, 1)
+    }
+    assert {shape for *_, shape in calls} == {(4, 4, 16, 16), (2, 4, 16, 16)}
+
+
+def test_a_callback_that_returns_nothing_changes_nothing(sd, z, c):
+    plain = sd.img2img(z[:2], c[:2], steps=10, eta=0.5)
+    quiet = sd.img2img(z[:2], c[:2], steps=10, eta=0.5, callback_on_step_end=lambda *args: None)
+    np.testing.assert_array_equal(quiet, plain)
+
+
+def test_latents_the_callback_returns_replace_the_loops(sd, c):
+    def zero_after(last):
+        def callback(model, step, timestep, callback_kwargs):
+            if step == last:
+                return {"latents": torch.zeros_like(callback_kwargs["latents"])}
+
+        return callback
+
+    plain = sd.text2img(c[:2], steps=10)
+    at_the_end = sd.text2img(c[:2], steps=10, callback_on_step_end=zero_after(9))
+    zeros = sd.decode_latents(np.zeros((2,) + sd.generation_latent_shape, np.float32))
+    np.testing.assert_array_equal(at_the_end[:, 0], zeros)
+    midway = sd.text2img(c[:2], steps=10, callback_on_step_end=zero_after(4))
+    assert np.abs(midway.astype(int) - plain).mean() > 1.0
+    assert np.abs(midway.astype(int) - at_the_end).mean() > 1.0
+
+
+def test_z_c_is_the_latent_the_img2img_callback_sees(sd, z, c):
+    seen = {}
+
+    def record(model, step, timestep, callback_kwargs):
+        if step in (1, 6):
+            seen[step] = callback_kwargs["latents"].cpu().numpy().copy()
+
+    sd.img2img(z, c, steps=10, batch_size=8, callback_on_step_end=record)
+    init = sd.encode_images(sd.decode_latents(z), size=sd.generation_size)
+    result = sd.denoise(init, c, steps=10, read_steps=[1, 6], batch_size=8)
+    np.testing.assert_array_equal(result.latents[:, 0], seen[1])
+    np.testing.assert_array_equal(result.latents[:, 1], seen[6])
+
+
+def test_denoise_reads_the_latents_the_callback_leaves(sd, c):
+    def zero_at_step_2(model, step, timestep, callback_kwargs):
+        if step == 2:
+            return {"latents": torch.zeros_like(callback_kwargs["latents"])}
+
+    init = np.ones((2,) + sd.generation_latent_shape, np.float32)
+    result = sd.denoise(
+        init, c[:2], steps=10, read_steps=[1, 2], callback_on_step_end=zero_at_step_2
+    )
+    assert np.abs(result.latents[:, 0]).mean() > 0.1
+    assert not result.latents[:, 1].any()
+
+
 def test_default_layers_are_two_down_blocks_the_mid_block_and_two_up_blocks(sd):
     assert sd.default_layers == (
         "down_blocks.0",
@@ -297,6 +377,38 @@ def test_unet_output_shapes_match_the_captured_activations(sd, z, c):
     result = sd.denoise(init, c[:1], steps=5, layers=None, pool_size=3, progress=False)
     assert {name: value.shape[2:] for name, value in result.activations.items()} == shapes
     assert shapes["mid_block"] == (64, 3, 3)
+
+
+def test_library_calls_show_no_progress_bar_unless_asked(sd, z, c, capfd):
+    init = np.zeros((1,) + sd.generation_latent_shape, np.float32)
+    sd.img2img(z[:1], c[:1], steps=2)
+    sd.text2img(c[:1], steps=2)
+    sd.denoise(init, c[:1], steps=2)
+    assert capfd.readouterr().err == ""
+    sd.img2img(z[:1], c[:1], steps=2, progress=True)
+    assert "denoising" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["toy", "tiny"])
+def test_loading_and_casting_print_and_warn_nothing(source, tiny_folder, capfd):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = StableDiffusion.from_pretrained(tiny_folder if source == "tiny" else "toy")
+            model.to(dtype="bfloat16").to(dtype="float32")
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert [str(warning.message) for warning in caught] == []
+    assert [record.getMessage() for record in records] == []
+    assert capfd.readouterr() == ("", "")
+    assert model.dtype == torch.float32
 
 
 def test_pickle_stores_the_source_not_the_weights(sd, z):
@@ -331,7 +443,8 @@ def test_an_image_without_captions_is_named(sd):
 
 @pytest.mark.parametrize("strength", [0.0, -0.1, 1.5])
 def test_strength_outside_zero_one_is_rejected(sd, z, strength):
-    with pytest.raises(ValueError, match=r"strength must be in \(0, 1\], got"):
+    message = r"The 'strength' parameter of img2img must be a float in the range \(0.0, 1.0\]"
+    with pytest.raises(ValueError, match=message):
         sd.img2img(z[:1], strength=strength, progress=False)
 
 
@@ -351,12 +464,13 @@ def test_image_ids_must_be_one_per_image(sd):
 
 
 def test_steps_below_one_are_rejected(sd, z):
-    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+    message = r"The 'steps' parameter of img2img must be an int in the range \[1, inf\). Got 0"
+    with pytest.raises(ValueError, match=message):
         sd.img2img(z[:1], steps=0, progress=False)
 
 
 def test_unknown_noise_schedule_is_rejected(sd, z):
-    with pytest.raises(ValueError, match="noise_schedule must be one of"):
+    with pytest.raises(ValueError, match="The 'noise_schedule' parameter of img2img must be a str"):
         sd.img2img(z[:1], noise_schedule="ddpm", progress=False)
 
 

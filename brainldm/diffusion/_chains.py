@@ -1,0 +1,257 @@
+"""The paper's generation chains: img2img from decoded ``(z, c)``, and text2img from ``c``."""
+
+from sklearn.utils import Bunch
+
+from brainldm._images import resize
+from brainldm._validation import check_int
+from brainldm.diffusion._checks import check_conditioning, check_latents
+from brainldm.diffusion._rng import generator_keys
+from brainldm.diffusion._sampling import run_denoising
+from brainldm.diffusion._schedule import plan_schedule
+
+__all__ = ["ChainsMixin"]
+
+
+class ChainsMixin:
+    """img2img, text2img and the schedule they run, for :class:`StableDiffusion`."""
+
+    def img2img(
+        self,
+        z,
+        c=None,
+        *,
+        strength=0.8,
+        steps=50,
+        guidance=5.0,
+        eta=0.0,
+        n_samples=1,
+        seed=42,
+        start_index=0,
+        noise_schedule="takagi2023",
+        sample_posterior=False,
+        batch_size=8,
+        progress=False,
+        callback_on_step_end=None,
+    ):
+        """Generate images from ``z`` (and ``c``) by the paper's img2img chain.
+
+        ``z`` is decoded to an image at :attr:`image_size`, resized (LANCZOS)
+        to :attr:`generation_size`, encoded again, noised to ``strength`` and
+        denoised by DDIM with classifier-free guidance against the empty
+        prompt, conditioned on ``c``; the result is decoded.
+
+        Parameters
+        ----------
+        z : array-like of shape (n_images, *latent_shape)
+            Image latents at the working size, e.g. decoded from the brain.
+        c : array-like of shape (n_images, *text_shape), default=None
+            Text conditioning, e.g. decoded from the brain. ``None``
+            conditions on the empty prompt: the paper's z-only control.
+        strength : float in (0, 1], default=0.8
+            How much noise is added: ``int(strength * steps)`` DDIM steps are
+            run. Must leave at least one step.
+        steps : int, default=50
+            Steps of the full DDIM schedule.
+        guidance : float, default=5.0
+            Classifier-free guidance scale; 1 runs the conditional branch only.
+        eta : float, default=0.0
+            DDIM noise (0 is deterministic DDIM, 1 is DDPM-like).
+        n_samples : int, default=1
+            Images generated per latent.
+        seed : int, default=42
+            Sample ``i`` of image ``j`` uses a generator seeded from
+            ``(seed, start_index + j, i)``.
+        start_index : int, default=0
+            Index of the first image, so that a set generated in several calls
+            equals the set generated at once.
+        noise_schedule : {"takagi2023", "diffusers"}, default="takagi2023"
+            ``"takagi2023"`` noises the initial latent to the DDIM timestep
+            above the first one denoised, as the original CompVis sampler
+            (SD v1.4, 50 steps, strength 0.8: noise ``alphas_cumprod[801]``,
+            denoise 781, ..., 1), and starts from pure noise at strength 1.
+            ``"diffusers"`` noises to the first timestep denoised (781), as
+            diffusers' img2img pipeline.
+        sample_posterior : bool, default=False
+            Sample the VAE posterior of the re-encoded image instead of taking
+            its mode (the original code samples).
+        batch_size : int, default=8
+            Samples denoised at once.
+        progress : bool, default=False
+            Show a progress bar.
+        callback_on_step_end : callable, default=None
+            Called after every denoising step of every batch, as diffusers'
+            pipelines call it: ``callback_on_step_end(sd, step, timestep,
+            callback_kwargs)``, with ``step`` the index among the steps run,
+            ``timestep`` the DDIM timestep (an int) and ``callback_kwargs`` a
+            dict of ``latents`` (the batch's latents after the step, a
+            float32 tensor on :attr:`device`), ``noise_pred`` (the guided
+            noise prediction of the step), ``image_indices`` and
+            ``sample_indices`` (the image and the sample of each row of the
+            batch). It may return a dict: its ``"latents"``, if given,
+            replace the latents the loop continues from.
+
+        Returns
+        -------
+        images : ndarray of shape (n_images, n_samples, size, size, 3), uint8
+            ``size`` is :attr:`generation_size`.
+
+        See Also
+        --------
+        text2img : the c-only control.
+        decode_latents : the coarse image ``X_z`` of the z-only control.
+        denoise : ``z_c`` and U-Net activations along the same chain.
+
+        Examples
+        --------
+        >>> from brainldm.datasets.scenes import make_stimuli
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> scenes = make_stimuli(3, seed=0)
+        >>> z, c = sd.encode_images(scenes.images), sd.encode_text(scenes.captions)
+        >>> sd.img2img(z, c, steps=10, n_samples=2).shape
+        (3, 2, 64, 64, 3)
+        >>> sd.img2img(z, None, steps=10).shape  # the z-only control
+        (3, 1, 64, 64, 3)
+
+        Read the inside of the loop with a callback, e.g. the size of the
+        latent's update at each step:
+
+        >>> updates = []
+        >>> def record(sd, step, timestep, callback_kwargs):
+        ...     updates.append((timestep, float(callback_kwargs["noise_pred"].std())))
+        >>> images = sd.img2img(z[:1], c[:1], steps=10, callback_on_step_end=record)
+        >>> [timestep for timestep, _ in updates] == sd.schedule(steps=10).timesteps.tolist()
+        True
+        """
+        batch_size = check_int(batch_size, "batch_size", "img2img", min_val=1)
+        z = check_latents(z, "z", self.vae.config.latent_channels, self.latent_shape)
+        c = check_conditioning(c, self.text_shape, len(z))
+        schedule = plan_schedule(self.scheduler, steps, strength, noise_schedule, "img2img")
+        image_ids = generator_keys(len(z), start_index, None, "img2img")
+        pixels = resize(self.decode_latents(z, batch_size=batch_size), self.generation_size)
+        mean, std = self._posterior(pixels, batch_size, False, "img2img")
+        latents = run_denoising(
+            self,
+            (mean, std if sample_posterior else None),
+            c,
+            schedule,
+            guidance=guidance,
+            eta=eta,
+            n_samples=n_samples,
+            seed=seed,
+            image_ids=image_ids,
+            batch_size=batch_size,
+            progress=progress,
+            callback_on_step_end=callback_on_step_end,
+            caller="img2img",
+        )
+        return self._decode_samples(latents, batch_size, progress)
+
+    def text2img(
+        self,
+        c,
+        *,
+        steps=50,
+        guidance=5.0,
+        eta=0.0,
+        n_samples=1,
+        seed=42,
+        start_index=0,
+        batch_size=8,
+        progress=False,
+        callback_on_step_end=None,
+    ):
+        """Generate images from ``c`` alone, from pure noise: the paper's c-only control.
+
+        Parameters
+        ----------
+        c : array-like of shape (n_images, *text_shape)
+            Text conditioning, e.g. decoded from the brain.
+        steps : int, default=50
+            DDIM steps.
+        guidance : float, default=5.0
+            Classifier-free guidance scale against the empty prompt.
+        eta : float, default=0.0
+            DDIM noise.
+        n_samples : int, default=1
+            Images generated per ``c``.
+        seed : int, default=42
+            Sample ``i`` of image ``j`` uses a generator seeded from
+            ``(seed, start_index + j, i)``.
+        start_index : int, default=0
+            Index of the first image, for the generators.
+        batch_size : int, default=8
+            Samples denoised at once.
+        progress : bool, default=False
+            Show a progress bar.
+        callback_on_step_end : callable, default=None
+            As in :meth:`img2img`.
+
+        Returns
+        -------
+        images : ndarray of shape (n_images, n_samples, size, size, 3), uint8
+            ``size`` is :attr:`generation_size`.
+
+        Examples
+        --------
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> c = sd.encode_text([["a red circle on a plain blue background"]])
+        >>> sd.text2img(c, steps=10, n_samples=2).shape
+        (1, 2, 64, 64, 3)
+        """
+        if c is None:
+            raise ValueError("c is None; text2img needs one c per image (see img2img for z only)")
+        batch_size = check_int(batch_size, "batch_size", "text2img", min_val=1)
+        c = check_conditioning(c, self.text_shape)
+        latents = run_denoising(
+            self,
+            None,
+            c,
+            plan_schedule(self.scheduler, steps, 1.0, "takagi2023", "text2img"),
+            guidance=guidance,
+            eta=eta,
+            n_samples=n_samples,
+            seed=seed,
+            image_ids=generator_keys(len(c), start_index, None, "text2img"),
+            batch_size=batch_size,
+            progress=progress,
+            callback_on_step_end=callback_on_step_end,
+            caller="text2img",
+        )
+        return self._decode_samples(latents, batch_size, progress)
+
+    def _decode_samples(self, latents, batch_size, progress):
+        """Images of final latents (n_images, n_samples, ...), decoded in the loop's batches."""
+        n_images, n_samples = latents.shape[:2]
+        flat = latents.reshape((-1,) + latents.shape[2:])
+        images = self.decode_latents(flat, batch_size=batch_size, progress=progress)
+        return images.reshape((n_images, n_samples) + images.shape[1:])
+
+    def schedule(self, steps=50, strength=0.8, noise_schedule="takagi2023"):
+        """The DDIM timesteps that img2img runs, and the timestep it noises to.
+
+        Parameters
+        ----------
+        steps, strength, noise_schedule
+            As in :meth:`img2img`.
+
+        Returns
+        -------
+        schedule : sklearn.utils.Bunch
+            ``timesteps``, the timesteps denoised, in order; ``noise_timestep``,
+            the timestep whose ``alphas_cumprod`` noises the initial latent
+            (None: pure noise).
+
+        Examples
+        --------
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> plan = sd.schedule(steps=50, strength=0.8)
+        >>> plan.noise_timestep, plan.timesteps[[0, -1]].tolist(), len(plan.timesteps)
+        (801, [781, 1], 40)
+        >>> sd.schedule(steps=50, strength=0.8, noise_schedule="diffusers").noise_timestep
+        781
+        """
+        plan = plan_schedule(self.scheduler, steps, strength, noise_schedule, "schedule")
+        return Bunch(timesteps=plan.timesteps.numpy(), noise_timestep=plan.noise_timestep)
