@@ -24,11 +24,20 @@ text2img), ``_probes`` (``z_c`` and pooled U-Net activations, built as step
 callbacks) and ``_rng`` (one generator per image and sample).
 """
 
-from brainldm.diffusion._loading import COMPONENTS as COMPONENTS
-from brainldm.diffusion._loading import DEFAULT_IMAGE_SIZE as DEFAULT_IMAGE_SIZE
+from brainldm.diffusion._loading import COMPONENTS, DEFAULT_IMAGE_SIZE
 from brainldm.diffusion._model import StableDiffusion
 from brainldm.diffusion._rng import sample_generator
-from brainldm.diffusion._schedule import NOISE_SCHEDULES as NOISE_SCHEDULES
+from brainldm.diffusion._schedule import NOISE_SCHEDULES
 
-# COMPONENTS, DEFAULT_IMAGE_SIZE and NOISE_SCHEDULES stay importable from here, as before.
-__all__ = ["StableDiffusion", "sample_generator"]
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_IMAGE_SIZE",
+    "NOISE_SCHEDULES",
+    "StableDiffusion",
+    "sample_generator",
+]
+
+# Public names say where users import them from, not the private module that holds them.
+for _name in ("StableDiffusion", "sample_generator"):
+    globals()[_name].__module__ = __name__
+del _name
