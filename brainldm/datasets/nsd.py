@@ -23,7 +23,7 @@ import scipy.io
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from brainldm._validation import DEPRECATED, parse_subject, renamed
+from brainldm._validation import DEPRECATED, parse_subject, renamed, subject_name
 from brainldm.datasets import _cache
 
 __all__ = ["BETAS_SCALE", "NSDCaptions", "NSDStimuli", "VolumeMasker", "ZSCORE_OPTIONS", "load_nsd"]
@@ -72,7 +72,7 @@ class _Layout:
 
     def __init__(self, root, subject):
         self.root = Path(root)
-        self.subject = f"subj{subject:02d}"
+        self.subject = subject_name(subject)
         self.expdesign = Path("nsddata/experiments/nsd/nsd_expdesign.mat")
         self.stim_info = Path("nsddata/experiments/nsd/nsd_stim_info_merged.csv")
         self.responses = Path(f"nsddata/ppdata/{self.subject}/behav/responses.tsv")
