@@ -3,6 +3,10 @@
 - :mod:`brainldm.metrics.identification`: two-way identification on
   features, by the pairwise protocol of Brain-Diffuser and MindEye or by
   Takagi & Nishimoto's.
+- :mod:`brainldm.metrics.images`: pixel correlation and SSIM (the correct
+  2-D one and the peers' variant).
+- :mod:`brainldm.metrics.statistics`: Wilcoxon tests between modes with
+  Holm's correction, means and standard errors across subjects.
 
 Names are imported on first use, so ``import brainldm.metrics`` loads no torch.
 """
@@ -10,11 +14,19 @@ Names are imported on first use, so ``import brainldm.metrics`` loads no torch.
 from brainldm._lazy import lazy_exports
 
 _IDENTIFICATION = "brainldm.metrics.identification"
+_IMAGES = "brainldm.metrics.images"
+_STATISTICS = "brainldm.metrics.statistics"
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "identification_from_correlations": _IDENTIFICATION,
         "standardize_rows": _IDENTIFICATION,
         "two_way_identification": _IDENTIFICATION,
+        "pixel_correlation": _IMAGES,
+        "ssim": _IMAGES,
+        "ssim_braindiffuser": _IMAGES,
+        "compare_modes": _STATISTICS,
+        "holm": _STATISTICS,
+        "mean_and_sem": _STATISTICS,
     },
 )
