@@ -449,7 +449,8 @@ class PerceptualFeatures(FeatureExtractor):
 
         size = check_int(self.size, "size", type(self).__name__, min_val=1)
         array = prepare_images(images, size, self.crop, self.interpolation)
-        x = torch.from_numpy(array).to(device).permute(0, 3, 1, 2).float() / 255.0
+        # NCHW in memory as torchvision's ToTensor makes it (a permuted view runs other kernels).
+        x = torch.from_numpy(array).to(device).permute(0, 3, 1, 2).contiguous().float() / 255.0
         mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
         return ((x - mean) / std).to(dtype)
