@@ -5,6 +5,9 @@
   Takagi & Nishimoto's.
 - :mod:`brainldm.metrics.images`: pixel correlation and SSIM (the correct
   2-D one and the peers' variant).
+- :mod:`brainldm.metrics.scoring`: :class:`IdentificationScorer`, every
+  metric of a suite (the peers' or the toy world's) from originals and
+  reconstructions.
 - :mod:`brainldm.metrics.statistics`: Wilcoxon tests between modes with
   Holm's correction, means and standard errors across subjects.
 
@@ -15,16 +18,21 @@ from brainldm._lazy import lazy_exports
 
 _IDENTIFICATION = "brainldm.metrics.identification"
 _IMAGES = "brainldm.metrics.images"
+_SCORING = "brainldm.metrics.scoring"
 _STATISTICS = "brainldm.metrics.statistics"
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        "PROTOCOLS": _IDENTIFICATION,
         "identification_from_correlations": _IDENTIFICATION,
         "standardize_rows": _IDENTIFICATION,
         "two_way_identification": _IDENTIFICATION,
         "pixel_correlation": _IMAGES,
         "ssim": _IMAGES,
         "ssim_braindiffuser": _IMAGES,
+        "METRICS": _SCORING,
+        "SUITES": _SCORING,
+        "IdentificationScorer": _SCORING,
         "compare_modes": _STATISTICS,
         "holm": _STATISTICS,
         "mean_and_sem": _STATISTICS,

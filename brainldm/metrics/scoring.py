@@ -1,0 +1,372 @@
+"""Every reconstruction metric of a suite, from the seen images and their reconstructions.
+
+A *suite* fixes how each metric is computed as one group of peers computes
+it (which network layer, at which input size, resized how); a *protocol*
+fixes how identification counts (:data:`~brainldm.metrics.PROTOCOLS`). The
+two are independent: Takagi & Nishimoto's features can be scored pairwise
+and Brain-Diffuser's with the paper's protocol, but only matching pairs
+reproduce a paper's numbers.
+"""
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from brainldm._validation import check_int, check_options
+from brainldm.metrics.identification import (
+    PROTOCOLS,
+    identification_from_correlations,
+    standardize_rows,
+)
+from brainldm.metrics.images import pixel_correlation, ssim, ssim_braindiffuser
+
+__all__ = ["METRICS", "SUITES", "IdentificationScorer"]
+
+METRICS = {
+    "pixcorr": "Pearson r of the RGB pixels, per image (higher is better)",
+    "ssim": "2-D SSIM of the grey images, per image (higher is better)",
+    "ssim_braindiffuser": "Brain-Diffuser's and MindEye's column-wise SSIM (higher is better)",
+    "alexnet2": "two-way identification on AlexNet's second conv layer",
+    "alexnet5": "two-way identification on AlexNet's fifth conv layer",
+    "alexnet7": "two-way identification on AlexNet's fc7",
+    "inception": "two-way identification on Inception V3's pooled features",
+    "clip": "two-way identification on CLIP ViT-L/14's image embedding",
+    "clip_h6": "two-way identification on CLIP's vision hidden_states[6]",
+    "clip_h12": "two-way identification on CLIP's vision hidden_states[12]",
+    "effnet": "correlation distance of EfficientNet-B1's pooled features (lower is better)",
+    "swav": "correlation distance of SwAV ResNet-50's pooled features (lower is better)",
+    "toy_early": "two-way identification on the toy net's first conv layer",
+    "toy_middle": "two-way identification on the toy net's second conv layer",
+    "toy_late": "two-way identification on the toy net's last conv layer",
+    "toy_embedding": "two-way identification on the toy net's embedding",
+    "toy_colour": "fraction of reconstructions whose main colour the toy net names as the original's",
+    "toy_shape": "fraction of reconstructions whose main shape the toy net names as the original's",
+    "toy_background": "fraction of reconstructions whose background colour the toy net names as the original's",
+}
+"""Names of the metrics and what each measures."""
+
+_PIXEL = {"pixcorr": pixel_correlation, "ssim": ssim, "ssim_braindiffuser": ssim_braindiffuser}
+_DISTANCES = ("effnet", "swav")
+_HEADS = {"toy_colour": "colour", "toy_shape": "shape", "toy_background": "background_colour"}
+
+
+def _tap(network, layer, size, crop=False, interpolation="bilinear"):
+    return dict(network=network, layer=layer, size=size, crop=crop, interpolation=interpolation)
+
+
+def _pixels(size=None, interpolation="lanczos"):
+    return {name: dict(size=size, interpolation=interpolation) for name in _PIXEL}
+
+
+_TOY = {
+    f"toy_{layer}": _tap("toy", layer, None) for layer in ("early", "middle", "late", "embedding")
+}
+_TOY |= {name: dict(network="toy", head=head) for name, head in _HEADS.items()}
+
+SUITES = {
+    "braindiffuser": dict(
+        metrics=("pixcorr", "ssim", "ssim_braindiffuser", "alexnet2", "alexnet5", "inception")
+        + ("clip", "effnet", "swav"),
+        taps=_pixels(interpolation="bicubic")
+        | dict(
+            alexnet2=_tap("alexnet", "features.4", 224),
+            alexnet5=_tap("alexnet", "features.11", 224),
+            alexnet7=_tap("alexnet", "classifier.5", 224),
+            inception=_tap("inception", "avgpool", 224),
+            clip=_tap("clip", "image_embeds", 224),
+            effnet=_tap("efficientnet", "avgpool", 224),
+            swav=_tap("swav", "avgpool", 224),
+        )
+        | _TOY,
+    ),
+    "mindeye": dict(
+        metrics=("pixcorr", "ssim", "ssim_braindiffuser", "alexnet2", "alexnet5", "inception")
+        + ("clip", "effnet", "swav"),
+        taps=_pixels(size=425, interpolation="bilinear")
+        | dict(
+            alexnet2=_tap("alexnet", "features.4", 256),
+            alexnet5=_tap("alexnet", "features.11", 256),
+            alexnet7=_tap("alexnet", "classifier.5", 256),
+            inception=_tap("inception", "avgpool", 342),
+            clip=_tap("clip", "image_embeds", 224),
+            effnet=_tap("efficientnet", "avgpool", 255),
+            swav=_tap("swav", "avgpool", 224),
+        )
+        | _TOY,
+    ),
+    "takagi2023": dict(
+        metrics=("alexnet2", "alexnet5", "alexnet7", "inception", "clip", "clip_h6", "clip_h12"),
+        taps=_pixels()
+        | dict(
+            alexnet2=_tap("alexnet", "features.5", 299, crop=True),
+            alexnet5=_tap("alexnet", "features.12", 299, crop=True),
+            alexnet7=_tap("alexnet", "classifier.5", 299, crop=True),
+            inception=_tap("inception", "flatten", 299, crop=True),
+            clip=_tap("clip", "image_embeds", 224, crop=True, interpolation="bicubic"),
+            clip_h6=_tap("clip", "hidden_states.6", 224, crop=True, interpolation="bicubic"),
+            clip_h12=_tap("clip", "hidden_states.12", 224, crop=True, interpolation="bicubic"),
+        )
+        | _TOY,
+    ),
+    "toy": dict(metrics=("pixcorr", "ssim", *_TOY), taps=_pixels() | _TOY),
+}
+"""Suites: name -> ``metrics`` (the default list) and ``taps`` (how each metric it offers is
+computed: network, layer, input size, crop, interpolation)."""
+
+
+class IdentificationScorer(BaseEstimator):
+    """Score reconstructions against the seen images with a suite of metrics.
+
+    Parameters
+    ----------
+    metrics : sequence of str, optional
+        Metrics to compute (see :data:`METRICS`); None is the suite's list.
+    suite : {"braindiffuser", "mindeye", "takagi2023", "toy"}, default="braindiffuser"
+        How each metric is computed (:data:`SUITES`): Brain-Diffuser's
+        layers and sizes (224 px), MindEye 1's (256 / 342 / 255 px),
+        Takagi & Nishimoto's (299 px Resize + CenterCrop, CLIP's own
+        preprocessing, hidden states 6 and 12), or the toy world's (the toy
+        perceptual network's layers and heads, with PixCorr and SSIM).
+    protocol : {"pairwise", "takagi2023"}, default="pairwise"
+        Two-way identification protocol (see
+        :func:`~brainldm.metrics.two_way_identification`). ``"pairwise"``
+        scores one sample per image, ``sample``; ``"takagi2023"`` all
+        samples, and per-image metrics (PixCorr, SSIM, distances, toy
+        attributes) then average over the samples.
+    sample : int, default=0
+        The sample that ``"pairwise"`` scores when reconstructions hold
+        several per image.
+    weights : str, path-like or dict, optional
+        Where the networks' weights are: a folder holding the standard file
+        names (:data:`~brainldm.features.perceptual.NETWORKS`), or a dict
+        network (``"alexnet"``, ``"inception"``, ``"efficientnet"``,
+        ``"swav"``, ``"clip"``, ``"toy"``) -> file or folder. None looks in
+        ``$BRAINLDM_WEIGHTS_DIR`` and torch's hub cache, then downloads (see
+        :func:`~brainldm.features.perceptual.find_weights`); the toy network
+        is the shipped one unless the dict names another.
+    device : str or torch.device, optional
+        Where the networks run; None is the CPU.
+    dtype : {"float32", "float16", "bfloat16"}, optional
+        Precision of the torchvision and CLIP networks; None is float32.
+    batch_size : int, default=32
+        Images per forward pass; the reconstructions' features are reduced
+        to their correlations with the originals' batch by batch, so only the
+        originals' features are held at once.
+    progress : bool, default=False
+        Show a progress bar per network.
+
+    See Also
+    --------
+    brainldm.metrics.compare_modes : tests between modes on per-image scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.datasets.scenes import make_stimuli
+    >>> from brainldm.metrics import IdentificationScorer
+    >>> originals = make_stimuli(12, seed=3).images
+    >>> noise = np.random.default_rng(0).normal(0, 10, originals.shape)
+    >>> reconstructions = np.clip(originals + noise, 0, 255).astype(np.uint8)
+    >>> scorer = IdentificationScorer(["toy_embedding", "toy_shape", "pixcorr"], suite="toy")
+    >>> {name: round(value, 2) for name, value in scorer.score(originals, reconstructions).items()}
+    {'toy_embedding': 1.0, 'toy_shape': 0.83, 'pixcorr': 0.96}
+    """
+
+    def __init__(
+        self,
+        metrics=None,
+        suite="braindiffuser",
+        protocol="pairwise",
+        sample=0,
+        weights=None,
+        device=None,
+        dtype=None,
+        batch_size=32,
+        progress=False,
+    ):
+        self.metrics = metrics
+        self.suite = suite
+        self.protocol = protocol
+        self.sample = sample
+        self.weights = weights
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def _check_params(self):
+        name = type(self).__name__
+        check_options(self.suite, "suite", name, tuple(SUITES))
+        check_options(self.protocol, "protocol", name, PROTOCOLS)
+        check_int(self.sample, "sample", name, min_val=0)
+        check_int(self.batch_size, "batch_size", name, min_val=1)
+        taps = SUITES[self.suite]["taps"]
+        metrics = SUITES[self.suite]["metrics"] if self.metrics is None else self.metrics
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        unknown = [m for m in metrics if m not in taps]
+        if unknown or not metrics:
+            raise ValueError(
+                f"metrics {unknown or metrics} are not offered by suite={self.suite!r}; choose "
+                f"among {sorted(taps)} (other suites: {sorted(set(SUITES) - {self.suite})})"
+            )
+        if isinstance(self.weights, dict):
+            networks = ("alexnet", "inception", "efficientnet", "swav", "clip", "toy")
+            extra = sorted(set(self.weights) - set(networks))
+            if extra:
+                raise ValueError(f"weights names unknown networks {extra}; use {list(networks)}")
+        return list(dict.fromkeys(metrics)), taps
+
+    def _check_images(self, originals, reconstructions, metrics, taps):
+        originals = np.asarray(originals)
+        reconstructions = np.asarray(reconstructions)
+        for name, array, ndims in (
+            ("originals", originals, (4,)),
+            ("reconstructions", reconstructions, (4, 5)),
+        ):
+            if array.dtype != np.uint8:
+                raise ValueError(
+                    f"{name} must be uint8 in [0, 255], got {array.dtype}; convert with "
+                    "(images * 255).round().astype(np.uint8) for images in [0, 1]"
+                )
+            if array.ndim not in ndims or array.shape[-1] != 3:
+                shapes = " or ".join(
+                    {4: "(n, height, width, 3)", 5: "(n, n_samples, height, width, 3)"}[d]
+                    for d in ndims
+                )
+                raise ValueError(f"{name} must have shape {shapes}, got {array.shape}")
+        if reconstructions.ndim == 4:
+            reconstructions = reconstructions[:, None]
+        if len(originals) != len(reconstructions):
+            raise ValueError(
+                f"originals has {len(originals)} images but reconstructions has "
+                f"{len(reconstructions)}; pass the reconstructions of the same images, in order"
+            )
+        if len(originals) < 2:
+            raise ValueError(f"scoring needs at least 2 images, got {len(originals)}")
+        n_samples = reconstructions.shape[1]
+        if self.protocol == "pairwise":
+            if self.sample >= n_samples:
+                raise ValueError(
+                    f"sample={self.sample} but reconstructions hold {n_samples} sample(s) per image"
+                )
+            reconstructions = reconstructions[:, self.sample : self.sample + 1]
+        for metric in metrics:
+            if metric.startswith("ssim"):
+                size = taps[metric]["size"] or min(originals.shape[1:3])
+                if size < 11:
+                    raise ValueError(f"{metric} needs images of at least 11 px, got {size} px")
+        return originals, reconstructions
+
+    def score(self, originals, reconstructions, per_image=False):
+        """Compute the metrics.
+
+        Parameters
+        ----------
+        originals : ndarray of shape (n_images, height, width, 3), uint8
+            The seen images.
+        reconstructions : ndarray of shape (n_images, h, w, 3) or (n_images, n_samples, h, w, 3), uint8
+            Their reconstructions, in the same order, of any size.
+        per_image : bool, default=False
+            Return each image's value of each metric (the fraction of
+            distractors beaten, for identification), whose mean is the score.
+
+        Returns
+        -------
+        scores : dict of str to float or to ndarray of shape (n_images,)
+            In the order of ``metrics``.
+        """
+        metrics, taps = self._check_params()
+        originals, reconstructions = self._check_images(originals, reconstructions, metrics, taps)
+        values = {}
+        for metric in metrics:
+            if metric in _PIXEL:
+                tap = taps[metric]
+                per_sample = [
+                    _PIXEL[metric](originals, reconstructions[:, s], **tap)
+                    for s in range(reconstructions.shape[1])
+                ]
+                values[metric] = np.mean(per_sample, axis=0)
+        groups = {}
+        for metric in metrics:
+            if metric not in _PIXEL:
+                tap = taps[metric]
+                key = tuple(tap.get(k) for k in ("network", "size", "crop", "interpolation"))
+                groups.setdefault(key, []).append(metric)
+        for key, group in groups.items():
+            values |= self._network_scores(
+                key, [taps[m] for m in group], group, originals, reconstructions
+            )
+        return {m: values[m] if per_image else float(np.mean(values[m])) for m in metrics}
+
+    def _network_scores(self, key, group_taps, group, originals, reconstructions):
+        extractor = self._extractor(*key)
+        n, n_samples = reconstructions.shape[:2]
+        flat = reconstructions.reshape(n * n_samples, *reconstructions.shape[2:])
+        values = {}
+        heads = {m: tap["head"] for m, tap in zip(group, group_taps, strict=True) if "head" in tap}
+        if heads:
+            true = extractor.predict_heads(originals)
+            predicted = extractor.predict_heads(flat)
+            for metric, head in heads.items():
+                same = predicted[head].reshape(n, n_samples) == true[head][:, None]
+                values[metric] = same.mean(1)
+        layers = {
+            m: tap["layer"] for m, tap in zip(group, group_taps, strict=True) if "layer" in tap
+        }
+        if layers:
+            r = self._correlations(extractor, sorted(set(layers.values())), originals, flat)
+            for metric, layer in layers.items():
+                r_layer = r[layer].reshape(n, n_samples, n)
+                if metric in _DISTANCES:
+                    values[metric] = 1.0 - np.einsum("isi->is", r_layer).mean(1)
+                else:
+                    values[metric] = identification_from_correlations(
+                        r_layer, protocol=self.protocol, per_image=True
+                    )
+        return values
+
+    def _correlations(self, extractor, layers, originals, flat):
+        """r[layer][k, i]: correlation of reconstruction k's features with original i's."""
+        targets = {
+            layer: standardize_rows(features.reshape(len(features), -1), dtype=np.float32)
+            for layer, features in extractor.extract_layers(originals, layers).items()
+        }
+        r = {layer: np.empty((len(flat), len(originals)), np.float32) for layer in layers}
+        starts = range(0, len(flat), self.batch_size)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=type(extractor).__name__, unit="batch")
+        for start in starts:
+            features = extractor.extract_layers(flat[start : start + self.batch_size], layers)
+            for layer, batch in features.items():
+                z = standardize_rows(batch.reshape(len(batch), -1), dtype=np.float32)
+                r[layer][start : start + len(batch)] = z @ targets[layer].T
+        return r
+
+    def _extractor(self, network, size, crop, interpolation):
+        from brainldm.features import perceptual
+
+        if isinstance(self.weights, dict):
+            weights = self.weights.get(network)
+        else:
+            weights = None if network == "toy" else self.weights
+        if network == "toy":
+            return perceptual.ToyPerceptualFeatures(
+                weights=weights, device=self.device, batch_size=self.batch_size
+            )
+        classes = dict(
+            alexnet=perceptual.AlexNetFeatures,
+            inception=perceptual.InceptionFeatures,
+            efficientnet=perceptual.EfficientNetFeatures,
+            swav=perceptual.SwAVFeatures,
+            clip=perceptual.CLIPVisionFeatures,
+        )
+        return classes[network](
+            size=size,
+            crop=crop,
+            interpolation=interpolation,
+            weights=weights,
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+        )
