@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "LatentDecoder": "brainldm.decoding",
         "TextDecoder": "brainldm.decoding",
         "StableDiffusion": "brainldm.diffusion",
+        "LDMReconstructor": "brainldm.reconstruction",
         "load_nsd": "brainldm.datasets.nsd",
         "make_toy_nsd": "brainldm.datasets.toy",
         "load_toy_ground_truth": "brainldm.datasets.toy",

@@ -126,3 +126,19 @@ def make_tiny_sd(folder, *, image_size=16, generation_size=32, seed=0):
 def tiny_folder(tmp_path_factory):
     """The tiny SD folder, built once per test session (16 px images, 32 px generation)."""
     return make_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", image_size=16, generation_size=32)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A toy NSD of one subject: 3 released sessions of 150 trials, 40 shared test images."""
+    from brainldm.datasets.toy import make_toy_nsd
+
+    return make_toy_nsd(
+        tmp_path_factory.mktemp("world") / "nsd",
+        n_sessions=4,
+        n_released_sessions=3,
+        trials_per_session=150,
+        n_shared=40,
+        subjects=("subj01",),
+        progress=False,
+    )

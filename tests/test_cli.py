@@ -5,22 +5,11 @@ import pytest
 from PIL import Image
 
 from brainldm.cli import main, reconstruct
-from brainldm.datasets.toy import make_toy_nsd
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_folder):
-    folder = tmp_path_factory.mktemp("cli")
-    root = make_toy_nsd(
-        folder / "nsd",
-        n_sessions=4,
-        n_released_sessions=3,
-        trials_per_session=150,
-        n_shared=40,
-        subjects=("subj01",),
-        progress=False,
-    )
-    return root, tiny_folder
+def world(small_world, tiny_folder):
+    return small_world, tiny_folder
 
 
 def test_reconstruct_decodes_identifiable_latents_and_writes_images(world, tmp_path):

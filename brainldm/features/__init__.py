@@ -32,5 +32,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "TextFeatures": _LDM,
         "UNetLayerFeatures": _LDM,
         "image_caption_pairs": _LDM,
+        "load_ldm": _LDM,
     },
 )

@@ -39,7 +39,45 @@ __all__ = [
     "TextFeatures",
     "UNetLayerFeatures",
     "image_caption_pairs",
+    "load_ldm",
 ]
+
+
+def load_ldm(model, device=None, dtype=None):
+    """The latent diffusion model that ``model`` names, loaded once and shared.
+
+    Parameters
+    ----------
+    model : str, path-like or StableDiffusion
+        ``"toy"``, a folder in the Stable Diffusion layout or a hub id,
+        loaded through :data:`brainldm.features.MODEL_CACHE` so that every
+        estimator naming it shares one copy; a
+        :class:`~brainldm.diffusion.StableDiffusion` is returned as it is.
+    device, dtype : str, default=None
+        As in :meth:`StableDiffusion.from_pretrained
+        <brainldm.diffusion.StableDiffusion.from_pretrained>`.
+
+    Returns
+    -------
+    model : StableDiffusion
+
+    Examples
+    --------
+    >>> from brainldm.features import load_ldm
+    >>> load_ldm("toy") is load_ldm("toy")
+    True
+    """
+    if isinstance(model, StableDiffusion):
+        return model
+    if not isinstance(model, str) and not hasattr(model, "__fspath__"):
+        raise ValueError(
+            "model must be a StableDiffusion, a folder, a hub id or 'toy', got "
+            f"{type(model).__name__}"
+        )
+    return MODEL_CACHE.get(
+        ("StableDiffusion", str(model), device, dtype),
+        lambda: StableDiffusion.from_pretrained(model, device=device, dtype=dtype),
+    )
 
 
 def image_caption_pairs(images, captions):
@@ -126,22 +164,9 @@ class LDMFeatures(FeatureExtractor):
     """
 
     def _get_model(self):
-        if isinstance(self.model, StableDiffusion):
-            return self.model
-        if not isinstance(self.model, str) and not hasattr(self.model, "__fspath__"):
-            raise ValueError(
-                "model must be a StableDiffusion, a folder, a hub id or 'toy', got "
-                f"{type(self.model).__name__}"
-            )
         key = (str(self.model), self.device, self.dtype)
         if getattr(self, "_model_key", None) != key:
-            # Several extractors in one analysis name the same model: load it once.
-            self._model_loaded = MODEL_CACHE.get(
-                ("StableDiffusion", *key),
-                lambda: StableDiffusion.from_pretrained(
-                    self.model, device=self.device, dtype=self.dtype
-                ),
-            )
+            self._model_loaded = load_ldm(self.model, device=self.device, dtype=self.dtype)
             self._model_key = key
         return self._model_loaded
 

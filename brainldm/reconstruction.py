@@ -1,0 +1,642 @@
+"""Reconstruct seen images from fMRI: decoders to ``z`` and ``c``, then the diffusion model.
+
+:class:`LDMReconstructor` is the method of Takagi & Nishimoto (CVPR 2023) as
+one scikit-learn estimator: ``fit`` encodes the seen images (and captions)
+into the model's ``z`` (and ``c``) and fits a ridge decoder to each from the
+betas; ``predict`` decodes new betas and turns them into images by the
+img2img chain (mode ``"zc"``) or its controls (``"z"``, ``"c"``,
+``"coarse"``); ``score`` identifies the reconstructions among the seen
+images, so that ``GridSearchCV`` tunes the chain on training data alone.
+"""
+
+import hashlib
+import json
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from brainldm._images import check_images, resize
+from brainldm._io import atomic_savez
+from brainldm._validation import check_captions, check_int, check_number, check_options
+from brainldm.ridge import cv_splits
+
+__all__ = [
+    "MODES",
+    "PRESETS",
+    "RESCALES",
+    "SELECTS",
+    "LDMReconstructor",
+    "rescale_features",
+    "select_samples",
+]
+
+MODES = ("zc", "z", "c", "coarse")
+"""What :meth:`LDMReconstructor.predict` generates from: decoded ``z`` and ``c`` (the
+method), ``z`` alone (img2img against the empty prompt), ``c`` alone (text-to-image
+from noise), or ``X_z``, the decoded ``z`` through the VAE decoder alone."""
+
+RESCALES = (None, "train", "batch")
+"""How decoded features are mapped back to the spread of the true ones."""
+
+SELECTS = (None, "decoded")
+"""How :meth:`LDMReconstructor.predict` chooses among an image's samples."""
+
+PRESETS = (None, "takagi2023")
+"""Named settings; ``"takagi2023"`` is the original code's choices."""
+
+# Rows of X reconstructed per file of the on-disk cache.
+_CHUNK = 16
+# Bytes of encoded targets kept in memory, shared by every reconstructor.
+_TARGET_CACHE_BYTES = 2 * 2**30
+
+
+class _TargetCache:
+    """Encoded targets by content: a second fit, or one per grid point, does not re-encode."""
+
+    def __init__(self, max_bytes):
+        self.max_bytes, self.rows, self.bytes = max_bytes, OrderedDict(), 0
+
+    def lookup(self, keys, encode):
+        """Rows for ``keys``, encoding the missing ones with ``encode(indices)`` at once."""
+        missing = [j for j, key in enumerate(keys) if key not in self.rows]
+        unique = list(dict.fromkeys(keys[j] for j in missing))
+        if unique:
+            first = {key: next(j for j in missing if keys[j] == key) for key in unique}
+            encoded = encode([first[key] for key in unique])
+            for key, row in zip(unique, encoded, strict=True):
+                self.rows[key] = row
+                self.bytes += row.nbytes
+        result = np.stack([self.rows[key] for key in keys])
+        for key in keys:
+            self.rows.move_to_end(key)
+        while self.bytes > self.max_bytes and len(self.rows) > len(set(keys)):
+            _, row = self.rows.popitem(last=False)
+            self.bytes -= row.nbytes
+        return result
+
+
+_TARGETS = _TargetCache(_TARGET_CACHE_BYTES)
+
+
+def _digest(*parts):
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else str(part).encode())
+    return digest.hexdigest()
+
+
+def _image_key(image):
+    return _digest(image.shape, np.ascontiguousarray(image).tobytes())
+
+
+def rescale_features(Y, source_mean, source_std, target_mean, target_std):
+    """Map features from one per-dimension mean and spread to another.
+
+    ``(Y - source_mean) / source_std * target_std + target_mean``, with
+    dimensions of no source spread left at ``target_mean``. With the
+    predictions' own statistics as the source and the training targets' as
+    the target, this is Brain-Diffuser's rescaling of decoded features.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_features)
+    source_mean, source_std, target_mean, target_std : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.array([[0.0, 1.0], [2.0, 1.0]])
+    >>> rescale_features(Y, Y.mean(0), Y.std(0), np.array([5.0, 5.0]), np.array([2.0, 2.0]))
+    array([[3., 5.],
+           [7., 5.]], dtype=float32)
+    """
+    Y, source_mean = np.asarray(Y, np.float64), np.asarray(source_mean, np.float64)
+    # A spread within float32 rounding of the mean is no spread: those dimensions are constant.
+    flat = np.asarray(source_std) <= 1e-5 * np.abs(source_mean)
+    std = np.where(flat | (np.asarray(source_std) <= 0), np.inf, source_std)
+    return ((Y - source_mean) / std * target_std + target_mean).astype(np.float32)
+
+
+def select_samples(reconstructions, images, extractor=None):
+    """The sample of each image that looks most like the image: the paper's figure choice.
+
+    Takagi & Nishimoto's figures show, of each image's samples, the one most
+    similar to the seen image. That uses the truth, so
+    :meth:`LDMReconstructor.predict` never does it (its ``select="decoded"``
+    uses the brain alone); use this for figures that mirror the paper's.
+
+    Parameters
+    ----------
+    reconstructions : ndarray of shape (n_images, n_samples, height, width, 3), uint8
+    images : ndarray of shape (n_images, h, w, 3), uint8
+        The seen images, in the same order.
+    extractor : transformer, default=None
+        Features in which similarity is the Pearson correlation (anything with
+        ``fit_transform(images)``); None is the toy perceptual network's
+        embedding (:class:`~brainldm.features.perceptual.ToyPerceptualFeatures`).
+
+    Returns
+    -------
+    selected : ndarray of shape (n_images, height, width, 3), uint8
+    indices : ndarray of shape (n_images,)
+        The sample chosen for each image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.datasets.scenes import make_stimuli
+    >>> scenes = make_stimuli(2, seed=0).images
+    >>> candidates = np.stack([scenes[::-1], scenes], axis=1)  # sample 1 is the image
+    >>> selected, indices = select_samples(candidates, scenes)
+    >>> indices.tolist()
+    [1, 1]
+    """
+    reconstructions = np.asarray(reconstructions)
+    if reconstructions.ndim != 5 or reconstructions.dtype != np.uint8:
+        raise ValueError(
+            "reconstructions must be a uint8 array of shape (n_images, n_samples, height, "
+            f"width, 3), got dtype {reconstructions.dtype} and shape {reconstructions.shape}"
+        )
+    images = np.asarray(check_images(images))
+    if len(images) != len(reconstructions):
+        raise ValueError(
+            f"images has {len(images)} images but reconstructions has {len(reconstructions)}; "
+            "pass one seen image per reconstructed image"
+        )
+    if extractor is None:
+        from brainldm.features.perceptual import ToyPerceptualFeatures
+
+        extractor = ToyPerceptualFeatures()
+    n, n_samples = reconstructions.shape[:2]
+    size = images.shape[1]
+    flat = resize(reconstructions.reshape(n * n_samples, *reconstructions.shape[2:]), size)
+    features = _zscore_rows(extractor.fit_transform(np.concatenate([images, flat])))
+    seen, generated = features[:n], features[n:].reshape(n, n_samples, -1)
+    indices = np.einsum("if,isf->is", seen, generated).argmax(1)
+    return reconstructions[np.arange(n), indices], indices
+
+
+def _zscore_rows(features):
+    features = np.asarray(features, dtype=np.float64)
+    features = features - features.mean(1, keepdims=True)
+    norm = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.where(norm > 0, norm, 1.0)
+
+
+class LDMReconstructor(BaseEstimator):
+    """Reconstruct seen images from fMRI with a latent diffusion model.
+
+    ``fit`` encodes the seen images to ``z`` (and their captions to ``c``)
+    through ``model`` and fits ``latent_decoder`` (and ``text_decoder``) from
+    the betas; ``predict`` decodes betas and generates images; ``score``
+    identifies them among the seen images. One betas matrix feeds both
+    decoders, each reading its own ROI (their ``voxels``).
+
+    Parameters
+    ----------
+    model : str, path-like or StableDiffusion, default="toy"
+        The latent diffusion model: ``"toy"``, a folder in the Stable
+        Diffusion layout, a hub id such as ``"CompVis/stable-diffusion-v1-4"``,
+        or a loaded model. Named models are loaded on first use and shared.
+    latent_decoder : regressor, default=None
+        Betas -> flat ``z``. None is ``LatentDecoder()`` on every column of X,
+        with a warning: the paper decodes ``z`` from early visual cortex,
+        ``LatentDecoder(voxels=data.roi_masks["early"])``.
+    text_decoder : regressor, default=None
+        Betas -> flat ``c``. None is ``TextDecoder()`` on every column, with a
+        warning: the paper decodes ``c`` from ventral visual cortex.
+    mode : {"zc", "z", "c", "coarse"}, default="zc"
+        What images are generated from (:data:`MODES`). Only the decoders a
+        mode needs are fitted.
+    strength : float in (0, 1], default=0.8
+        img2img noise level (modes ``"zc"`` and ``"z"``).
+    steps : int, default=50
+        DDIM steps.
+    guidance : float, default=5.0
+        Classifier-free guidance scale against the empty prompt.
+    n_samples : int, default=5
+        Images generated per row of X (the paper draws 5).
+    seed : int, default=42
+        Seed of the generation; sample ``i`` of row ``j`` draws its noise
+        from ``(seed, j, i)``, so a row's images do not depend on the batch.
+    noise_schedule : {"takagi2023", "diffusers"}, default="takagi2023"
+        As in :meth:`StableDiffusion.img2img <brainldm.diffusion.StableDiffusion.img2img>`.
+    rescale : {"train", "batch"} or None, default="train"
+        Map decoded features, per dimension, to the training targets' mean
+        and standard deviation before generation: ridge shrinks them toward
+        the mean, and guidance turns a near-mean ``c`` into a near-mean image.
+        ``"train"`` takes the decoded features' statistics from
+        cross-validated predictions on the training rows, stored at fit;
+        ``"batch"`` from the rows given to predict (Brain-Diffuser's formula,
+        at least 2 rows); None generates from the decoded features as they
+        are (the paper).
+    select : {"decoded"} or None, default=None
+        None returns every sample; ``"decoded"`` returns, per row, the sample
+        whose own latent correlates best with the decoded ``z`` (the brain
+        alone chooses; modes ``"zc"`` and ``"z"``). See
+        :func:`select_samples` for the paper's choice, which uses the truth.
+    preset : {"takagi2023"} or None, default=None
+        ``"takagi2023"`` generates from unscaled features (``rescale`` is
+        ignored), as the original code. See Notes.
+    metric : str, default=None
+        Identification metric of :meth:`score`, a name of
+        :data:`brainldm.metrics.METRICS`; None is ``"toy_embedding"`` for the
+        toy model (and any model trained on the toy world) and ``"clip"`` for
+        others.
+    batch_size : int, default=8
+        Samples denoised at once.
+    device, dtype : str, default=None
+        Where and in which precision a named model runs.
+    cache_dir : str or path-like, default=None
+        Folder for generated images, written atomically in chunks of 16 rows
+        and named by what they depend on, so an interrupted ``predict``
+        resumes where it stopped and a repeated one recomputes nothing.
+    progress : bool, default=False
+        Show progress bars.
+
+    Attributes
+    ----------
+    latent_decoder_, text_decoder_ : regressor or None
+        The fitted decoders (None where the mode needs none).
+    latent_shape_, text_shape_ : tuple of int
+        Shapes of one image's ``z`` and ``c``.
+    rescale_ : dict
+        ``"z"`` / ``"c"`` -> Bunch of ``target_mean``, ``target_std`` (the
+        training targets') and ``decoded_mean``, ``decoded_std`` (of the
+        cross-validated decoded training features, with ``rescale="train"``).
+    n_features_in_ : int
+        Columns of X.
+
+    Notes
+    -----
+    The z and c targets are computed by the model at fit and kept by image
+    content (and caption text), so that another fit on the same images, as in
+    a grid search, does not encode them again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.datasets.scenes import make_stimuli
+    >>> from brainldm.decoding import LatentDecoder
+    >>> from brainldm.reconstruction import LDMReconstructor
+    >>> scenes = make_stimuli(12, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(12, 30))
+    >>> recon = LDMReconstructor(latent_decoder=LatentDecoder(), mode="z", steps=4, n_samples=2)
+    >>> recon.fit(X, scenes.images).predict(X[:3]).shape
+    (3, 2, 64, 64, 3)
+    >>> recon.decode(X[:3]).z.shape
+    (3, 4, 16, 16)
+    """
+
+    def __init__(
+        self,
+        model="toy",
+        latent_decoder=None,
+        text_decoder=None,
+        mode="zc",
+        strength=0.8,
+        steps=50,
+        guidance=5.0,
+        n_samples=5,
+        seed=42,
+        noise_schedule="takagi2023",
+        rescale="train",
+        select=None,
+        preset=None,
+        metric=None,
+        batch_size=8,
+        device=None,
+        dtype=None,
+        cache_dir=None,
+        progress=False,
+    ):
+        self.model = model
+        self.latent_decoder = latent_decoder
+        self.text_decoder = text_decoder
+        self.mode = mode
+        self.strength = strength
+        self.steps = steps
+        self.guidance = guidance
+        self.n_samples = n_samples
+        self.seed = seed
+        self.noise_schedule = noise_schedule
+        self.rescale = rescale
+        self.select = select
+        self.preset = preset
+        self.metric = metric
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.cache_dir = cache_dir
+        self.progress = progress
+
+    def _check_params(self):
+        caller = type(self).__name__
+        check_options(self.mode, "mode", caller, MODES)
+        check_options(self.rescale, "rescale", caller, RESCALES)
+        check_options(self.select, "select", caller, SELECTS)
+        check_options(self.preset, "preset", caller, PRESETS)
+        check_int(self.n_samples, "n_samples", caller, min_val=1)
+        check_int(self.steps, "steps", caller, min_val=1)
+        check_int(self.batch_size, "batch_size", caller, min_val=1)
+        check_number(self.strength, "strength", caller, min_val=0, max_val=1, closed="right")
+        check_number(self.guidance, "guidance", caller, min_val=0)
+        if self.select == "decoded" and self.mode == "c":
+            raise ValueError(
+                "select='decoded' chooses the sample closest to the decoded z, which mode='c' "
+                "does not decode; use mode 'zc' or 'z', or select=None"
+            )
+
+    def _default_metric(self):
+        # The toy model records the toy world it was trained on; the toy net knows that world.
+        return "toy_embedding" if self._model().config.get("toy_world_fingerprint") else "clip"
+
+    def _model(self):
+        from brainldm.features.ldm import load_ldm
+
+        return load_ldm(self.model, device=self.device, dtype=self.dtype)
+
+    def _parts(self):
+        return {"zc": ("z", "c"), "z": ("z",), "c": ("c",), "coarse": ("z",)}[self.mode]
+
+    def _rescaling(self):
+        return None if self.preset == "takagi2023" else self.rescale
+
+    def _decoder(self, part):
+        from brainldm.decoding import LatentDecoder, TextDecoder
+
+        given = self.latent_decoder if part == "z" else self.text_decoder
+        if given is not None:
+            return clone(given)
+        name, roi = ("LatentDecoder", "early") if part == "z" else ("TextDecoder", "ventral")
+        warnings.warn(
+            f"{type(self).__name__}: the default {name}() decodes {part} from every column of "
+            f"X; pass {'latent' if part == 'z' else 'text'}_decoder={name}(voxels="
+            f"data.roi_masks[{roi!r}]) to decode it from {roi} visual cortex, as the paper does",
+            UserWarning,
+            stacklevel=3,
+        )
+        return (LatentDecoder if part == "z" else TextDecoder)()
+
+    def fit(self, X, images, captions=None, groups=None):
+        """Encode the seen images (and captions) and fit the decoders.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+            Betas, one row per trial.
+        images : array-like of shape (n_samples, height, width, 3) or sequence
+            The uint8 image each trial showed.
+        captions : sequence of sequences of str, default=None
+            Each trial's image's captions; needed by modes ``"zc"`` and ``"c"``.
+        groups : array-like of shape (n_samples,), default=None
+            Group of each trial (e.g. its image), passed to the decoders so
+            that cross-validation keeps an image's repetitions in one fold.
+            Inside ``GridSearchCV`` it arrives through metadata routing:
+            ``sklearn.set_config(enable_metadata_routing=True)`` and
+            ``LDMReconstructor(...).set_fit_request(groups=True, captions=True)``.
+
+        Returns
+        -------
+        self : LDMReconstructor
+        """
+        self._check_params()
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=True)
+        images = check_images(images)
+        if len(images) != len(X):
+            raise ValueError(
+                f"X has {len(X)} rows but images has {len(images)}; pass the image of each row"
+            )
+        if "c" in self._parts():
+            if captions is None:
+                raise ValueError(
+                    f"mode={self.mode!r} decodes c, so fit needs captions: one list per row of X"
+                )
+            captions = check_captions(captions)
+            if len(captions) != len(X):
+                raise ValueError(
+                    f"X has {len(X)} rows but captions has {len(captions)} lists; pass one per row"
+                )
+        groups = None if groups is None else np.asarray(groups)
+        sd = self._model()
+        self.latent_shape_, self.text_shape_ = tuple(sd.latent_shape), tuple(sd.text_shape)
+        self.latent_decoder_ = self.text_decoder_ = None
+        self.rescale_ = {}
+        for part in self._parts():
+            Y = self._targets(sd, part, images, captions)
+            decoder = self._decoder(part).fit(X, Y, groups=groups)
+            setattr(self, "latent_decoder_" if part == "z" else "text_decoder_", decoder)
+            wide = Y.astype(np.float64)
+            self.rescale_[part] = Bunch(target_mean=wide.mean(0), target_std=wide.std(0))
+            if self._rescaling() == "train":
+                decoded = self._cross_decoded(decoder, X, Y, groups)
+                wide = decoded.astype(np.float64)
+                self.rescale_[part].update(decoded_mean=wide.mean(0), decoded_std=wide.std(0))
+        return self
+
+    def _targets(self, sd, part, images, captions):
+        """Flat z (or c) of every row, computed once per image (or caption set) and model."""
+        # Named models are the same model wherever they are loaded; a model passed as an
+        # object is told apart by its identity as well.
+        source = repr(sd) if isinstance(self.model, (str, Path)) else f"{sd!r}@{id(sd)}"
+        if part == "z":
+            keys = [_digest(source, "z", _image_key(image)) for image in images]
+
+            def encode(rows):
+                batch = [images[j] for j in rows]
+                return sd.encode_images(batch, progress=self.progress).reshape(len(rows), -1)
+
+        else:
+            keys = [_digest(source, "c", json.dumps(texts)) for texts in captions]
+
+            def encode(rows):
+                batch = [captions[j] for j in rows]
+                return sd.encode_text(batch, progress=self.progress).reshape(len(rows), -1)
+
+        return _TARGETS.lookup(keys, encode)
+
+    def _cross_decoded(self, decoder, X, Y, groups):
+        """Decoded training features, each row by a decoder that did not see its image."""
+        decoded = np.empty(Y.shape, np.float32)
+        for train, test in cv_splits(5, len(X), groups):
+            fold = clone(decoder).fit(
+                X[train], Y[train], groups=None if groups is None else groups[train]
+            )
+            decoded[test] = fold.predict(X[test])
+        return decoded
+
+    def decode(self, X):
+        """The decoded ``z`` and ``c`` of each row, rescaled as set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+
+        Returns
+        -------
+        decoded : sklearn.utils.Bunch
+            ``z`` of shape (n_samples, *latent_shape_) and ``c`` of shape
+            (n_samples, *text_shape_), float32; None where the mode needs none.
+        """
+        check_is_fitted(self, "rescale_")
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        decoded = Bunch(z=None, c=None)
+        for part in self._parts():
+            decoder = self.latent_decoder_ if part == "z" else self.text_decoder_
+            Y = np.asarray(decoder.predict(X), dtype=np.float32).reshape(len(X), -1)
+            stats = self.rescale_[part]
+            if self._rescaling() == "train":
+                Y = rescale_features(
+                    Y, stats.decoded_mean, stats.decoded_std, stats.target_mean, stats.target_std
+                )
+            elif self._rescaling() == "batch":
+                if len(X) < 2:
+                    raise ValueError(
+                        "rescale='batch' takes the decoded features' statistics from the rows "
+                        f"given, which needs at least 2, got {len(X)}; use rescale='train'"
+                    )
+                # In float64: heavily regularised dimensions vary by a few float32 steps.
+                wide = Y.astype(np.float64)
+                Y = rescale_features(
+                    Y, wide.mean(0), wide.std(0), stats.target_mean, stats.target_std
+                )
+            shape = self.latent_shape_ if part == "z" else self.text_shape_
+            decoded[part] = Y.reshape(len(X), *shape)
+        return decoded
+
+    def predict(self, X):
+        """Reconstruct the image each row of betas saw.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+
+        Returns
+        -------
+        images : ndarray of shape (n_samples, n_samples_per_row, size, size, 3), uint8
+            ``n_samples`` images per row at the model's generation size (one
+            for mode ``"coarse"``, ``X_z`` upsampled with LANCZOS), or of
+            shape (n_samples, size, size, 3) with ``select="decoded"``.
+        """
+        decoded = self.decode(X)
+        sd = self._model()
+        images = self._generate_cached(sd, decoded)
+        if self.select == "decoded":
+            images = self._select_decoded(sd, images, decoded.z)
+        return images
+
+    def _generate_cached(self, sd, decoded):
+        from tqdm.auto import tqdm
+
+        n = len(decoded.z if decoded.z is not None else decoded.c)
+        chunks = [slice(start, min(start + _CHUNK, n)) for start in range(0, n, _CHUNK)]
+        folder = None if self.cache_dir is None else Path(self.cache_dir)
+        parts = []
+        for rows in tqdm(chunks, desc="reconstructing", unit="chunk", disable=not self.progress):
+            path = (
+                None if folder is None else folder / f"images-{self._chunk_key(decoded, rows)}.npz"
+            )
+            if path is not None and path.is_file():
+                with np.load(path) as saved:
+                    parts.append(saved["images"])
+                continue
+            chunk = self._generate(sd, decoded, rows)
+            if path is not None:
+                atomic_savez(path, {"images": chunk})
+            parts.append(chunk)
+        return np.concatenate(parts)
+
+    def _generation_settings(self):
+        return dict(
+            steps=self.steps,
+            guidance=self.guidance,
+            n_samples=self.n_samples,
+            seed=self.seed,
+            batch_size=self.batch_size,
+        )
+
+    def _chunk_key(self, decoded, rows):
+        settings = dict(
+            self._generation_settings(),
+            model=repr(self._model()),
+            mode=self.mode,
+            strength=self.strength,
+            noise_schedule=self.noise_schedule,
+            preset=self.preset,
+            start=rows.start,
+        )
+        arrays = [decoded[part][rows].tobytes() for part in ("z", "c") if decoded[part] is not None]
+        return _digest(json.dumps(settings, sort_keys=True), *arrays)[:24]
+
+    def _generate(self, sd, decoded, rows):
+        settings = dict(self._generation_settings(), start_index=rows.start)
+        z = None if decoded.z is None else decoded.z[rows]
+        c = None if decoded.c is None else decoded.c[rows]
+        if self.mode == "coarse":
+            return resize(sd.decode_latents(z), sd.generation_size)[:, None]
+        if self.mode == "c":
+            return sd.text2img(c, **settings)
+        return sd.img2img(
+            z, c, strength=self.strength, noise_schedule=self.noise_schedule, **settings
+        )
+
+    def _select_decoded(self, sd, images, z):
+        n, n_samples = images.shape[:2]
+        flat = images.reshape(n * n_samples, *images.shape[2:])
+        latents = sd.encode_images(flat).reshape(n, n_samples, -1)
+        similarity = np.einsum(
+            "if,isf->is",
+            _zscore_rows(z.reshape(n, -1)),
+            _zscore_rows(latents.reshape(n * n_samples, -1)).reshape(n, n_samples, -1),
+        )
+        return images[np.arange(n), similarity.argmax(1)]
+
+    def score(self, X, images):
+        """Two-way identification of the reconstructions among the seen images.
+
+        Rows that saw the same image are averaged first (as NSD's test betas
+        average an image's repetitions), so an image is reconstructed once and
+        is never its own distractor; each reconstruction (the selected
+        sample, else sample 0) is then scored pairwise on ``metric``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+        images : array-like of shape (n_samples, height, width, 3)
+            The image each row saw; at least 2 distinct images.
+
+        Returns
+        -------
+        score : float
+            In [0, 1]; 0.5 is chance.
+        """
+        from brainldm.metrics import IdentificationScorer
+
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        images = check_images(images)
+        if len(images) != len(X):
+            raise ValueError(
+                f"X has {len(X)} rows but images has {len(images)}; pass the image of each row"
+            )
+        keys = [_image_key(image) for image in images]
+        unique = list(dict.fromkeys(keys))
+        if len(unique) < 2:
+            raise ValueError(f"score needs at least 2 distinct images, got {len(unique)}")
+        owner = np.array([unique.index(key) for key in keys])
+        X_mean = np.stack([X[owner == k].mean(0) for k in range(len(unique))])
+        seen = np.stack([images[keys.index(key)] for key in unique])
+        reconstructed = self.predict(X_mean)
+        if reconstructed.ndim == 5:
+            reconstructed = reconstructed[:, 0]
+        metric = self.metric or self._default_metric()
+        scorer = IdentificationScorer(metrics=[metric], device=self.device)
+        return scorer.score(seen, reconstructed)[metric]

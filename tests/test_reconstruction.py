@@ -1,0 +1,236 @@
+"""Specification of LDMReconstructor, on a small toy world and the tiny random SD model."""
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, GroupKFold
+
+from brainldm.datasets.nsd import load_nsd
+from brainldm.decoding import LatentDecoder, TextDecoder
+from brainldm.diffusion import StableDiffusion
+from brainldm.reconstruction import LDMReconstructor, rescale_features, select_samples
+
+pytestmark = pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
+FAST = dict(steps=4, n_samples=2, batch_size=8, metric="toy_embedding")
+
+
+@pytest.fixture(scope="module")
+def data(small_world):
+    data = load_nsd(small_world, "subj01", progress=False)
+    data.images = data.stimuli[data.images_train]
+    data.texts = [data.captions[i] for i in data.images_train]
+    data.test_images = data.stimuli[data.images_test]
+    return data
+
+
+@pytest.fixture(scope="module")
+def sd(tiny_folder):
+    return StableDiffusion.from_pretrained(tiny_folder)
+
+
+def reconstructor(data, sd, **params):
+    return LDMReconstructor(
+        sd,
+        latent_decoder=LatentDecoder(voxels=data.roi_masks["early"]),
+        text_decoder=TextDecoder(voxels=data.roi_masks["ventral"]),
+        **{**FAST, **params},
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(data, sd):
+    return reconstructor(data, sd).fit(
+        data.X_train, data.images, data.texts, groups=data.images_train
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "shape", "decoders"),
+    [
+        ("zc", (3, 2, 32, 32, 3), ("z", "c")),
+        ("z", (3, 2, 32, 32, 3), ("z",)),
+        ("c", (3, 2, 32, 32, 3), ("c",)),
+        ("coarse", (3, 1, 32, 32, 3), ("z",)),
+    ],
+)
+def test_each_mode_fits_its_decoders_and_generates_images(data, sd, mode, shape, decoders):
+    recon = reconstructor(data, sd, mode=mode).fit(data.X_train, data.images, data.texts)
+    assert (recon.latent_decoder_ is not None, recon.text_decoder_ is not None) == (
+        "z" in decoders,
+        "c" in decoders,
+    )
+    images = recon.predict(data.X_test[:3])
+    assert images.shape == shape and images.dtype == np.uint8
+    decoded = recon.decode(data.X_test[:3])
+    assert (decoded.z is not None, decoded.c is not None) == ("z" in decoders, "c" in decoders)
+
+
+def test_decoded_z_identifies_the_test_images(fitted, sd, data):
+    from brainldm.metrics import two_way_identification
+
+    true_z = sd.encode_images(data.test_images).reshape(len(data.test_images), -1)
+    decoded = fitted.decode(data.X_test).z.reshape(len(data.X_test), -1)
+    # Measured 0.63 on these 39 test images (the tiny model's z is a random projection).
+    assert two_way_identification(true_z, decoded) > 0.56
+
+
+def test_train_rescaling_maps_cross_validated_spread_to_the_targets(fitted, data):
+    stats = fitted.rescale_["c"]
+    # Ridge shrinks: the cross-validated decoded features spread less than the targets.
+    assert np.median(stats.decoded_std / np.maximum(stats.target_std, 1e-12)) < 0.8
+    raw = fitted.text_decoder_.predict(data.X_test).reshape(len(data.X_test), -1)
+    expected = rescale_features(
+        raw, stats.decoded_mean, stats.decoded_std, stats.target_mean, stats.target_std
+    )
+    np.testing.assert_allclose(
+        fitted.decode(data.X_test).c.reshape(len(raw), -1), expected, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_batch_rescaling_gives_the_rows_the_targets_mean_and_spread(fitted, data):
+    recon = clone(fitted).set_params(rescale="batch")
+    recon.fit(data.X_train, data.images, data.texts)
+    z = recon.decode(data.X_test).z.reshape(len(data.X_test), -1)
+    stats = recon.rescale_["z"]
+    np.testing.assert_allclose(z.mean(0), stats.target_mean, atol=1e-4)
+    # Dimensions that the ridge made constant (an alpha of 1e8) stay at the mean.
+    raw = recon.latent_decoder_.predict(data.X_test).astype(np.float64)
+    varies = raw.std(0) > 1e-5 * np.abs(raw.mean(0))
+    assert varies.mean() > 0.9
+    np.testing.assert_allclose(z.std(0)[varies], stats.target_std[varies], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(z.std(0)[~varies], 0, atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        recon.decode(data.X_test[:1])
+
+
+def test_no_rescaling_and_the_takagi2023_preset_generate_from_the_decoded_features(fitted, data):
+    raw = fitted.latent_decoder_.predict(data.X_test[:4]).reshape(4, -1)
+    for params in (dict(rescale=None), dict(preset="takagi2023")):
+        recon = clone(fitted).set_params(**params)
+        recon.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+        np.testing.assert_allclose(recon.decode(data.X_test[:4]).z.reshape(4, -1), raw, rtol=1e-5)
+
+
+def test_a_second_fit_on_the_same_images_does_not_encode_them_again(data, sd, monkeypatch):
+    recon = reconstructor(data, sd, mode="z").fit(data.X_train, data.images)
+    calls = []
+    original = sd.encode_images
+    monkeypatch.setattr(sd, "encode_images", lambda *a, **k: calls.append(1) or original(*a, **k))
+    clone(recon).fit(data.X_train[::2], data.images[::2])
+    assert calls == []
+
+
+def test_default_decoders_warn_and_name_the_roi(data, sd):
+    with pytest.warns(UserWarning, match=r"voxels=data.roi_masks\['early'\]"):
+        LDMReconstructor(sd, mode="z", **FAST).fit(data.X_train, data.images)
+
+
+def test_predict_resumes_from_the_chunks_on_disk(fitted, data, sd, tmp_path, monkeypatch):
+    X = data.X_test[:20]  # two chunks of 16 and 4 rows
+    recon = clone(fitted).set_params(cache_dir=tmp_path)
+    recon.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+    first = recon.predict(X)
+    chunks = {len(np.load(path)["images"]): path for path in tmp_path.glob("images-*.npz")}
+    assert sorted(chunks) == [4, 16]
+    chunks[4].unlink()  # as if interrupted before the last chunk was written
+    calls = []
+    original = sd.img2img
+    monkeypatch.setattr(
+        sd, "img2img", lambda z, *a, **k: calls.append(len(z)) or original(z, *a, **k)
+    )
+    np.testing.assert_array_equal(recon.predict(X), first)
+    assert calls == [4]
+    np.testing.assert_array_equal(recon.predict(X), first)
+    assert calls == [4]
+
+
+def test_chunked_generation_equals_one_call(fitted, data, sd):
+    decoded = fitted.decode(data.X_test[:20])
+    whole = sd.img2img(decoded.z, decoded.c, steps=4, n_samples=2, strength=0.8)
+    np.testing.assert_array_equal(fitted.predict(data.X_test[:20]), whole)
+
+
+def test_decoded_selection_returns_one_sample_closest_to_decoded_z(fitted, data, sd):
+    recon = clone(fitted).set_params(select="decoded")
+    recon.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+    every = fitted.predict(data.X_test[:3])
+    chosen = recon.predict(data.X_test[:3])
+    assert chosen.shape == every.shape[:1] + every.shape[2:]
+    z = recon.decode(data.X_test[:3]).z.reshape(3, -1)
+    for j in range(3):
+        latents = sd.encode_images(every[j]).reshape(len(every[j]), -1)
+        best = np.argmax([np.corrcoef(z[j], latent)[0, 1] for latent in latents])
+        np.testing.assert_array_equal(chosen[j], every[j, best])
+
+
+def test_select_samples_picks_the_sample_most_like_the_seen_image(data):
+    seen = data.test_images[:4]
+    candidates = np.stack([seen[[1, 2, 3, 0]], seen, seen[[2, 3, 0, 1]]], axis=1)
+    selected, indices = select_samples(candidates, seen)
+    assert indices.tolist() == [1, 1, 1, 1]
+    np.testing.assert_array_equal(selected, seen)
+
+
+def test_score_is_identification_of_averaged_repetitions(fitted, data):
+    rows = np.flatnonzero(np.isin(data.images_train, np.unique(data.images_train)[:6]))
+    score = fitted.score(data.X_train[rows], data.images[rows])
+    assert 0.0 <= score <= 1.0
+
+
+def test_groups_reach_the_decoders_through_metadata_routing(data, sd):
+    recon = reconstructor(data, sd, mode="z", n_samples=1)
+    grouped = clone(recon).fit(data.X_train, data.images, groups=data.images_train)
+    ungrouped = clone(recon).fit(data.X_train, data.images)
+    # Repetitions of an image across folds reward weak regularisation: the folds matter.
+    assert not np.array_equal(
+        grouped.latent_decoder_.best_alphas_, ungrouped.latent_decoder_.best_alphas_
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(
+            recon.set_fit_request(groups=True, captions=False),
+            {"strength": [0.8]},
+            cv=GroupKFold(2),
+        )
+        search.fit(data.X_train, data.images, groups=data.images_train)
+    np.testing.assert_array_equal(
+        search.best_estimator_.latent_decoder_.best_alphas_, grouped.latent_decoder_.best_alphas_
+    )
+    assert 0.0 <= search.best_score_ <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("params", "fit_args", "message"),
+    [
+        (dict(mode="zz"), {}, "'mode' parameter"),
+        (dict(n_samples=0), {}, "'n_samples' parameter"),
+        (dict(rescale="mean"), {}, "'rescale' parameter"),
+        (dict(select="best"), {}, "'select' parameter"),
+        (dict(mode="c", select="decoded"), {}, "mode='c' does not decode"),
+        (dict(mode="zc"), dict(captions=None), "needs captions"),
+        (dict(mode="z"), dict(images="float"), "uint8"),
+        (dict(mode="z"), dict(images="few"), "rows but images has"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_work(data, sd, params, fit_args, message):
+    images = {
+        "float": data.images.astype(np.float32),
+        "few": data.images[:5],
+    }.get(fit_args.pop("images", None), data.images)
+    captions = fit_args.get("captions", data.texts)
+    with pytest.raises(ValueError, match=message), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reconstructor(data, sd, **params).fit(data.X_train, images, captions)
+
+
+def test_predict_checks_fitting_and_the_number_of_voxels(data, sd, fitted):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        reconstructor(data, sd).predict(data.X_test)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(data.X_test[:, :-1])
+    with pytest.raises(ValueError, match="at least 2 distinct images"):
+        fitted.score(data.X_test[:1], data.test_images[:1])
