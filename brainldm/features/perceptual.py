@@ -245,13 +245,17 @@ def _build_clip(source):
             vision = config.vision_config
             vision.projection_dim = config.projection_dim
             config = vision
-        # The text tower's weights are left out on purpose: keep their report quiet.
-        verbosity = logging.get_verbosity()
+        # The text tower's weights are left out on purpose: keep their report and the
+        # loading bar quiet.
+        verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
         logging.set_verbosity_error()
+        logging.disable_progress_bar()
         try:
             model = CLIPVisionModelWithProjection.from_pretrained(source, config=config)
         finally:
             logging.set_verbosity(verbosity)
+            if bars:
+                logging.enable_progress_bar()
     except OSError as error:
         raise FileNotFoundError(
             f"clip weights not found: loading {source!r} failed ({error}); {_fetch_hint('clip')}"
@@ -413,16 +417,16 @@ class PerceptualFeatures(FeatureExtractor):
     Examples
     --------
     >>> import os, tempfile, numpy as np, torch, torchvision
-    >>> from brainldm.features.perceptual import EfficientNetFeatures
-    >>> path = os.path.join(tempfile.mkdtemp(), "efficientnet_b1-c27df63c.pth")
-    >>> torch.save(torchvision.models.efficientnet_b1(weights=None).state_dict(), path)
+    >>> from brainldm.features.perceptual import AlexNetFeatures
+    >>> path = os.path.join(tempfile.mkdtemp(), "alexnet-owt-7be5be79.pth")
+    >>> torch.save(torchvision.models.alexnet(weights=None).half().state_dict(), path)
     >>> images = np.random.default_rng(0).integers(0, 256, (3, 85, 85, 3), dtype=np.uint8)
-    >>> extractor = EfficientNetFeatures(layer="features.2", size=32, weights=path).fit(images)
+    >>> extractor = AlexNetFeatures(layer="features.4", size=64, weights=path).fit(images)
     >>> extractor.transform(images).shape, extractor.feature_shape_
-    ((3, 1536), (24, 8, 8))
-    >>> layers = extractor.extract_layers(images, ["features.2", "avgpool"])
+    ((3, 9408), (192, 7, 7))
+    >>> layers = extractor.extract_layers(images, ["features.4", "classifier.5"])
     >>> {name: features.shape for name, features in layers.items()}
-    {'features.2': (3, 24, 8, 8), 'avgpool': (3, 1280, 1, 1)}
+    {'features.4': (3, 192, 7, 7), 'classifier.5': (3, 4096)}
     """
 
     network = None
