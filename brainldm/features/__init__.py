@@ -10,6 +10,9 @@ float32 array (n_samples, n_features) that feeds ridge models directly.
   (:class:`LatentFeatures`), ``c`` (:class:`TextFeatures`), ``z_c``
   (:class:`DenoisedLatentFeatures`) and U-Net activations
   (:class:`UNetLayerFeatures`).
+- :mod:`brainldm.features.perceptual`: the perceptual networks of the
+  identification metrics (AlexNet, Inception V3, EfficientNet-B1, SwAV
+  ResNet-50, CLIP ViT-L/14, and the toy world's own network).
 
 Names are imported on first use, so ``import brainldm.features`` loads neither
 torch nor the diffusion model.
@@ -19,6 +22,7 @@ from brainldm._lazy import lazy_exports
 
 _BASE = "brainldm.features.base"
 _LDM = "brainldm.features.ldm"
+_PERCEPTUAL = "brainldm.features.perceptual"
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
@@ -33,5 +37,15 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "UNetLayerFeatures": _LDM,
         "image_caption_pairs": _LDM,
         "load_ldm": _LDM,
+        "AlexNetFeatures": _PERCEPTUAL,
+        "CLIPVisionFeatures": _PERCEPTUAL,
+        "EfficientNetFeatures": _PERCEPTUAL,
+        "InceptionFeatures": _PERCEPTUAL,
+        "PerceptualFeatures": _PERCEPTUAL,
+        "SwAVFeatures": _PERCEPTUAL,
+        "ToyPerceptualFeatures": _PERCEPTUAL,
+        "find_weights": _PERCEPTUAL,
+        "load_perceptual_network": _PERCEPTUAL,
+        "prepare_images": _PERCEPTUAL,
     },
 )
