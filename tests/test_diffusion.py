@@ -348,6 +348,149 @@ def test_z_c_is_the_latent_the_img2img_callback_sees(sd, z, c):
     np.testing.assert_array_equal(result.latents[:, 1], seen[6])
 
 
+# The original code's choices (Takagi & Nishimoto's diffusion_decoding.py), offered as options.
+
+ORIGINAL_COARSE_IMAGE = [
+    dict(rounding="round", upsample="lanczos"),
+    dict(rounding="truncate", upsample="lanczos"),
+    dict(rounding="round", upsample="bicubic"),
+]
+
+
+def _upsampled(images, resample=Image.LANCZOS):
+    """Coarse images resized to the tiny model's generation size, 32 px."""
+    return np.stack([np.asarray(Image.fromarray(x).resize((32, 32), resample)) for x in images])
+
+
+def _last_latents(sd, z, c, **kwargs):
+    """The final latents of an img2img run, as its callback sees them, and the images."""
+    seen = {}
+
+    def record(model, step, timestep, callback_kwargs):
+        seen["latents"] = callback_kwargs["latents"].cpu().numpy().copy()
+
+    images = sd.img2img(z, c, steps=10, callback_on_step_end=record, **kwargs)
+    return seen["latents"], images
+
+
+def test_truncation_is_rounding_or_one_level_below(sd, z):
+    rounded = sd.decode_latents(z).astype(int)
+    truncated = sd.decode_latents(z, rounding="truncate")
+    assert set(np.unique(rounded - truncated).tolist()) == {0, 1}
+    assert 0.3 < (rounded - truncated).mean() < 0.7  # half a level on average
+
+
+@pytest.mark.parametrize("options", ORIGINAL_COARSE_IMAGE, ids=lambda o: "-".join(o.values()))
+def test_img2img_denoises_the_encoded_coarse_image_as_the_options_make_it(sd, z, c, options):
+    latents, images = _last_latents(sd, z, c, **options)
+    coarse = sd.decode_latents(z, rounding=options["rounding"])
+    resample = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}[options["upsample"]]
+    init = sd.encode_images(_upsampled(coarse, resample), size=sd.generation_size)
+    np.testing.assert_array_equal(sd.denoise(init, c, steps=10).latents[:, 0], latents)
+    np.testing.assert_array_equal(
+        images[:, 0], sd.decode_latents(latents, rounding=options["rounding"])
+    )
+
+
+@pytest.mark.parametrize("options", ORIGINAL_COARSE_IMAGE[1:], ids=lambda o: "-".join(o.values()))
+def test_each_coarse_image_option_changes_the_reconstruction(sd, z, c, options):
+    default, _ = _last_latents(sd, z, c)
+    assert np.abs(_last_latents(sd, z, c, **options)[0] - default).mean() > 1e-3
+
+
+def test_text2img_truncation_only_moves_the_returned_images_down_a_level(sd, c):
+    rounded = sd.text2img(c[:2], steps=10).astype(int)
+    truncated = sd.text2img(c[:2], steps=10, rounding="truncate")
+    assert set(np.unique(rounded - truncated).tolist()) == {0, 1}
+
+
+def _first_step_x0(sd, z, c, sample_posterior, n_samples=3, seed=42):
+    """The x0 each sample was noised from, recovered from the latents after the first DDIM step.
+
+    With eta 0 a DDIM step is invertible given its noise prediction, and each
+    sample's initial noise is the next draw of its generator (after its
+    posterior sample, if it draws one).
+    """
+    seen = {}
+
+    def record(model, step, timestep, callback_kwargs):
+        if step == 0:
+            latents, noise_pred = callback_kwargs["latents"], callback_kwargs["noise_pred"]
+            jobs = zip(
+                callback_kwargs["image_indices"], callback_kwargs["sample_indices"], strict=True
+            )
+            for row, job in enumerate(jobs):
+                seen[job] = (latents[row].clone(), noise_pred[row].clone())
+
+    sd.img2img(
+        z,
+        c,
+        steps=10,
+        n_samples=n_samples,
+        seed=seed,
+        sample_posterior=sample_posterior,
+        callback_on_step_end=record,
+    )
+    plan = sd.schedule(steps=10)
+    alpha = sd.scheduler.alphas_cumprod
+    a_t, a_prev = alpha[int(plan.timesteps[0])], alpha[int(plan.timesteps[1])]
+    a_noise = alpha[plan.noise_timestep]
+    x0 = np.zeros((len(z), n_samples) + sd.generation_latent_shape, np.float32)
+    for (j, i), (after, noise_pred) in seen.items():
+        predicted = (after - (1 - a_prev).sqrt() * noise_pred) / a_prev.sqrt()
+        before = a_t.sqrt() * predicted + (1 - a_t).sqrt() * noise_pred
+        generator = sample_generator(seed, j, i)
+        draws = [torch.randn(sd.generation_latent_shape, generator=generator) for _ in range(2)]
+        noise = draws[1] if sample_posterior else draws[0]
+        x0[j, i] = (before - (1 - a_noise).sqrt() * noise) / a_noise.sqrt()
+    return x0
+
+
+def test_per_image_posterior_sample_is_shared_by_the_images_samples(sd, z, c):
+    upsampled = _upsampled(sd.decode_latents(z[:2]))
+    mode = sd.encode_images(upsampled, size=sd.generation_size)
+    drawn = sd.encode_images(upsampled, size=sd.generation_size, sample_posterior=True, seed=42)
+    tolerance = dict(atol=1e-4, rtol=0)
+    # The recovery is exact where x0 is known: the mode, for every sample.
+    np.testing.assert_allclose(
+        _first_step_x0(sd, z[:2], c[:2], False), mode[:, None].repeat(3, 1), **tolerance
+    )
+    shared = _first_step_x0(sd, z[:2], c[:2], "per-image")
+    np.testing.assert_allclose(shared, drawn[:, None].repeat(3, 1), **tolerance)
+    own = _first_step_x0(sd, z[:2], c[:2], True)
+    np.testing.assert_allclose(own[:, 0], drawn, **tolerance)
+    assert np.abs(own[:, 1:] - drawn[:, None]).mean() > 1e-2
+
+
+def test_per_image_posterior_changes_only_the_samples_after_the_first(sd, z, c):
+    kwargs = dict(steps=10, n_samples=2, eta=0.5)
+    own = sd.img2img(z[:2], c[:2], sample_posterior=True, **kwargs)
+    shared = sd.img2img(z[:2], c[:2], sample_posterior="per-image", **kwargs)
+    np.testing.assert_array_equal(shared[:, 0], own[:, 0])
+    assert np.abs(shared[:, 1].astype(int) - own[:, 1]).mean() > 1.0
+
+
+def test_images_of_the_same_id_get_the_same_noise(sd, z, c):
+    # At strength 1 the chain starts from pure noise: with equal c, only the noise is left.
+    kwargs = dict(strength=1.0, steps=10, sample_posterior="per-image")
+    same = sd.img2img(z[:2], c[[0, 0]], image_ids=[0, 0], **kwargs)
+    np.testing.assert_array_equal(same[0], same[1])
+    apart = sd.img2img(z[:2], c[[0, 0]], **kwargs)
+    assert np.abs(apart[0].astype(int) - apart[1]).mean() > 1.0
+
+
+def test_text2img_images_of_the_same_id_get_the_same_noise(sd, c):
+    same = sd.text2img(c[[1, 1]], steps=10, image_ids=[4, 4])
+    np.testing.assert_array_equal(same[0], same[1])
+
+
+def test_image_ids_replace_start_index_plus_row(sd, z, c):
+    np.testing.assert_array_equal(
+        sd.img2img(z[:2], c[:2], steps=10, image_ids=[5, 6]),
+        sd.img2img(z[:2], c[:2], steps=10, start_index=5),
+    )
+
+
 def test_denoise_reads_the_latents_the_callback_leaves(sd, c):
     def zero_at_step_2(model, step, timestep, callback_kwargs):
         if step == 2:
@@ -472,6 +615,16 @@ def test_steps_below_one_are_rejected(sd, z):
 def test_unknown_noise_schedule_is_rejected(sd, z):
     with pytest.raises(ValueError, match="The 'noise_schedule' parameter of img2img must be a str"):
         sd.img2img(z[:1], noise_schedule="ddpm", progress=False)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [dict(sample_posterior="per-sample"), dict(rounding="floor"), dict(upsample="nearest")],
+)
+def test_unknown_original_code_options_are_rejected(sd, z, option):
+    (name,) = option
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of img2img must be"):
+        sd.img2img(z[:1], steps=10, **option)
 
 
 def test_read_steps_outside_the_steps_run_are_rejected(sd, z):

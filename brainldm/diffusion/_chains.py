@@ -1,15 +1,43 @@
 """The paper's generation chains: img2img from decoded ``(z, c)``, and text2img from ``c``."""
 
+import numpy as np
+from PIL import Image
 from sklearn.utils import Bunch
 
 from brainldm._images import resize
-from brainldm._validation import check_int
-from brainldm.diffusion._checks import check_conditioning, check_latents
+from brainldm._validation import check_int, check_options
+from brainldm.diffusion._checks import check_conditioning, check_latents, check_sample_posterior
+from brainldm.diffusion._codec import ROUNDINGS
 from brainldm.diffusion._rng import generator_keys
-from brainldm.diffusion._sampling import run_denoising
+from brainldm.diffusion._sampling import InitialLatents, run_denoising
 from brainldm.diffusion._schedule import plan_schedule
 
-__all__ = ["ChainsMixin"]
+__all__ = ["UPSAMPLE_FILTERS", "ChainsMixin", "upsample_coarse"]
+
+UPSAMPLE_FILTERS = ("lanczos", "bicubic")
+"""Filters that resize the coarse image to the generation size (see ``img2img``)."""
+
+
+def upsample_coarse(images, size, upsample):
+    """The coarse images at ``size``: LANCZOS, as every resize of the library, or PIL's bicubic.
+
+    Examples
+    --------
+    >>> images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    >>> upsample_coarse(images, 16, "bicubic").shape
+    (2, 16, 16, 3)
+    >>> bicubic, lanczos = (upsample_coarse(images, 16, name) for name in ("bicubic", "lanczos"))
+    >>> bool((bicubic == lanczos).all())
+    False
+    """
+    if upsample == "lanczos":
+        return resize(images, size)
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+            for image in images
+        ]
+    )
 
 
 class ChainsMixin:
@@ -27,18 +55,27 @@ class ChainsMixin:
         n_samples=1,
         seed=42,
         start_index=0,
+        image_ids=None,
         noise_schedule="takagi2023",
         sample_posterior=False,
+        rounding="round",
+        upsample="lanczos",
         batch_size=8,
         progress=False,
         callback_on_step_end=None,
     ):
         """Generate images from ``z`` (and ``c``) by the paper's img2img chain.
 
-        ``z`` is decoded to an image at :attr:`image_size`, resized (LANCZOS)
-        to :attr:`generation_size`, encoded again, noised to ``strength`` and
-        denoised by DDIM with classifier-free guidance against the empty
-        prompt, conditioned on ``c``; the result is decoded.
+        ``z`` is decoded to the coarse image ``X_z`` at :attr:`image_size`,
+        resized to :attr:`generation_size`, encoded again, noised to
+        ``strength`` and denoised by DDIM with classifier-free guidance
+        against the empty prompt, conditioned on ``c``; the result is
+        decoded.
+
+        The defaults are brainldm's choices; the original code's differ in
+        four places, each offered here: ``rounding="truncate"``,
+        ``upsample="bicubic"``, ``sample_posterior="per-image"``, and the
+        same noise for every image, ``image_ids=[0] * len(z)``.
 
         Parameters
         ----------
@@ -64,6 +101,12 @@ class ChainsMixin:
         start_index : int, default=0
             Index of the first image, so that a set generated in several calls
             equals the set generated at once.
+        image_ids : sequence of int, default=None
+            One non-negative integer per image that replaces ``start_index +
+            j`` in the seed of its generators. Images of the same id get the
+            same noise: ``[0] * len(z)`` gives every image the noise of the
+            first, as the original code, which seeds its global generator
+            with 42 before every image.
         noise_schedule : {"takagi2023", "diffusers"}, default="takagi2023"
             ``"takagi2023"`` noises the initial latent to the DDIM timestep
             above the first one denoised, as the original CompVis sampler
@@ -71,9 +114,21 @@ class ChainsMixin:
             denoise 781, ..., 1), and starts from pure noise at strength 1.
             ``"diffusers"`` noises to the first timestep denoised (781), as
             diffusers' img2img pipeline.
-        sample_posterior : bool, default=False
+        sample_posterior : bool or "per-image", default=False
             Sample the VAE posterior of the re-encoded image instead of taking
-            its mode (the original code samples).
+            its mode: ``True`` draws one sample for every sample generated,
+            from its own generator; ``"per-image"`` draws one per image,
+            shared by its ``n_samples`` samples, as the original code does
+            (it is sample 0's draw, and every sample keeps the initial noise
+            it has with ``True``).
+        rounding : {"round", "truncate"}, default="round"
+            How decoded pixels become uint8, in the coarse image and in the
+            images returned: rounded to the nearest level, or truncated, as
+            the original code's ``astype(np.uint8)`` does.
+        upsample : {"lanczos", "bicubic"}, default="lanczos"
+            Filter that resizes the coarse image to :attr:`generation_size`:
+            LANCZOS, as every resize of brainldm, or bicubic, PIL's default
+            filter, which the original code uses.
         batch_size : int, default=8
             Samples denoised at once.
         progress : bool, default=False
@@ -122,17 +177,31 @@ class ChainsMixin:
         >>> images = sd.img2img(z[:1], c[:1], steps=10, callback_on_step_end=record)
         >>> [timestep for timestep, _ in updates] == sd.schedule(steps=10).timesteps.tolist()
         True
+
+        The original code's settings (the same settings, not its numbers:
+        its noise comes from torch's global generator, drawn in another
+        order):
+
+        >>> original = dict(rounding="truncate", upsample="bicubic", sample_posterior="per-image")
+        >>> sd.img2img(z, c, steps=10, n_samples=2, image_ids=[0] * len(z), **original).shape
+        (3, 2, 64, 64, 3)
         """
         batch_size = check_int(batch_size, "batch_size", "img2img", min_val=1)
+        check_sample_posterior(sample_posterior, "img2img")
+        check_options(rounding, "rounding", "img2img", ROUNDINGS)
+        check_options(upsample, "upsample", "img2img", UPSAMPLE_FILTERS)
         z = check_latents(z, "z", self.vae.config.latent_channels, self.latent_shape)
         c = check_conditioning(c, self.text_shape, len(z))
         schedule = plan_schedule(self.scheduler, steps, strength, noise_schedule, "img2img")
-        image_ids = generator_keys(len(z), start_index, None, "img2img")
-        pixels = resize(self.decode_latents(z, batch_size=batch_size), self.generation_size)
+        image_ids = generator_keys(len(z), start_index, image_ids, "img2img")
+        coarse = self.decode_latents(z, rounding=rounding, batch_size=batch_size)
+        pixels = upsample_coarse(coarse, self.generation_size, upsample)
         mean, std = self._posterior(pixels, batch_size, False, "img2img")
         latents = run_denoising(
             self,
-            (mean, std if sample_posterior else None),
+            InitialLatents(
+                mean, std if sample_posterior else None, per_image=sample_posterior == "per-image"
+            ),
             c,
             schedule,
             guidance=guidance,
@@ -145,7 +214,7 @@ class ChainsMixin:
             callback_on_step_end=callback_on_step_end,
             caller="img2img",
         )
-        return self._decode_samples(latents, batch_size, progress)
+        return self._decode_samples(latents, rounding, batch_size, progress)
 
     def text2img(
         self,
@@ -157,6 +226,8 @@ class ChainsMixin:
         n_samples=1,
         seed=42,
         start_index=0,
+        image_ids=None,
+        rounding="round",
         batch_size=8,
         progress=False,
         callback_on_step_end=None,
@@ -180,6 +251,11 @@ class ChainsMixin:
             ``(seed, start_index + j, i)``.
         start_index : int, default=0
             Index of the first image, for the generators.
+        image_ids : sequence of int, default=None
+            As in :meth:`img2img`: ``[0] * len(c)`` starts every image from
+            the same noise.
+        rounding : {"round", "truncate"}, default="round"
+            As in :meth:`img2img`, for the images returned.
         batch_size : int, default=8
             Samples denoised at once.
         progress : bool, default=False
@@ -203,6 +279,7 @@ class ChainsMixin:
         if c is None:
             raise ValueError("c is None; text2img needs one c per image (see img2img for z only)")
         batch_size = check_int(batch_size, "batch_size", "text2img", min_val=1)
+        check_options(rounding, "rounding", "text2img", ROUNDINGS)
         c = check_conditioning(c, self.text_shape)
         latents = run_denoising(
             self,
@@ -213,19 +290,21 @@ class ChainsMixin:
             eta=eta,
             n_samples=n_samples,
             seed=seed,
-            image_ids=generator_keys(len(c), start_index, None, "text2img"),
+            image_ids=generator_keys(len(c), start_index, image_ids, "text2img"),
             batch_size=batch_size,
             progress=progress,
             callback_on_step_end=callback_on_step_end,
             caller="text2img",
         )
-        return self._decode_samples(latents, batch_size, progress)
+        return self._decode_samples(latents, rounding, batch_size, progress)
 
-    def _decode_samples(self, latents, batch_size, progress):
+    def _decode_samples(self, latents, rounding, batch_size, progress):
         """Images of final latents (n_images, n_samples, ...), decoded in the loop's batches."""
         n_images, n_samples = latents.shape[:2]
         flat = latents.reshape((-1,) + latents.shape[2:])
-        images = self.decode_latents(flat, batch_size=batch_size, progress=progress)
+        images = self.decode_latents(
+            flat, rounding=rounding, batch_size=batch_size, progress=progress
+        )
         return images.reshape((n_images, n_samples) + images.shape[1:])
 
     def schedule(self, steps=50, strength=0.8, noise_schedule="takagi2023"):

@@ -2,10 +2,11 @@
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
 
 from brainldm._validation import check_finite
 
-__all__ = ["check_conditioning", "check_latents"]
+__all__ = ["check_conditioning", "check_latents", "check_sample_posterior"]
 
 
 def check_latents(z, name, channels, shape=None):
@@ -52,3 +53,20 @@ def check_conditioning(c, text_shape, n_images=None):
             f"c has {len(c)} rows but there are {n_images} images; pass one c per image"
         )
     return torch.from_numpy(c)
+
+
+def check_sample_posterior(value, caller):
+    """``value`` if it is a bool or ``"per-image"``, as ``sample_posterior`` takes.
+
+    Examples
+    --------
+    >>> check_sample_posterior("per-image", "img2img")
+    'per-image'
+    >>> check_sample_posterior("per-sample", "img2img")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sklearn.utils._param_validation.InvalidParameterError: The 'sample_posterior' parameter of img2img must be ... a str among {'per-image'}. Got 'per-sample' instead.
+    """
+    constraints = {"sample_posterior": ["boolean", StrOptions({"per-image"})]}
+    validate_parameter_constraints(constraints, {"sample_posterior": value}, caller_name=caller)
+    return value

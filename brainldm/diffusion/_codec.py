@@ -5,11 +5,23 @@ import torch
 from tqdm.auto import tqdm
 
 from brainldm._images import from_tensor, resize, to_tensor
-from brainldm._validation import DEPRECATED, check_captions, check_int, renamed
+from brainldm._validation import DEPRECATED, check_captions, check_int, check_options, renamed
 from brainldm.diffusion._checks import check_latents
 from brainldm.diffusion._rng import generator_keys, sample_generator
 
-__all__ = ["CodecMixin"]
+__all__ = ["ROUNDINGS", "CodecMixin"]
+
+ROUNDINGS = ("round", "truncate")
+"""How decoded pixels become uint8 (see :meth:`StableDiffusion.decode_latents`)."""
+
+
+def _to_uint8(pixels, rounding):
+    """uint8 images (n, h, w, 3) of decoded pixels (n, 3, h, w) in [-1, 1], rounded or truncated."""
+    if rounding == "round":
+        return from_tensor(pixels)
+    # As the original code: 255 * clamp((x + 1) / 2, 0, 1), then astype(np.uint8), which truncates.
+    levels = (((pixels.float() + 1) / 2).clamp(0, 1) * 255).trunc()
+    return levels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class CodecMixin:
@@ -108,13 +120,17 @@ class CodecMixin:
         return torch.cat(means), torch.cat(stds)
 
     @torch.inference_mode()
-    def decode_latents(self, z, *, batch_size=16, progress=False):
+    def decode_latents(self, z, *, rounding="round", batch_size=16, progress=False):
         """Decode scaled latents to uint8 images.
 
         Parameters
         ----------
         z : array-like of shape (n_images, channels, h, w)
             Scaled latents, e.g. from :meth:`encode_images` or a decoder.
+        rounding : {"round", "truncate"}, default="round"
+            How the decoded pixels, in [0, 255], become uint8: rounded to the
+            nearest level, or truncated, as the original code's
+            ``astype(np.uint8)`` does (half a level darker on average).
         batch_size : int, default=16
             Latents decoded at once.
         progress : bool, default=False
@@ -130,17 +146,22 @@ class CodecMixin:
         >>> import numpy as np
         >>> from brainldm.diffusion import StableDiffusion
         >>> sd = StableDiffusion.from_pretrained("toy")
-        >>> sd.decode_latents(np.zeros((3,) + sd.latent_shape, np.float32)).shape
+        >>> z = np.zeros((3,) + sd.latent_shape, np.float32)
+        >>> sd.decode_latents(z).shape
         (3, 64, 64, 3)
+        >>> truncated = sd.decode_latents(z, rounding="truncate")
+        >>> sorted(np.unique(sd.decode_latents(z).astype(int) - truncated).tolist())
+        [0, 1]
         """
         z = check_latents(z, "z", self.vae.config.latent_channels)
+        check_options(rounding, "rounding", "decode_latents", ROUNDINGS)
         batch_size = check_int(batch_size, "batch_size", "decode_latents", min_val=1)
         shift = self.vae.config.get("shift_factor") or 0.0
         images = []
         for start in tqdm(range(0, len(z), batch_size), desc="decoding", disable=not progress):
             latents = torch.from_numpy(z[start : start + batch_size]).to(self.device, self.dtype)
             latents = latents / self.vae.config.scaling_factor + shift
-            images.append(from_tensor(self.vae.decode(latents).sample))
+            images.append(_to_uint8(self.vae.decode(latents).sample, rounding))
         return np.concatenate(images)
 
     @torch.inference_mode()

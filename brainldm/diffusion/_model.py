@@ -58,8 +58,9 @@ class StableDiffusion(LoadingMixin, CodecMixin, ChainsMixin, ProbesMixin):
     posterior samples) come from one CPU ``torch.Generator`` per sample
     (:func:`sample_generator`):
     sample ``i`` of image ``j`` uses a generator seeded from
-    ``(seed, start_index + j, i)``, so results do not depend on the batch size
-    or on how a set of images is split into calls.
+    ``(seed, start_index + j, i)`` (or ``image_ids[j]`` for ``start_index +
+    j``), so results do not depend on the batch size or on how a set of images
+    is split into calls.
 
     A model loaded with :meth:`from_pretrained` pickles as a reference to its
     source (name or folder, device, dtype), not as its weights, so that

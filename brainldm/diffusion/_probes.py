@@ -17,7 +17,12 @@ from sklearn.utils import Bunch
 from brainldm._validation import check_int
 from brainldm.diffusion._checks import check_conditioning, check_latents
 from brainldm.diffusion._rng import generator_keys
-from brainldm.diffusion._sampling import chain_callbacks, run_denoising, uses_guidance
+from brainldm.diffusion._sampling import (
+    InitialLatents,
+    chain_callbacks,
+    run_denoising,
+    uses_guidance,
+)
 from brainldm.diffusion._schedule import NOISE_SCHEDULES, plan_schedule
 
 __all__ = [
@@ -286,7 +291,7 @@ class ProbesMixin:
         ) as activations:
             run_denoising(
                 self,
-                (torch.from_numpy(latents), None),
+                InitialLatents(torch.from_numpy(latents)),
                 c,
                 schedule,
                 guidance=guidance,

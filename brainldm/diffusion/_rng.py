@@ -3,7 +3,9 @@
 Every draw of a sample (the VAE posterior sample, the initial noise, DDIM's
 noise for ``eta > 0``, in that order) comes from its own generator, so that
 results do not depend on the batch size or on how a set of images is split
-into calls.
+into calls. (With ``sample_posterior="per-image"`` the samples of an image
+share sample 0's posterior draw; each still makes its own, so that its later
+draws stay where they are.)
 """
 
 import numpy as np

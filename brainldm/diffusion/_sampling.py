@@ -9,6 +9,8 @@ callback_kwargs)``, returning a dict whose ``"latents"``, if present, replace
 the latents the loop continues from.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -16,7 +18,19 @@ from tqdm.auto import tqdm
 from brainldm._validation import check_int, check_number
 from brainldm.diffusion._rng import sample_generator
 
-__all__ = ["chain_callbacks", "predict_noise", "run_denoising", "uses_guidance"]
+__all__ = ["InitialLatents", "chain_callbacks", "predict_noise", "run_denoising", "uses_guidance"]
+
+
+class InitialLatents(NamedTuple):
+    """The latents the samples of each image start from, before they are noised."""
+
+    mean: torch.Tensor
+    """Each image's latent, or the mean of its VAE posterior, (n_images, *latent_shape)."""
+    std: torch.Tensor | None = None
+    """The posterior's standard deviation, to sample it; None takes :attr:`mean`."""
+    per_image: bool = False
+    """Whether an image's samples share one posterior sample (sample 0's) instead of each
+    drawing its own."""
 
 
 def uses_guidance(c, guidance):
@@ -68,15 +82,20 @@ def chain_callbacks(*callbacks):
     return callback_on_step_end
 
 
-def _initial_latents(init, rows, generators, shape, schedule):
+def _initial_latents(init, batch, generators, shape, schedule, seed, image_ids):
     draws = []
-    for j, generator in zip(rows, generators, strict=True):
+    for (j, i), generator in zip(batch, generators, strict=True):
         x0 = None
         if init is not None:
-            mean, std = init
-            x0 = mean[j]
-            if std is not None:
-                x0 = x0 + std[j] * torch.randn(shape, generator=generator)
+            x0 = init.mean[j]
+            if init.std is not None:
+                posterior_noise = torch.randn(shape, generator=generator)
+                if init.per_image and i > 0:
+                    # Sample 0's draw; the sample's own is still made, so that its initial
+                    # noise is the one it gets when it samples the posterior itself.
+                    first = sample_generator(seed, image_ids[j], 0)
+                    posterior_noise = torch.randn(shape, generator=first)
+                x0 = x0 + init.std[j] * posterior_noise
         draws.append(schedule.noise(x0, torch.randn(shape, generator=generator)))
     return torch.stack(draws)
 
@@ -103,10 +122,9 @@ def run_denoising(
     Parameters
     ----------
     model : StableDiffusion
-    init : tuple of (tensor, tensor or None) or None
-        The posterior mean of each image's initial latent and its standard
-        deviation to sample it (None takes the mean); None starts every
-        sample from pure noise.
+    init : InitialLatents or None
+        What each image's samples start from; None starts every sample from
+        pure noise.
     c : tensor of shape (n_images, tokens, hidden_size) or None
         Conditioning; None is the empty prompt.
     schedule : Schedule
@@ -125,7 +143,7 @@ def run_denoising(
     eta = check_number(eta, "eta", caller, min_val=0)
     n_samples = check_int(n_samples, "n_samples", caller, min_val=1)
     batch_size = check_int(batch_size, "batch_size", caller, min_val=1)
-    n_images = len(c) if c is not None else len(init[0])
+    n_images = len(c) if c is not None else len(init.mean)
     jobs = [(j, i) for j in range(n_images) for i in range(n_samples)]
     shape = model.generation_latent_shape
     final = np.zeros((n_images, n_samples) + shape, np.float32)
@@ -134,7 +152,8 @@ def run_denoising(
             batch = jobs[start : start + batch_size]
             rows, samples = [j for j, _ in batch], [i for _, i in batch]
             generators = [sample_generator(seed, image_ids[j], i) for j, i in batch]
-            x = _initial_latents(init, rows, generators, shape, schedule).to(model.device)
+            x = _initial_latents(init, batch, generators, shape, schedule, seed, image_ids)
+            x = x.to(model.device)
             cond = None if c is None else c[rows].to(model.device, model.dtype)
             for step, t in enumerate(schedule.timesteps):
                 noise_pred = predict_noise(model, x, t, cond, guidance)
