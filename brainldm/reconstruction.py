@@ -185,6 +185,15 @@ def select_samples(reconstructions, images, extractor=None):
     return reconstructions[np.arange(n), indices], indices
 
 
+def _resize_bicubic(images, size):
+    """PIL's default resize of the original code (bicubic), for the takagi2023 preset."""
+    from PIL import Image
+
+    return np.stack(
+        [np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC)) for image in images]
+    )
+
+
 def _zscore_rows(features):
     features = np.asarray(features, dtype=np.float64)
     features = features - features.mean(1, keepdims=True)
@@ -245,8 +254,16 @@ class LDMReconstructor(BaseEstimator):
         alone chooses; modes ``"zc"`` and ``"z"``). See
         :func:`select_samples` for the paper's choice, which uses the truth.
     preset : {"takagi2023"} or None, default=None
-        ``"takagi2023"`` generates from unscaled features (``rescale`` is
-        ignored), as the original code. See Notes.
+        ``"takagi2023"`` makes the original code's choices where they differ
+        from brainldm's: decoded features are used unscaled (``rescale`` is
+        ignored), ``X_z`` is truncated to uint8 and upsampled with PIL's
+        bicubic filter, one VAE posterior sample of the re-encoded image is
+        shared by its samples, every image gets the same noise (the original
+        reseeds to 42 before each), and generated images are truncated to
+        uint8. The same settings, not bit-identical results: the original
+        draws its noise from torch's global CUDA generator in another order and
+        runs CompVis' modules under autocast. The decoders are yours to set:
+        ``LatentDecoder(**brainldm.ridge.TAKAGI2023)`` fits as the original.
     metric : str, default=None
         Identification metric of :meth:`score`, a name of
         :data:`brainldm.metrics.METRICS`; None is ``"toy_embedding"`` for the
@@ -581,10 +598,21 @@ class LDMReconstructor(BaseEstimator):
         settings = dict(self._generation_settings(), start_index=rows.start)
         z = None if decoded.z is None else decoded.z[rows]
         c = None if decoded.c is None else decoded.c[rows]
+        original = self.preset == "takagi2023"
+        if original:
+            # The original truncates to uint8, upsamples X_z bicubically, shares one posterior
+            # sample among an image's samples and reseeds before every image.
+            n = rows.stop - rows.start
+            settings.update(rounding="truncate", image_ids=[0] * n)
         if self.mode == "coarse":
-            return resize(sd.decode_latents(z), sd.generation_size)[:, None]
+            coarse = sd.decode_latents(z, rounding=settings.get("rounding", "round"))
+            if original:
+                return _resize_bicubic(coarse, sd.generation_size)[:, None]
+            return resize(coarse, sd.generation_size)[:, None]
         if self.mode == "c":
             return sd.text2img(c, **settings)
+        if original:
+            settings.update(upsample="bicubic", sample_posterior="per-image")
         return sd.img2img(
             z, c, strength=self.strength, noise_schedule=self.noise_schedule, **settings
         )

@@ -234,3 +234,25 @@ def test_predict_checks_fitting_and_the_number_of_voxels(data, sd, fitted):
         fitted.predict(data.X_test[:, :-1])
     with pytest.raises(ValueError, match="at least 2 distinct images"):
         fitted.score(data.X_test[:1], data.test_images[:1])
+
+
+def test_the_takagi2023_preset_gives_every_image_the_same_noise(fitted, data):
+    X = data.X_test[[0, 0]]  # one row twice: the same decoded c
+    ours = clone(fitted).set_params(mode="c", n_samples=1)
+    ours.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+    original = clone(ours).set_params(preset="takagi2023")
+    original.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+    different, same = ours.predict(X), original.predict(X)
+    assert not np.array_equal(different[0], different[1])
+    np.testing.assert_array_equal(same[0], same[1])
+
+
+def test_the_takagi2023_preset_truncates_and_upsamples_x_z_bicubically(fitted, data, sd):
+    from PIL import Image
+
+    recon = clone(fitted).set_params(mode="coarse", preset="takagi2023")
+    recon.fit(data.X_train, data.images, groups=data.images_train)
+    coarse = sd.decode_latents(recon.decode(data.X_test[:2]).z, rounding="truncate")
+    size = sd.generation_size
+    expected = [np.asarray(Image.fromarray(x).resize((size, size), Image.BICUBIC)) for x in coarse]
+    np.testing.assert_array_equal(recon.predict(data.X_test[:2])[:, 0], np.stack(expected))
