@@ -1,5 +1,6 @@
 """Specification of LDMReconstructor, on a small toy world and the tiny random SD model."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -40,6 +41,11 @@ def reconstructor(data, sd, **params):
     )
 
 
+def variant(fitted, **params):
+    """The fitted reconstructor with other prediction settings, sharing its fitted decoders."""
+    return copy.copy(fitted).set_params(**params)
+
+
 @pytest.fixture(scope="module")
 def fitted(data, sd):
     return reconstructor(data, sd).fit(
@@ -57,7 +63,8 @@ def fitted(data, sd):
     ],
 )
 def test_each_mode_fits_its_decoders_and_generates_images(data, sd, mode, shape, decoders):
-    recon = reconstructor(data, sd, mode=mode).fit(data.X_train, data.images, data.texts)
+    recon = reconstructor(data, sd, mode=mode, rescale=None)
+    recon.fit(data.X_train, data.images, data.texts)
     assert (recon.latent_decoder_ is not None, recon.text_decoder_ is not None) == (
         "z" in decoders,
         "c" in decoders,
@@ -109,13 +116,12 @@ def test_batch_rescaling_gives_the_rows_the_targets_mean_and_spread(fitted, data
 def test_no_rescaling_and_the_takagi2023_preset_generate_from_the_decoded_features(fitted, data):
     raw = fitted.latent_decoder_.predict(data.X_test[:4]).reshape(4, -1)
     for params in (dict(rescale=None), dict(preset="takagi2023")):
-        recon = clone(fitted).set_params(**params)
-        recon.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+        recon = variant(fitted, **params)
         np.testing.assert_allclose(recon.decode(data.X_test[:4]).z.reshape(4, -1), raw, rtol=1e-5)
 
 
 def test_a_second_fit_on_the_same_images_does_not_encode_them_again(data, sd, monkeypatch):
-    recon = reconstructor(data, sd, mode="z").fit(data.X_train, data.images)
+    recon = reconstructor(data, sd, mode="coarse", rescale=None).fit(data.X_train, data.images)
     calls = []
     original = sd.encode_images
     monkeypatch.setattr(sd, "encode_images", lambda *a, **k: calls.append(1) or original(*a, **k))
@@ -125,13 +131,12 @@ def test_a_second_fit_on_the_same_images_does_not_encode_them_again(data, sd, mo
 
 def test_default_decoders_warn_and_name_the_roi(data, sd):
     with pytest.warns(UserWarning, match=r"voxels=data.roi_masks\['early'\]"):
-        LDMReconstructor(sd, mode="z", **FAST).fit(data.X_train, data.images)
+        LDMReconstructor(sd, mode="coarse", rescale=None, **FAST).fit(data.X_train, data.images)
 
 
 def test_predict_resumes_from_the_chunks_on_disk(fitted, data, sd, tmp_path, monkeypatch):
     X = data.X_test[:20]  # two chunks of 16 and 4 rows
-    recon = clone(fitted).set_params(cache_dir=tmp_path)
-    recon.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+    recon = variant(fitted, cache_dir=tmp_path)
     first = recon.predict(X)
     chunks = {len(np.load(path)["images"]): path for path in tmp_path.glob("images-*.npz")}
     assert sorted(chunks) == [4, 16]
@@ -154,8 +159,7 @@ def test_chunked_generation_equals_one_call(fitted, data, sd):
 
 
 def test_decoded_selection_returns_one_sample_closest_to_decoded_z(fitted, data, sd):
-    recon = clone(fitted).set_params(select="decoded")
-    recon.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+    recon = variant(fitted, select="decoded")
     every = fitted.predict(data.X_test[:3])
     chosen = recon.predict(data.X_test[:3])
     assert chosen.shape == every.shape[:1] + every.shape[2:]
@@ -181,7 +185,8 @@ def test_score_is_identification_of_averaged_repetitions(fitted, data):
 
 
 def test_groups_reach_the_decoders_through_metadata_routing(data, sd):
-    recon = reconstructor(data, sd, mode="z", n_samples=1)
+    # X_z alone, without the rescaling's extra fits, keeps the grid search quick.
+    recon = reconstructor(data, sd, mode="coarse", n_samples=1, rescale=None)
     grouped = clone(recon).fit(data.X_train, data.images, groups=data.images_train)
     ungrouped = clone(recon).fit(data.X_train, data.images)
     # Repetitions of an image across folds reward weak regularisation: the folds matter.
@@ -238,10 +243,8 @@ def test_predict_checks_fitting_and_the_number_of_voxels(data, sd, fitted):
 
 def test_the_takagi2023_preset_gives_every_image_the_same_noise(fitted, data):
     X = data.X_test[[0, 0]]  # one row twice: the same decoded c
-    ours = clone(fitted).set_params(mode="c", n_samples=1)
-    ours.fit(data.X_train, data.images, data.texts, groups=data.images_train)
-    original = clone(ours).set_params(preset="takagi2023")
-    original.fit(data.X_train, data.images, data.texts, groups=data.images_train)
+    ours = variant(fitted, mode="c", n_samples=1)
+    original = variant(ours, preset="takagi2023")
     different, same = ours.predict(X), original.predict(X)
     assert not np.array_equal(different[0], different[1])
     np.testing.assert_array_equal(same[0], same[1])
@@ -250,8 +253,7 @@ def test_the_takagi2023_preset_gives_every_image_the_same_noise(fitted, data):
 def test_the_takagi2023_preset_truncates_and_upsamples_x_z_bicubically(fitted, data, sd):
     from PIL import Image
 
-    recon = clone(fitted).set_params(mode="coarse", preset="takagi2023")
-    recon.fit(data.X_train, data.images, groups=data.images_train)
+    recon = variant(fitted, mode="coarse", preset="takagi2023")
     coarse = sd.decode_latents(recon.decode(data.X_test[:2]).z, rounding="truncate")
     size = sd.generation_size
     expected = [np.asarray(Image.fromarray(x).resize((size, size), Image.BICUBIC)) for x in coarse]
