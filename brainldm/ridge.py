@@ -46,6 +46,7 @@ __all__ = [
     "cv_splits",
     "solve_ridge",
     "solve_ridge_cv",
+    "standardize_columns",
     "target_batches",
 ]
 
@@ -644,14 +645,55 @@ def _column_stats(X):
     return mean, scale
 
 
+def standardize_columns(X, *, copy=True):
+    """Z-score the columns of X with their own mean and standard deviation.
+
+    Statistics are accumulated in float64, one block of rows at a time;
+    constant columns are centred but left unscaled, as scikit-learn's
+    ``StandardScaler`` leaves them.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features), float32 or float64
+    copy : bool, default=True
+        Return a new array; False z-scores X in place.
+
+    Returns
+    -------
+    standardized : array of shape (n_samples, n_features), of X's dtype
+    mean : array of shape (n_features,), float64
+    scale : array of shape (n_features,), float64
+        ``standardized = (X - mean) / scale``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Z, mean, scale = standardize_columns(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    >>> Z, mean, scale
+    (array([[-1.,  0.],
+           [ 1.,  0.]]), array([2., 5.]), array([1., 1.]))
+    """
+    mean, scale = _column_stats(X)
+    if copy:
+        X = X - mean.astype(X.dtype)
+    else:
+        X -= mean.astype(X.dtype)
+    X /= scale.astype(X.dtype)
+    return X, mean, scale
+
+
 class BaseRidgeCV(RegressorMixin, BaseEstimator):
     """Ridge from fMRI (or features) to flat targets, with a CV-chosen alpha per target.
 
     The scikit-learn estimator that the decoders (:class:`~brainldm.decoding.LatentDecoder`,
-    :class:`~brainldm.decoding.TextDecoder`) share: it selects the columns
-    ``voxels``, standardises them on the training rows, calls
-    :func:`solve_ridge_cv` and folds the scaling into ``coef_``. The
-    parameters are those of the decoders.
+    :class:`~brainldm.decoding.TextDecoder`) and the encoder
+    (:class:`~brainldm.encoding.VoxelwiseEncoder`) share. `fit` validates the
+    data, turns X into the features the solver sees (:meth:`_fit_features`),
+    calls :func:`solve_ridge_cv` and stores its results; `predict` applies the
+    same features (:meth:`_predict_features`) and the weights. By default, the
+    decoders' way, the features are the columns ``voxels``, standardised on
+    the training rows, and the scaling is folded into ``coef_``; subclasses
+    override the two feature methods. The parameters are those of the decoders.
     """
 
     def __init__(
@@ -697,6 +739,42 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         self : object
             The fitted decoder.
         """
+        X, y, splits = self._check_fit_input(X, y, groups)
+        # Subclasses without these parameters (the encoder) take the defaults.
+        verbose = getattr(self, "verbose", DEPRECATED)
+        progress = renamed(verbose, "verbose", self.progress, "progress", "fit")
+        features, owned, shift, scale = self._fit_features(X, groups)
+        result = solve_ridge_cv(
+            features,
+            y,
+            self.alphas,
+            cv=splits,
+            fit_intercept=self.fit_intercept,
+            alpha_per_target=getattr(self, "alpha_per_target", True),
+            n_targets_batch=self.n_targets_batch,
+            device=self.device,
+            copy_X=not owned,
+            progress=progress,
+            check_input=False,
+        )
+        coef, intercept = result.coef, result.intercept
+        if scale is not None:
+            # Fold the scaling into the weights, so that they apply to the raw columns.
+            coef /= scale.astype(coef.dtype).reshape(-1, *([1] * (coef.ndim - 1)))
+            intercept = intercept - shift.astype(coef.dtype) @ coef
+        self.coef_ = coef.T
+        self.intercept_ = intercept
+        if y.ndim == 1:
+            self.intercept_ = float(self.intercept_)
+            self.best_alphas_ = float(result.best_alphas)
+            self.cv_scores_ = float(result.cv_scores)
+        else:
+            self.best_alphas_ = result.best_alphas
+            self.cv_scores_ = result.cv_scores
+        return self
+
+    def _check_fit_input(self, X, y, groups):
+        """Validate data and parameters before any work; return X, y and the folds."""
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
@@ -715,52 +793,30 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         check_finite(y, "y")
         check_alphas(self.alphas)
         target_batches(1 if y.ndim == 1 else y.shape[1], self.n_targets_batch)
-        progress = renamed(self.verbose, "verbose", self.progress, "progress", "fit")
         resolve_device(self.device)
-        indices = _voxel_indices(self.voxels, X.shape[1])
-        splits = cv_splits(self.cv, len(X), groups)
+        return X, y, cv_splits(self.cv, len(X), groups)
 
-        features = X if indices is None else X[:, indices]
-        owned = indices is not None
-        shift = np.zeros(features.shape[1])
-        scale = np.ones(features.shape[1])
-        if self.standardize:
-            shift, scale = _column_stats(features)
-            if owned:
-                features -= shift.astype(features.dtype)
-                features /= scale.astype(features.dtype)
-            else:
-                features = features - shift.astype(features.dtype)
-                features /= scale.astype(features.dtype)
-                owned = True
-        result = solve_ridge_cv(
-            features,
-            y,
-            self.alphas,
-            cv=splits,
-            fit_intercept=self.fit_intercept,
-            alpha_per_target=self.alpha_per_target,
-            n_targets_batch=self.n_targets_batch,
-            device=self.device,
-            copy_X=not owned,
-            progress=progress,
-            check_input=False,
-        )
-        coef = result.coef
-        if self.standardize:
-            # Fold the scaling into the weights, so that they apply to the raw betas.
-            coef /= scale.astype(coef.dtype).reshape(-1, *([1] * (coef.ndim - 1)))
-        self.coef_ = coef.T
-        self.intercept_ = result.intercept - shift.astype(coef.dtype) @ coef
-        if y.ndim == 1:
-            self.intercept_ = float(self.intercept_)
-            self.best_alphas_ = float(result.best_alphas)
-            self.cv_scores_ = float(result.cv_scores)
-        else:
-            self.best_alphas_ = result.best_alphas
-            self.cv_scores_ = result.cv_scores
+    def _fit_features(self, X, groups):
+        """Features for the solver from validated X.
+
+        Returns ``(features, owned, shift, scale)``: whether the solver may
+        overwrite `features`, and the affine map ``(X - shift) / scale`` to fold
+        into ``coef_`` (both None when the weights apply to the features as
+        they are).
+        """
+        indices = _voxel_indices(self.voxels, X.shape[1])
         self.voxel_indices_ = np.arange(X.shape[1]) if indices is None else indices
-        return self
+        features = X if indices is None else X[:, indices]
+        if not self.standardize:
+            return features, indices is not None, None, None
+        features, shift, scale = standardize_columns(features, copy=indices is None)
+        return features, True, shift, scale
+
+    def _predict_features(self, X):
+        """The columns of validated X that ``coef_`` applies to."""
+        if np.array_equal(self.voxel_indices_, np.arange(X.shape[1])):
+            return X
+        return X[:, self.voxel_indices_]
 
     def predict(self, X):
         """Predict flat targets from fMRI activity.
@@ -774,12 +830,15 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         -------
         array of shape (n_samples, n_targets) or (n_samples,)
         """
+        features = self._predict_features(self._check_predict_input(X))
+        return features @ self.coef_.T + self.intercept_
+
+    def _check_predict_input(self, X):
+        """Check that the estimator is fitted and X is finite with the fitted columns."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
         check_finite(X, "X")
-        if not np.array_equal(self.voxel_indices_, np.arange(X.shape[1])):
-            X = X[:, self.voxel_indices_]
-        return X @ self.coef_.T + self.intercept_
+        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
