@@ -37,7 +37,8 @@ TINY_WORLD = dict(
 EXPERIMENT = "nsddata/experiments/nsd"
 STIMULI = "nsddata_stimuli/stimuli/nsd"
 BETAS = "nsddata_betas/ppdata/{}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
-ROIS = "nsddata/ppdata/{}/func1pt8mm/roi"
+FUNC = "nsddata/ppdata/{}/func1pt8mm"
+ROIS = FUNC + "/roi"
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +183,9 @@ def test_world_has_every_file_of_the_nsd_release_it_simulates(world):
             f"nsddata/ppdata/{subject}/behav/responses.tsv",
             f"{ROIS.format(subject)}/streams.nii.gz",
             f"{ROIS.format(subject)}/nsdgeneral.nii.gz",
+            f"{FUNC.format(subject)}/brainmask.nii.gz",
+            f"{FUNC.format(subject)}/T1_to_func1pt8mm.nii.gz",
+            f"{BETAS.format(subject)}/ncsnr.nii.gz",
             f"toy_ground_truth/{subject}.npz",
         ]
         expected += [
@@ -242,7 +246,7 @@ def test_responses_list_the_released_trials_with_1_based_ids(world):
 
 
 def test_design_has_sessions_that_were_not_released(world, design):
-    files = sorted(p.name for p in (world / BETAS.format("subj01")).iterdir())
+    files = sorted(p.name for p in (world / BETAS.format("subj01")).glob("betas_session*"))
     n_released = SMALL_WORLD["n_released_sessions"]
     assert files == [f"betas_session{s:02d}.nii.gz" for s in range(1, n_released + 1)]
     tps = SMALL_WORLD["trials_per_session"]
@@ -270,6 +274,65 @@ def test_roi_files_mark_outside_the_brain_with_minus_one_and_betas_are_zero_ther
         assert set(np.unique(streams)) == set(range(-1, 8))
         # Every stream lies within nsdgeneral.
         assert (nsdgeneral[streams > 0] == 1).all()
+
+
+def test_brainmask_and_t1_lie_in_the_functional_space_of_the_betas(world):
+    for subject in toy.SUBJECTS:
+        reference = betas(world, subject, 1)
+        mask = nib.load(world / FUNC.format(subject) / "brainmask.nii.gz")
+        t1 = nib.load(world / FUNC.format(subject) / "T1_to_func1pt8mm.nii.gz")
+        for image in (mask, t1):
+            assert image.shape == reference.shape[:3]
+            np.testing.assert_array_equal(image.affine, reference.affine)
+        inside = np.asarray(mask.dataobj)
+        assert set(np.unique(inside)) == {0, 1}
+        np.testing.assert_array_equal(inside == 1, roi(world, subject, "nsdgeneral") >= 0)
+        anatomy = np.asarray(t1.dataobj)
+        assert anatomy.dtype == np.float32
+        assert np.median(anatomy[inside == 1]) > 4 * np.median(anatomy[inside == 0])
+
+
+def ncsnr_volume(root, subject):
+    return np.asarray(nib.load(root / BETAS.format(subject) / "ncsnr.nii.gz").dataobj)
+
+
+def test_ncsnr_file_is_the_signal_over_the_noise_sd_of_each_brain_voxel(world):
+    early = {}
+    for subject in ("subj01", "subj07"):
+        truth = toy.load_toy_ground_truth(world, subject)
+        ncsnr = ncsnr_volume(world, subject)
+        assert ncsnr.dtype == np.float32
+        expected = np.zeros(ncsnr.shape, dtype=np.float32)
+        expected[tuple(truth.voxel_ijk.T)] = truth.signal_sd / truth.noise_sd
+        np.testing.assert_allclose(ncsnr, expected, rtol=1e-6)
+        assert (ncsnr[roi(world, subject, "nsdgeneral") == -1] == 0).all()
+        assert (ncsnr[tuple(truth.voxel_ijk[~truth.nsdgeneral].T)] == 0).all()
+        early[subject] = np.median(ncsnr[tuple(truth.voxel_ijk[truth.stream == 1].T)])
+    # Early voxels of subj01: signal sd 1 against noise sd 2; subj07 is noisier.
+    assert 0.4 < early["subj01"] < 0.6
+    assert early["subj07"] < 0.8 * early["subj01"]
+
+
+def test_ncsnr_file_matches_nsds_estimate_from_repeated_trials(world):
+    # NSD's estimate: z-score each voxel within each session; the noise sd is the root mean
+    # over images of the variance over their repetitions; ncsnr = sqrt(1 - noise^2) / noise.
+    truth = toy.load_toy_ground_truth(world, "subj01")
+    bad = (truth.voxel_ijk[:, None] == truth.bad_voxel_ijk).all(-1).any(-1)
+    early = truth.voxel_ijk[(truth.stream == 1) & ~bad]
+    z = []
+    for session in range(1, SMALL_WORLD["n_released_sessions"] + 1):
+        data = np.asarray(betas(world, "subj01", session).dataobj)[tuple(early.T)].T.astype(float)
+        z.append((data - data.mean(axis=0)) / data.std(axis=0))
+    z = np.concatenate(z)
+    _, inverse, counts = np.unique(truth.trial_images, return_inverse=True, return_counts=True)
+    variances = [z[inverse == i].var(axis=0, ddof=1) for i in np.flatnonzero(counts >= 2)]
+    noise = np.sqrt(np.mean(variances, axis=0))
+    estimate = np.sqrt(np.maximum(1 - noise**2, 0)) / noise
+    ncsnr = ncsnr_volume(world, "subj01")[tuple(early.T)]
+    # About 100 images of 2-3 trials: each voxel's estimate is noisy, their median is not.
+    # (0.97 here; defining ncsnr as signal / sqrt(signal^2 + noise^2) would give 1.09.)
+    assert np.median(estimate / ncsnr) == pytest.approx(1.0, abs=0.06)
+    assert np.corrcoef(estimate, ncsnr)[0, 1] > 0.3
 
 
 def test_colour_tables_name_the_roi_codes(world):
@@ -422,6 +485,18 @@ def test_existing_world_with_the_same_arguments_is_returned_untouched(world):
     assert toy.make_toy_nsd(world, **SMALL_WORLD) == world
     assert time.perf_counter() - start < 0.5
     assert marker.stat().st_mtime_ns == before
+
+
+def test_world_of_an_older_version_is_refused_unless_overwritten(tmp_path):
+    root = toy.make_toy_nsd(tmp_path / "nsd", **TINY_WORLD)
+    marker = root / "toy_world.json"
+    info = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**info, "toy_world_version": toy.TOY_WORLD_VERSION - 1}))
+    (root / BETAS.format("subj01") / "ncsnr.nii.gz").unlink()
+    with pytest.raises(ValueError, match=r"toy_world_version.*overwrite=True"):
+        toy.make_toy_nsd(root, **TINY_WORLD)
+    toy.make_toy_nsd(root, overwrite=True, **TINY_WORLD)
+    assert (root / BETAS.format("subj01") / "ncsnr.nii.gz").exists()
 
 
 def test_existing_world_with_other_arguments_is_refused_unless_overwritten(tmp_path):

@@ -34,6 +34,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import scipy.io
+import scipy.ndimage
 from scipy.special import ndtr
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
@@ -52,8 +53,9 @@ __all__ = [
 ]
 
 #: Version of what :func:`make_toy_nsd` writes; a world made by another version
-#: is not reused.
-TOY_WORLD_VERSION = 1
+#: is not reused. Version 2 added ``brainmask``, ``T1_to_func1pt8mm`` and
+#: ``ncsnr``; its stimuli and betas are those of version 1, bit for bit.
+TOY_WORLD_VERSION = 2
 
 #: The subjects of the toy world: NSD's four that saw all 40 sessions.
 SUBJECTS = ("subj01", "subj02", "subj05", "subj07")
@@ -601,6 +603,24 @@ def _make_brain(shape):
     return brain, nsdgeneral, streams, np.stack([u, v, w], axis=-1)
 
 
+def _write_anatomy(func_dir, brain, coords, affine):
+    """NSD's ``brainmask`` and an anatomical-looking ``T1_to_func1pt8mm`` volume.
+
+    The T1 is a smooth, deterministic image (no random draw, so the betas do not
+    depend on it): white matter brighter than the cortex around it, dark
+    ventricles near the centre, and a faint background outside the brain.
+    """
+    u, v, w = np.moveaxis(coords, -1, 0)
+    depth = 1 - (((u - 0.5) / 0.47) ** 4 + ((v - 0.5) / 0.47) ** 4 + ((w - 0.5) / 0.45) ** 4)
+    ventricles = np.exp(
+        -(((u - 0.5) / 0.08) ** 2 + ((v - 0.55) / 0.2) ** 2 + ((w - 0.55) / 0.1) ** 2)
+    )
+    tissue = 500 + 400 * np.clip(depth / 0.5, 0, 1) ** 0.7 - 600 * ventricles
+    t1 = scipy.ndimage.gaussian_filter(np.where(brain, tissue, 40.0), sigma=0.8)
+    _save_nifti(brain.astype(np.uint8), affine, func_dir / "brainmask.nii.gz")
+    _save_nifti(t1.astype(np.float32), affine, func_dir / "T1_to_func1pt8mm.nii.gz")
+
+
 def _prf_weights(x, y, size):
     """Fraction of each Gaussian receptive field that falls in each grid cell."""
     edges = np.linspace(0.0, 1.0, _PRF_GRID + 1)
@@ -721,6 +741,7 @@ def _write_subject(folder, subject, arguments, design, features, groups, bar):
     roi_dir.mkdir(parents=True)
     _save_nifti(streams, affine, roi_dir / "streams.nii.gz")
     _save_nifti(nsdgeneral, affine, roi_dir / "nsdgeneral.nii.gz")
+    _write_anatomy(roi_dir.parent, brain, coords, affine)
     label_dir = folder / "nsddata" / "freesurfer" / "fsaverage" / "label"
     label_dir.mkdir(parents=True, exist_ok=True)
     (label_dir / "streams.mgz.ctab").write_text(
@@ -738,6 +759,11 @@ def _write_subject(folder, subject, arguments, design, features, groups, bar):
         folder / "nsddata_betas" / "ppdata" / subject / "func1pt8mm" / "betas_fithrf_GLMdenoise_RR"
     )
     betas_dir.mkdir(parents=True)
+    # NSD's ncsnr: signal sd over noise sd of the betas. Session offsets and scales
+    # cancel in it, as they do once betas are z-scored within each session.
+    ncsnr = np.zeros(shape, dtype=np.float32)
+    ncsnr[index] = signal_sd / noise_sd
+    _save_nifti(ncsnr, affine, betas_dir / "ncsnr.nii.gz")
     flat = np.ravel_multi_index(index[::-1], shape[::-1])
     for s in range(n_released):
         trials = images_10k[s * tps : (s + 1) * tps]
