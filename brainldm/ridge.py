@@ -43,7 +43,10 @@ __all__ = [
     "TAKAGI2023",
     "check_alphas",
     "check_finite",
+    "cluster_client",
     "cv_splits",
+    "fit_target_chunk",
+    "refit_target_chunk",
     "solve_ridge",
     "solve_ridge_cv",
     "standardize_columns",
@@ -369,6 +372,7 @@ def solve_ridge_cv(
     copy_X=True,
     progress=False,
     check_input=True,
+    distributed=False,
     progress_bar=DEPRECATED,
 ):
     """Fit multi-target ridge regression, choosing alpha by K-fold cross-validation.
@@ -412,6 +416,15 @@ def solve_ridge_cv(
         Check shapes and scan `X` and `Y` for NaN or infinite values. Callers
         that have already checked them (the decoders) pass False, so that a
         5 GiB `Y` is not scanned twice.
+    distributed : bool, default=False
+        Fit the target batches on the workers of the current dask.distributed
+        client (:func:`cluster_client`) instead of in this process: each
+        fold is decomposed once here and broadcast, and each worker task
+        receives one batch of targets and returns its weights, so that voxels
+        spread over processes or machines without recomputing a decomposition
+        per chunk. The results equal the serial ones to float rounding. Needs
+        the ``distributed`` extra and the CPU; the client holds every fold's
+        decomposition at once (about ``n_folds * n_features ** 2`` values).
 
     Returns
     -------
@@ -476,14 +489,37 @@ def solve_ridge_cv(
     alphas_tensor = torch.as_tensor(alphas, dtype=dtype, device=device)
     Y_tensor, _ = as_tensor(Y)
     Y_matrix = Y_tensor.reshape(len(Y_tensor), -1)
-    n_features, n_targets = X_tensor.shape[1], Y_matrix.shape[1]
+    solve = _solve_on_cluster if distributed else _solve_serial
+    coef, intercept, alpha_scores, best = solve(
+        problem, splits, Y_matrix, batches, alphas_tensor, alpha_per_target, progress
+    )
+    _warn_on_edges(best, alphas)
 
+    as_numpy = not isinstance(Y, torch.Tensor)
+    result = Bunch(
+        coef=coef,
+        intercept=intercept,
+        best_alphas=alphas_tensor[best],
+        cv_scores=alpha_scores.gather(0, best[None])[0],
+        alpha_scores=alpha_scores,
+    )
+    if Y.ndim == 1:
+        result = Bunch(**{key: value[..., 0] for key, value in result.items()})
+    result = Bunch(**{key: to_output(value, as_numpy) for key, value in result.items()})
+    result.alphas = alphas if as_numpy else torch.as_tensor(alphas, device=device)
+    return result
+
+
+def _solve_serial(problem, splits, Y_matrix, batches, alphas_tensor, alpha_per_target, progress):
+    """Score every fold and refit, target batch by target batch, in this process."""
+    n_features, n_targets = problem.X.shape[1], Y_matrix.shape[1]
+    dtype, device = problem.dtype, problem.X.device
     # X'Y of every target is cached in coef's memory, which the refit then
     # overwrites batch by batch: one product with X per target serves every
     # fold, while only one fold's decomposition is held at a time.
     coef = torch.empty(n_features, n_targets, dtype=dtype, device=device)
     intercept = torch.zeros(n_targets, dtype=dtype, device=device)
-    alpha_scores = torch.zeros(len(alphas), n_targets, dtype=dtype, device=device)
+    alpha_scores = torch.zeros(len(alphas_tensor), n_targets, dtype=dtype, device=device)
     n_passes = len(splits) + 1 + problem.needs_XtY
     with tqdm(total=n_passes * len(batches), desc="ridge CV", disable=not progress) as bar:
         if problem.needs_XtY:
@@ -511,21 +547,172 @@ def solve_ridge_cv(
                 Y_batch, y_mean, XtY, alphas_tensor[best[batch]]
             )
             bar.update()
-    _warn_on_edges(best, alphas)
+    return coef, intercept, alpha_scores, best
 
-    as_numpy = not isinstance(Y, torch.Tensor)
-    result = Bunch(
-        coef=coef,
-        intercept=intercept,
-        best_alphas=alphas_tensor[best],
-        cv_scores=alpha_scores.gather(0, best[None])[0],
-        alpha_scores=alpha_scores,
+
+def cluster_client():
+    """The dask.distributed client that ``distributed=True`` computes on.
+
+    Returns
+    -------
+    client : distributed.Client
+        The current client: the one most recently created in this process,
+        or the one of the ``with Client(...)`` block being run.
+
+    Raises
+    ------
+    ImportError
+        If dask.distributed is not installed (``pip install "brainldm[distributed]"``).
+    ValueError
+        If no client was created.
+    """
+    try:
+        from distributed import get_client
+    except ImportError as error:
+        raise ImportError(
+            "distributed=True needs dask.distributed, an optional dependency: "
+            'pip install "brainldm[distributed]"'
+        ) from error
+    try:
+        return get_client()
+    except ValueError as error:
+        raise ValueError(
+            "distributed=True found no dask client: create one before fitting, e.g. "
+            "`from dask.distributed import Client; client = Client(n_workers=4)`, or "
+            "`Client(SLURMCluster(...))` with dask-jobqueue"
+        ) from error
+
+
+def fit_target_chunk(problem, folds, Y, alphas, alpha_per_target):
+    """Score a chunk of targets on every fold and, with an alpha per target, refit it.
+
+    The unit of work of ``solve_ridge_cv(..., distributed=True)``, run on a
+    dask worker with the fold decompositions that the client computed once
+    and broadcast.
+
+    Parameters
+    ----------
+    problem : object
+        The decomposed features side of the problem (the solver's own).
+    folds : list
+        Every fold's decomposition.
+    Y : torch.Tensor of shape (n_samples, n_chunk)
+        The chunk's targets, in the compute dtype.
+    alphas : torch.Tensor of shape (n_alphas,)
+    alpha_per_target : bool
+        Refit with each target's best alpha; else return the scores only,
+        for the client to choose one alpha for all targets.
+
+    Returns
+    -------
+    scores : torch.Tensor of shape (n_alphas, n_chunk)
+        Mean over folds of the negative MSE.
+    refit : tuple of (coef, intercept) or None
+    """
+    Y_batch, y_mean = problem.load(Y, slice(None))
+    XtY = problem.cross(Y_batch)
+    scores = sum(problem.score(fold, Y_batch, XtY, alphas) for fold in folds) / len(folds)
+    if not alpha_per_target:
+        return scores, None
+    return scores, problem.refit(Y_batch, y_mean, XtY, alphas[scores.argmax(0)])
+
+
+def refit_target_chunk(problem, Y, alphas):
+    """Refit a chunk of targets with given alphas (one per target), on a dask worker."""
+    Y_batch, y_mean = problem.load(Y, slice(None))
+    return problem.refit(Y_batch, y_mean, problem.cross(Y_batch), alphas)
+
+
+def _run_on_cluster(client, function, shared, chunks, extra, progress, desc):
+    """Submit ``function(*shared, chunk, *extra(index))`` for every chunk, a few at a time.
+
+    At most two chunks per worker thread are in flight, so that the targets
+    sent to the cluster never exceed a few chunks; yields (index, result).
+    """
+    from distributed import as_completed
+
+    limit = 2 * max(1, sum(client.nthreads().values()))
+    pending = iter(enumerate(chunks))
+    futures = {}
+
+    def submit():
+        """Send the next chunk and its task; None when every chunk is sent."""
+        index, chunk = next(pending, (None, None))
+        if chunk is None:
+            return None
+        future = client.submit(
+            function, *shared, client.scatter(chunk(), direct=True), *extra(index), pure=False
+        )
+        futures[future] = index
+        return future
+
+    first = [submit() for _ in range(limit)]
+    running = as_completed([future for future in first if future is not None])
+    with tqdm(total=len(chunks), desc=desc, disable=not progress) as bar:
+        for future in running:
+            yield futures.pop(future), future.result()
+            bar.update()
+            following = submit()
+            if following is not None:
+                running.add(following)
+
+
+def _solve_on_cluster(
+    problem, splits, Y_matrix, batches, alphas_tensor, alpha_per_target, progress
+):
+    """The serial solve's results, with target batches fitted on dask workers.
+
+    Each fold is decomposed once, here, and broadcast with the decomposed
+    full problem to every worker; workers receive one batch of targets per
+    task and return its scores (and weights).
+    """
+    client = cluster_client()
+    if problem.X.device.type != "cpu":
+        raise ValueError(
+            "distributed=True computes on the dask workers' CPUs: leave device=None "
+            "(a GPU per worker is not supported)"
+        )
+    folds = [problem.fold(train, test) for train, test in splits]
+    problem.decompose()
+    shared = (client.scatter(problem, broadcast=True), client.scatter(folds, broadcast=True))
+    n_features, n_targets = problem.X.shape[1], Y_matrix.shape[1]
+    dtype = problem.dtype
+    coef = torch.empty(n_features, n_targets, dtype=dtype)
+    intercept = torch.zeros(n_targets, dtype=dtype)
+    alpha_scores = torch.zeros(len(alphas_tensor), n_targets, dtype=dtype)
+
+    def chunk(batch):
+        return lambda: Y_matrix[:, batch].to(dtype=dtype).contiguous()
+
+    chunks = [chunk(batch) for batch in batches]
+    results = _run_on_cluster(
+        client,
+        fit_target_chunk,
+        shared,
+        chunks,
+        lambda index: (alphas_tensor, alpha_per_target),
+        progress,
+        "ridge CV (dask)",
     )
-    if Y.ndim == 1:
-        result = Bunch(**{key: value[..., 0] for key, value in result.items()})
-    result = Bunch(**{key: to_output(value, as_numpy) for key, value in result.items()})
-    result.alphas = alphas if as_numpy else torch.as_tensor(alphas, device=device)
-    return result
+    for index, (scores, refit) in results:
+        alpha_scores[:, batches[index]] = scores
+        if refit is not None:
+            coef[:, batches[index]], intercept[batches[index]] = refit
+    if alpha_per_target:
+        return coef, intercept, alpha_scores, alpha_scores.argmax(0)
+    best = alpha_scores.mean(1).argmax().repeat(n_targets)
+    results = _run_on_cluster(
+        client,
+        refit_target_chunk,
+        shared[:1],
+        chunks,
+        lambda index: (alphas_tensor[best[batches[index]]],),
+        progress,
+        "ridge refit (dask)",
+    )
+    for index, (weights, intercepts) in results:
+        coef[:, batches[index]], intercept[batches[index]] = weights, intercepts
+    return coef, intercept, alpha_scores, best
 
 
 def _warn_on_edges(best, alphas):
