@@ -88,3 +88,170 @@ def test_bars_without_errors_or_chance_draw_no_error_bars_or_lines():
     assert not [c for c in ax.collections if c.get_linestyle()[0][1] is not None]
     low, high = ax.get_ylim()
     assert low <= 0 and high >= 1
+
+
+# Brain maps: a small ellipsoidal "brain" on a 1.8 mm grid shifted from the origin.
+SHAPE = (10, 12, 8)
+AFFINE = np.array([[1.8, 0, 0, -9.0], [0, 1.8, 0, -11.0], [0, 0, 1.8, -7.0], [0, 0, 0, 1]])
+
+
+@pytest.fixture(scope="module")
+def masker():
+    from brainldm.datasets.nsd import VolumeMasker
+
+    i, j, k = np.indices(SHAPE)
+    mask = ((i - 4.5) / 4.5) ** 2 + ((j - 5.5) / 5.5) ** 2 + ((k - 3.5) / 3.5) ** 2 < 1
+    return VolumeMasker(mask, AFFINE)
+
+
+@pytest.fixture(scope="module")
+def r(masker):
+    return np.random.default_rng(0).uniform(0.2, 0.6, masker.n_voxels)
+
+
+def pixels(display):
+    figure = display.frame_axes.figure
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+
+
+def render(values, masker, **kwargs):
+    from brainldm.plotting import plot_brain_map
+
+    kwargs.setdefault("vmax", 0.6)
+    return pixels(plot_brain_map(values, masker, cut_coords=3, **kwargs))
+
+
+def test_maps_round_trip_through_nifti_files_on_the_maskers_grid(masker, r, tmp_path):
+    import nibabel as nib
+
+    from brainldm.maps import save_maps, to_nifti
+
+    values = r.copy()
+    values[[0, 5]] = np.nan  # e.g. constant voxels: kept as NaN, not written as 0
+    paths = save_maps({"r": values, "significant": r > 0.4}, masker, tmp_path / "maps")
+    assert [p.name for p in paths.values()] == ["r.nii.gz", "significant.nii.gz"]
+    img = nib.load(paths["r"])
+    assert img.shape == SHAPE and img.get_data_dtype() == np.float32
+    np.testing.assert_allclose(img.affine, AFFINE, rtol=1e-6)  # NIfTI stores float32
+    np.testing.assert_array_equal(masker.transform(img)[0], values.astype(np.float32))
+    assert np.all(img.get_fdata()[~masker.mask_] == 0)
+    np.testing.assert_array_equal(masker.transform(nib.load(paths["significant"]))[0], r > 0.4)
+    # Equal maps give equal files (no time stamp in the gzip stream).
+    again = to_nifti(values, masker, path=tmp_path / "again" / "r.nii.gz")
+    assert (tmp_path / "again" / "r.nii.gz").read_bytes() == paths["r"].read_bytes()
+    np.testing.assert_array_equal(masker.transform(again)[0], values.astype(np.float32))
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("maps", "message"),
+    [
+        ({"r": np.zeros(7)}, r"map 'r' has 7 voxels \(shape \(7,\)\), but the masker has \d+"),
+        ({"r": "high"}, "must be numbers or booleans"),
+        ({"r": np.full(352, np.inf)}, "map 'r' has 352 infinite entries"),
+        ({"../r": 0.0}, "map names become file names"),
+    ],
+)
+def test_save_maps_checks_every_map_before_writing_any(masker, r, tmp_path, maps, message):
+    from brainldm.maps import save_maps
+
+    with pytest.raises(ValueError, match=message):
+        save_maps({"good": r, **maps}, masker, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_to_nifti_names_both_lengths_and_refuses_infinities(masker, r):
+    from brainldm.maps import to_nifti
+
+    with pytest.raises(
+        ValueError, match=f"values has {masker.n_voxels - 1} voxels .* has {masker.n_voxels}"
+    ):
+        to_nifti(r[1:], masker)
+    with pytest.raises(ValueError, match="1 infinite entries"):
+        to_nifti(np.where(np.arange(masker.n_voxels) == 3, np.inf, r), masker)
+
+
+def test_brain_map_saves_a_png_of_its_figure(masker, r, tmp_path):
+    from brainldm.plotting import plot_brain_map
+
+    display = plot_brain_map(r, masker, cut_coords=4, title="r", path=tmp_path / "r.png", dpi=100)
+    assert len(display.cut_coords) == 4
+    width, height = display.frame_axes.figure.get_size_inches() * 100
+    saved = Image.open(tmp_path / "r.png")
+    assert saved.format == "PNG" and saved.size == (round(width), round(height))
+    assert np.asarray(saved.convert("RGB")).std() > 10  # not a blank canvas
+
+
+def test_brain_map_draws_only_the_significant_voxels(masker, r):
+    background = render(np.zeros_like(r), masker)  # zeros are never drawn: background only
+    none = render(r, masker, significant=np.zeros_like(r, dtype=bool))
+    np.testing.assert_array_equal(none, background)
+    everything = render(r, masker, significant=np.ones_like(r, dtype=bool))
+    assert (everything != background).any(axis=-1).mean() > 0.05
+    # The hidden voxels' values leave no trace: only the significant ones are drawn.
+    half = masker.voxel_ijk[:, 0] < 5
+    other = np.where(half, r, -r)
+    np.testing.assert_array_equal(
+        render(r, masker, significant=half), render(other, masker, significant=half)
+    )
+    assert not np.array_equal(render(r, masker), render(other, masker))
+    # NaN voxels are not drawn either.
+    np.testing.assert_array_equal(render(np.full_like(r, np.nan), masker), background)
+
+
+def test_brain_map_background_from_betas_is_their_mean_through_the_masker(masker, r):
+    from brainldm.maps import to_nifti
+
+    betas = np.random.default_rng(1).normal(5.0, 2.0, (6, masker.n_voxels))
+    from_betas = render(r, masker, bg_img=betas, significant=r > 0.5)
+    from_mean = render(r, masker, bg_img=to_nifti(betas.mean(0), masker), significant=r > 0.5)
+    np.testing.assert_array_equal(from_betas, from_mean)
+    assert not np.array_equal(from_betas, render(r, masker, significant=r > 0.5))
+
+
+def test_brain_map_takes_a_background_file_in_the_subjects_space_only(masker, r, tmp_path):
+    import nibabel as nib
+
+    anatomy = np.random.default_rng(2).uniform(0, 100, SHAPE).astype(np.float32)
+    nib.save(nib.Nifti1Image(anatomy, AFFINE), tmp_path / "T1_to_func1pt8mm.nii.gz")
+    from_file = render(r, masker, bg_img=tmp_path / "T1_to_func1pt8mm.nii.gz")
+    from_array = render(r, masker, bg_img=anatomy)
+    np.testing.assert_array_equal(from_file, from_array)
+    template = nib.Nifti1Image(np.ones((91, 109, 91), np.float32), np.diag([2.0, 2, 2, 1]))
+    with pytest.raises(ValueError, match="bg_img is not on the map's grid.*not a template"):
+        render(r, masker, bg_img=template)
+
+
+def test_brain_map_outlines_each_roi_in_a_legend(masker, r):
+    from matplotlib.colors import to_rgb
+
+    from brainldm.plotting import plot_brain_map
+
+    early = masker.voxel_ijk[:, 1] < 5
+    ventral = np.zeros(SHAPE, bool)
+    ventral[3:7, 7:11, 2:6] = True
+    contours = {"early": early, "ventral": ventral}
+    display = plot_brain_map(r, masker, significant=r > 0.5, cut_coords=3, contours=contours)
+    (legend,) = display.frame_axes.figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["early", "ventral"]
+    colours = [h.get_color() for h in legend.legend_handles]
+    outlined = pixels(display)
+    slices = outlined[: int(0.85 * len(outlined))]  # above the legend, which has these colours too
+    for colour in colours:
+        rgb = np.round(np.array(to_rgb(colour)) * 255)
+        assert (slices == rgb).all(axis=-1).sum() > 20, colour
+    with pytest.raises(ValueError, match=r"contours\['early'\] must be a boolean mask"):
+        plot_brain_map(r, masker, contours={"early": early * 2.0})
+
+
+def test_importing_the_plotting_module_loads_neither_matplotlib_nor_nilearn():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, brainldm.plotting, brainldm.maps\n"
+        "print(sorted(m for m in ('matplotlib', 'nilearn', 'torch') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["[]"], result.stderr
