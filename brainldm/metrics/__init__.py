@@ -1,5 +1,7 @@
 """Scores of decoded features and reconstructed images.
 
+- :mod:`brainldm.metrics.correlation`: Pearson r per column (voxel), the
+  accuracy of encoding models, read in blocks of columns.
 - :mod:`brainldm.metrics.identification`: two-way identification on
   features, by the pairwise protocol of Brain-Diffuser and MindEye or by
   Takagi & Nishimoto's.
@@ -16,6 +18,7 @@ Names are imported on first use, so ``import brainldm.metrics`` loads no torch.
 
 from brainldm._lazy import lazy_exports
 
+_CORRELATION = "brainldm.metrics.correlation"
 _IDENTIFICATION = "brainldm.metrics.identification"
 _IMAGES = "brainldm.metrics.images"
 _SCORING = "brainldm.metrics.scoring"
@@ -23,6 +26,7 @@ _STATISTICS = "brainldm.metrics.statistics"
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        "correlation_score": _CORRELATION,
         "PROTOCOLS": _IDENTIFICATION,
         "identification_from_correlations": _IDENTIFICATION,
         "standardize_rows": _IDENTIFICATION,
