@@ -32,6 +32,7 @@ SMALL_WORLD = dict(
 )
 BETAS = "nsddata_betas/ppdata/{subject}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
 ROIS = "nsddata/ppdata/{subject}/func1pt8mm/roi"
+BRAINMASK = "nsddata/ppdata/{subject}/func1pt8mm/brainmask.nii.gz"
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,50 @@ def test_loading_some_sessions_keeps_only_their_trials(world, truth):
     np.testing.assert_array_equal(data.images_train, images[~is_test])
     np.testing.assert_array_equal(data.images_test, np.unique(images[is_test]))
     assert data.n_repeats_test.sum() == is_test.sum()
+
+
+def test_averaged_training_rows_are_the_mean_of_each_images_trials(world, subj01):
+    data = load(world, average_train=True)
+    images, counts = np.unique(subj01.images_train, return_counts=True)
+    np.testing.assert_array_equal(data.images_train, images)
+    np.testing.assert_array_equal(data.n_repeats_train, counts)
+    assert counts.max() == 3 and counts.min() < 3
+    expected = np.stack([subj01.X_train[subj01.images_train == i].mean(axis=0) for i in images])
+    np.testing.assert_allclose(data.X_train, expected, atol=1e-5)
+    assert data.X_train.dtype == np.float32
+    assert data.sessions_train is None and data.trials_train is None
+    np.testing.assert_array_equal(data.X_test, subj01.X_test)
+    np.testing.assert_array_equal(subj01.n_repeats_train, 1)
+
+
+def test_test_trials_are_the_single_trials_whose_means_are_the_test_rows(subj01, truth, world):
+    shown = truth.trial_images[np.isin(truth.trial_images, shared_images(world))]
+    np.testing.assert_array_equal(subj01.images_test_trials, shown)
+    assert subj01.X_test_trials.shape == (len(shown), len(subj01.voxel_ijk))
+    means = np.stack(
+        [
+            subj01.X_test_trials[subj01.images_test_trials == i].mean(axis=0)
+            for i in subj01.images_test
+        ]
+    )
+    np.testing.assert_allclose(subj01.X_test, means, atol=1e-6)
+    # Each trial is one row of its session's z-scored betas.
+    raw = np.concatenate([raw_session(world, s, subj01.voxel_ijk) for s in (1, 2, 3)])
+    z = np.concatenate([(r - r.mean(axis=0)) / r.std(axis=0) for r in np.split(raw, 3)])
+    is_test = np.isin(truth.trial_images, shared_images(world))
+    np.testing.assert_allclose(subj01.X_test_trials, z[is_test], atol=1e-4)
+
+
+def test_ncsnr_is_read_for_the_loaded_voxels(world, truth):
+    data = load(world, rois=["early", "ventral"])
+    v = truth_index(truth, data.voxel_ijk)
+    assert data.ncsnr.shape == (len(data.voxel_ijk),) and data.ncsnr.dtype == np.float32
+    np.testing.assert_allclose(data.ncsnr, truth.signal_sd[v] / truth.noise_sd[v], rtol=1e-6)
+
+
+def test_ncsnr_is_none_without_its_file(broken):
+    (broken / BETAS.format(subject="subj01") / "ncsnr.nii.gz").unlink()
+    assert load(broken, rois="early").ncsnr is None
 
 
 def test_responses_tsv_gives_the_same_split_without_the_design_file(broken, subj01):
@@ -217,6 +262,28 @@ def test_several_rois_load_their_union(world, subj01):
     assert {tuple(x) for x in data.voxel_ijk} == {tuple(x) for x in subj01.voxel_ijk[in_union]}
     np.testing.assert_array_equal(data.roi_masks["early"] | data.roi_masks["streams:ventral"], True)
     np.testing.assert_allclose(data.X_train, subj01.X_train[:, in_union])
+
+
+def test_whole_brain_loads_the_voxels_of_the_brainmask(world, subj01, truth):
+    data = load(world, rois="brain")
+    brain = np.asarray(nib.load(world / BRAINMASK.format(subject="subj01")).dataobj) == 1
+    loaded = {tuple(x) for x in data.voxel_ijk} | {tuple(x) for x in data.dropped_voxels}
+    assert loaded == {tuple(x) for x in np.argwhere(brain)}
+    assert len(data.voxel_ijk) > 2 * len(subj01.voxel_ijk)
+    assert data.roi_masks["brain"].all()
+    # The atlases' labels come along over the whole brain.
+    v = truth_index(truth, data.voxel_ijk)
+    np.testing.assert_array_equal(data.roi_masks["nsdgeneral"], truth.nsdgeneral[v])
+    np.testing.assert_array_equal(data.roi_masks["early"], truth.stream[v] == 1)
+    in_general = data.roi_masks["nsdgeneral"]
+    np.testing.assert_allclose(data.X_train[:, in_general], subj01.X_train, atol=1e-6)
+
+
+def test_missing_brainmask_is_named_with_its_release_part(broken):
+    (broken / BRAINMASK.format(subject="subj01")).unlink()
+    with pytest.raises(FileNotFoundError, match=r"func1pt8mm/brainmask\.nii\.gz.*'nsddata'"):
+        load(broken, rois="brain")
+    assert len(load(broken, rois="early").voxel_ijk) > 0
 
 
 def test_masker_puts_voxels_back_in_the_subjects_volume(subj01, truth):
@@ -341,6 +408,120 @@ def test_unreadable_cache_file_is_rebuilt(world, tmp_path):
     assert _cache.read_cache(path) is not None
 
 
+# Out of core
+
+
+LARGE = ("X_train", "X_test", "X_test_trials")
+
+
+@pytest.mark.parametrize(
+    "options", [dict(mmap=True), dict(max_memory=10_000), dict(mmap=True, average_train=True)]
+)
+def test_memory_mapped_load_equals_the_load_in_memory(world, tmp_path, options):
+    expected = load(world, average_train=options.get("average_train", False))
+    data = load(world, cache_dir=tmp_path / "cache", **options)
+    for name in LARGE:
+        assert isinstance(data[name], np.memmap), name
+        assert not data[name].flags.writeable
+        np.testing.assert_allclose(data[name], expected[name], atol=1e-6, err_msg=name)
+    for name in ("images_train", "images_test", "voxel_ijk", "dropped_voxels", "ncsnr"):
+        np.testing.assert_array_equal(data[name], expected[name])
+    assert len(data.dropped_voxels) > 0  # the map was compacted in place
+    (path,) = (tmp_path / "cache").glob("*.h5")
+    assert not list((tmp_path / "cache").glob(".*"))
+    # Read again, from the file: mapped, or in memory when it fits.
+    again = load(world, cache_dir=tmp_path / "cache", **options)
+    np.testing.assert_array_equal(again.X_train, data.X_train)
+    in_memory = load(world, cache_dir=tmp_path / "cache", **options | dict(mmap=False))
+    assert not isinstance(in_memory.X_train, np.memmap)
+    np.testing.assert_array_equal(in_memory.X_test_trials, data.X_test_trials)
+
+
+def test_cache_written_in_memory_is_mapped_when_asked(world, tmp_path, subj01):
+    load(world, cache_dir=tmp_path)
+    data = load(world, cache_dir=tmp_path, mmap=True)
+    assert isinstance(data.X_train, np.memmap)
+    np.testing.assert_array_equal(data.X_train, subj01.X_train)
+
+
+def test_load_over_the_memory_budget_needs_a_cache_dir(world):
+    with pytest.raises(ValueError, match=r"betas take .* more than max_memory=10000.*cache_dir"):
+        load(world, max_memory=10_000)
+    with pytest.raises(ValueError, match=r"mmap=True .* cache_dir is None"):
+        load(world, mmap=True)
+    assert load(world, rois="early", max_memory="1 GiB").X_train.shape[0] > 0
+
+
+def test_cache_too_large_for_the_free_disk_space_is_refused_before_reading(
+    world, tmp_path, monkeypatch
+):
+    from brainldm.datasets import nsd
+
+    free = shutil.disk_usage(tmp_path)._replace(free=500)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: free)
+    monkeypatch.setattr(nsd, "_read_session", lambda *args: pytest.fail("betas were read"))
+    for mmap in (True, False):
+        with pytest.raises(OSError, match=r"cache needs \d+\.\d kB in .*only 500 B is free"):
+            load(world, cache_dir=tmp_path / "cache", mmap=mmap)
+    assert not list((tmp_path / "cache").iterdir())
+
+
+def test_interrupted_load_in_place_leaves_no_cache_file(world, tmp_path, monkeypatch):
+    from brainldm.datasets import nsd
+
+    def interrupted(paths, flat_index, n_jobs):
+        yield nsd._read_session(paths[0], flat_index)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nsd, "_read_sessions", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load(world, cache_dir=tmp_path, mmap=True)
+    assert not list(tmp_path.iterdir())
+    monkeypatch.undo()
+    assert isinstance(load(world, cache_dir=tmp_path, mmap=True).X_train, np.memmap)
+
+
+def test_killed_write_in_place_leaves_nothing_a_later_run_reads(tmp_path):
+    path = tmp_path / "cache" / "x.h5"
+    script = textwrap.dedent(
+        f"""
+        import time, numpy as np
+        from brainldm.datasets import _cache
+
+        def fill(maps):
+            maps["a"][:] = 1
+            print("writing", flush=True)
+            time.sleep(60)
+
+        _cache.write_cache_in_place({str(path)!r}, {{"a": (100, 10)}}, fill)
+        """
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert not path.exists()
+    assert _cache.read_cache(path, mmap=["a"]) is None
+    assert [p.name.endswith(".tmp") for p in path.parent.iterdir()] == [True]
+
+
+def test_write_in_place_keeps_a_leading_part_of_each_map_and_refuses_a_copy(tmp_path):
+    def compact(maps):
+        maps["a"][:] = np.arange(12).reshape(4, 3)
+        return {"a": maps["a"].reshape(-1)[:8].reshape(4, 2), "b": np.ones(2)}, {"k": 1}
+
+    path = _cache.write_cache_in_place(tmp_path / "x.h5", {"a": (4, 3)}, compact)
+    arrays, attrs = _cache.read_cache(path, mmap=["a"])
+    assert isinstance(arrays["a"], np.memmap) and attrs == {"k": 1}
+    np.testing.assert_array_equal(arrays["a"], np.arange(8).reshape(4, 2))
+    np.testing.assert_array_equal(_cache.read_cache(path)[0]["a"], np.arange(8).reshape(4, 2))
+    with pytest.raises(ValueError, match="a must be its memory map or a leading part of it"):
+        _cache.write_cache_in_place(
+            tmp_path / "y.h5", {"a": (4, 3)}, lambda maps: ({"a": np.zeros((4, 3))}, {})
+        )
+    assert [p.name for p in tmp_path.iterdir()] == ["x.h5"]
+
+
 def test_reading_in_parallel_gives_the_same_arrays(world, subj01):
     data = load(world, n_jobs=2)
     np.testing.assert_array_equal(data.X_train, subj01.X_train)
@@ -432,6 +613,10 @@ def test_roi_volume_of_another_shape_is_refused(broken):
         (dict(n_jobs=0), "n_jobs must be None, -1 or a positive integer, got 0"),
         (dict(sessions=[0]), r"sessions must be None or session numbers"),
         (dict(rois=[]), "rois must be a ROI name or a list of names"),
+        (dict(average_train="yes"), "average_train must be True or False, got 'yes'"),
+        (dict(mmap="auto"), "mmap must be None, True or False, got 'auto'"),
+        (dict(max_memory="4 gigs"), r"max_memory must be None, a number of bytes or a size"),
+        (dict(max_memory=-1), r"max_memory must be None, a number of bytes or a size"),
     ],
 )
 def test_invalid_arguments_are_named(world, arguments, message):

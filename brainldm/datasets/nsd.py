@@ -6,7 +6,9 @@ simulated NSD written by :func:`brainldm.datasets.toy.make_toy_nsd` goes through
 code as the real dataset.
 """
 
+import functools
 import json
+import math
 import os
 import re
 import warnings
@@ -33,6 +35,10 @@ BETAS_SCALE = 300.0
 ZSCORE_OPTIONS = ("session", None)
 
 _BETAS_NAME = "betas_fithrf_GLMdenoise_RR"
+# The ROI name of the whole brain, read from NSD's brainmask.nii.gz.
+_BRAIN = "brain"
+# Atlases whose labels every load reports over its voxels.
+_REPORTED_ATLASES = ("nsdgeneral", "streams")
 _SESSION_FILE = re.compile(r"^betas_session(\d+)\.nii\.gz$")
 # Bounds the memory of one read: betas are decompressed this many bytes at a time.
 _READ_CHUNK_BYTES = 64 * 2**20
@@ -80,6 +86,8 @@ class _Layout:
         self.annotations = Path("nsddata_stimuli/stimuli/nsd/annotations")
         self.betas = Path(f"nsddata_betas/ppdata/{self.subject}/func1pt8mm/{_BETAS_NAME}")
         self.rois = Path(f"nsddata/ppdata/{self.subject}/func1pt8mm/roi")
+        self.brainmask = Path(f"nsddata/ppdata/{self.subject}/func1pt8mm/brainmask.nii.gz")
+        self.ncsnr = self.betas / "ncsnr.nii.gz"
         self.labels = Path("nsddata/freesurfer/fsaverage/label")
 
     def session_file(self, session):
@@ -388,7 +396,8 @@ def _find_atlases(layout):
 
     Hemisphere files (``lh.streams``) share the colour table of their bilateral atlas;
     their labels are reached only as ``"lh.streams:early"`` (``bare`` is False), so that
-    ``"early"`` names the bilateral ROI.
+    ``"early"`` names the bilateral ROI. ``"brain"`` is the subject's brain mask, when
+    present.
     """
     roi_dir = layout.require(layout.rois, f"ROI folder of {layout.subject}")
     atlases = {}
@@ -403,6 +412,9 @@ def _find_atlases(layout):
             labels=_read_ctab(layout.root / ctab) if has_ctab else {},
             bare=table == name,
         )
+    # The whole brain; the brain mask lies beside the roi/ folder, not in it.
+    if (layout.root / layout.brainmask).exists():
+        atlases[_BRAIN] = Bunch(path=layout.brainmask, ctab=None, labels={}, bare=True)
     return atlases
 
 
@@ -417,6 +429,8 @@ def _resolve_rois(rois, atlases, layout):
     resolved = {}
     for name in names:
         atlas, _, label = name.partition(":")
+        if name == _BRAIN and name not in atlases:
+            layout.require(layout.brainmask, f"Brain mask of {layout.subject} (rois='brain')")
         if name in atlases:
             resolved[name] = (name, None)
         elif label and atlas in atlases and label in atlases[atlas].labels:
@@ -445,10 +459,10 @@ def _resolve_rois(rois, atlases, layout):
     return resolved
 
 
-def _read_volume(root, relative, what):
-    """A 3-D ROI volume as an integer array."""
+def _read_volume(root, relative, what, dtype=np.int64):
+    """A 3-D volume (a ROI file: integers) as an array of ``dtype``."""
     try:
-        return np.asarray(nib.load(root / relative).dataobj).astype(np.int64)
+        return np.asarray(nib.load(root / relative).dataobj).astype(dtype)
     except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise RuntimeError(
             f"Cannot read {what} {root / relative} ({exc}). The file is truncated or "
@@ -643,19 +657,16 @@ def _drop_columns(X, keep, block_bytes=_READ_CHUNK_BYTES):
     return flat[: n_rows * n_keep].reshape(n_rows, n_keep)
 
 
-def _roi_volumes(layout, atlases, names, shape, betas_path):
-    """Atlas name -> its volume, checked against the shape of the betas."""
-    volumes = {}
-    for name in names:
-        volume = _read_volume(layout.root, atlases[name].path, "ROI file")
-        if volume.shape != shape:
-            raise ValueError(
-                f"ROI file {layout.root / atlases[name].path} has shape {volume.shape}, "
-                f"but the betas ({betas_path}) have volumes of shape {shape}. Both must "
-                f"come from the same space (func1pt8mm) of the same subject."
-            )
-        volumes[name] = volume
-    return volumes
+def _volume(layout, relative, what, shape, betas_path, dtype=np.int64):
+    """A 3-D volume of the subject, checked against the shape of the betas."""
+    volume = _read_volume(layout.root, relative, what, dtype)
+    if volume.shape != shape:
+        raise ValueError(
+            f"{what} {layout.root / relative} has shape {volume.shape}, but the betas "
+            f"({betas_path}) have volumes of shape {shape}. Both must come from the same "
+            f"space (func1pt8mm) of the same subject."
+        )
+    return volume
 
 
 def _roi_mask_names(resolved, atlases, used):
@@ -671,8 +682,8 @@ def _in_roi(volume, value):
     return volume > 0 if value is None else volume == value
 
 
-def _read_betas(layout, sessions, design, atlases, resolved, used, zscore, n_jobs, progress):
-    """Read, standardise and split the betas: (arrays, attrs) as stored in the cache."""
+def _plan(layout, sessions, design, atlases, resolved, used):
+    """What a load reads: its voxels and ROI masks, and the image of every trial."""
     paths = [layout.root / layout.session_file(session) for session in sessions]
     headers = [_read_header(path) for path in paths]
     shape = headers[0].get_data_shape()[:3]
@@ -683,75 +694,141 @@ def _read_betas(layout, sessions, design, atlases, resolved, used, zscore, n_job
                 f"but {paths[0]} has {shape}; one of them is not from this subject's "
                 f"func1pt8mm space."
             )
-    volumes = _roi_volumes(layout, atlases, used, shape, paths[0])
+    volumes = {
+        atlas: _volume(layout, atlases[atlas].path, "ROI file", shape, paths[0]) for atlas in used
+    }
     mask = np.zeros(shape, dtype=bool)
     for atlas, value in resolved.values():
         mask |= _in_roi(volumes[atlas], value)
     if not mask.any():
         raise ValueError(f"rois={list(resolved)} hold no voxel of {layout.subject}.")
-    voxel_ijk = np.argwhere(mask)
-    flat_index = np.ravel_multi_index(tuple(voxel_ijk.T), shape, order="F")
     roi_names = _roi_mask_names(resolved, atlases, used)
-    roi_masks = np.stack(
-        [_in_roi(volumes[atlas], value)[mask] for atlas, value in roi_names.values()]
-    )
-
+    ncsnr = None
+    if (layout.root / layout.ncsnr).exists():
+        ncsnr = _volume(layout, layout.ncsnr, "ncsnr file", shape, paths[0], np.float32)[mask]
     images = [
         design.session_images(session, header.get_data_shape()[3])
         for session, header in zip(sessions, headers, strict=True)
     ]
     is_test = [np.isin(session_images, design.shared) for session_images in images]
-    images_test, n_repeats_test = np.unique(
-        np.concatenate([im[test] for im, test in zip(images, is_test, strict=True)]),
-        return_counts=True,
+    images_test_trials = np.concatenate([im[t] for im, t in zip(images, is_test, strict=True)])
+    images_test, n_repeats_test = np.unique(images_test_trials, return_counts=True)
+    voxel_ijk = np.argwhere(mask)
+    return Bunch(
+        subject=layout.subject,
+        sessions=sessions,
+        paths=paths,
+        shape=shape,
+        affine=headers[0].get_best_affine(),
+        voxel_ijk=voxel_ijk,
+        flat_index=np.ravel_multi_index(tuple(voxel_ijk.T), shape, order="F"),
+        roi_names=list(roi_names),
+        roi_masks=np.stack(
+            [_in_roi(volumes[atlas], value)[mask] for atlas, value in roi_names.values()]
+        ),
+        ncsnr=ncsnr,
+        images=images,
+        is_test=is_test,
+        images_train_trials=np.concatenate([im[~t] for im, t in zip(images, is_test, strict=True)]),
+        images_test=images_test,
+        n_repeats_test=n_repeats_test,
+        images_test_trials=images_test_trials,
     )
-    n_train = sum(int((~test).sum()) for test in is_test)
-    X_train = np.empty((n_train, voxel_ijk.shape[0]), dtype=np.float32)
-    test_sum = np.zeros((images_test.size, voxel_ijk.shape[0]), dtype=np.float64)
-    bad = np.zeros(voxel_ijk.shape[0], dtype=bool)
-    row = 0
+
+
+# The arrays of a load that grow with its voxels and trials: held in memory or mapped.
+_LARGE = ("X_train", "X_test", "X_test_trials")
+
+
+def _output_shapes(plan, average_train):
+    """Shape of each large array of a load, before voxels without variance are dropped."""
+    train = plan.images_train_trials
+    n_train = np.unique(train).size if average_train else train.size
+    n_voxels = len(plan.voxel_ijk)
+    rows = (n_train, plan.images_test.size, plan.images_test_trials.size)
+    return {name: (int(n), n_voxels) for name, n in zip(_LARGE, rows, strict=True)}
+
+
+def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
+    """Fill ``out`` with the standardised betas: (arrays, attrs) as stored in the cache.
+
+    ``out`` holds the arrays of :data:`_LARGE`, of :func:`_output_shapes`, allocated by
+    the caller in memory or mapped from a file. Averages (the test images, and the
+    training images with ``average_train``) are accumulated in place, so memory holds
+    ``out`` and one session of the selected voxels.
+    """
+    X_train, X_test, X_test_trials = (out[name] for name in _LARGE)
+    if average_train:
+        images_train, n_repeats_train = np.unique(plan.images_train_trials, return_counts=True)
+        X_train[:] = 0
+    else:
+        images_train = plan.images_train_trials
+        n_repeats_train = np.ones(images_train.size, dtype=np.int64)
+    X_test[:] = 0
+    bad = np.zeros(len(plan.voxel_ijk), dtype=bool)
+    row = trial = 0
     sessions_read = tqdm(
-        _read_sessions(paths, flat_index, n_jobs),
-        total=len(paths),
-        desc=f"{layout.subject} betas",
+        _read_sessions(plan.paths, plan.flat_index, n_jobs),
+        total=len(plan.paths),
+        desc=f"{plan.subject} betas",
         unit="session",
         disable=not progress,
     )
-    for betas, session_images, test in zip(sessions_read, images, is_test, strict=True):
+    for betas, session_images, test in zip(sessions_read, plan.images, plan.is_test, strict=True):
         bad |= _standardise(betas, zscore)
-        X_train[row : row + int((~test).sum())] = betas[~test]
-        row += int((~test).sum())
-        np.add.at(test_sum, np.searchsorted(images_test, session_images[test]), betas[test])
+        train = betas[~test]
+        if average_train:
+            at = np.searchsorted(images_train, session_images[~test])
+            train /= n_repeats_train[at, np.newaxis]
+            np.add.at(X_train, at, train)
+        else:
+            X_train[row : row + len(train)] = train
+            row += len(train)
+        del train
+        tests = betas[test]
         del betas
+        X_test_trials[trial : trial + len(tests)] = tests
+        trial += len(tests)
+        at = np.searchsorted(plan.images_test, session_images[test])
+        tests /= plan.n_repeats_test[at, np.newaxis]
+        np.add.at(X_test, at, tests)
+        del tests
 
     keep = ~bad
     if not keep.any():
         raise ValueError(
-            f"Every voxel of rois={list(resolved)} has no variance or non-finite values in "
-            f"some session of {layout.subject}: the betas files hold no usable data."
+            f"Every voxel of the requested ROIs has no variance or non-finite values in "
+            f"some session of {plan.subject}: the betas files hold no usable data."
         )
-    arrays = dict(
-        X_train=_drop_columns(X_train, keep),
-        X_test=(test_sum / np.maximum(n_repeats_test, 1)[:, np.newaxis])[:, keep].astype(
-            np.float32
-        ),
-        images_train=np.concatenate([im[~test] for im, test in zip(images, is_test, strict=True)]),
-        images_test=images_test,
-        n_repeats_test=n_repeats_test,
-        sessions_train=np.concatenate(
-            [np.full(int((~test).sum()), s) for s, test in zip(sessions, is_test, strict=True)]
-        ),
-        trials_train=np.concatenate([np.flatnonzero(~test) for test in is_test]),
-        voxel_ijk=voxel_ijk[keep],
-        dropped_voxels=voxel_ijk[bad],
-        roi_masks=roi_masks[:, keep],
-        volume_shape=np.array(shape),
-        affine=headers[0].get_best_affine(),
+    arrays = {name: _drop_columns(out[name], keep) for name in _LARGE}
+    arrays.update(
+        images_train=images_train,
+        n_repeats_train=n_repeats_train,
+        images_test=plan.images_test,
+        n_repeats_test=plan.n_repeats_test,
+        images_test_trials=plan.images_test_trials,
+        voxel_ijk=plan.voxel_ijk[keep],
+        dropped_voxels=plan.voxel_ijk[bad],
+        roi_masks=plan.roi_masks[:, keep],
+        volume_shape=np.array(plan.shape),
+        affine=plan.affine,
     )
-    return arrays, dict(roi_names=list(roi_names))
+    if not average_train:
+        arrays.update(
+            sessions_train=np.concatenate(
+                [
+                    np.full(int((~t).sum()), s)
+                    for s, t in zip(plan.sessions, plan.is_test, strict=True)
+                ]
+            ),
+            trials_train=np.concatenate([np.flatnonzero(~t) for t in plan.is_test]),
+        )
+    if plan.ncsnr is not None:
+        arrays["ncsnr"] = plan.ncsnr[keep]
+    return arrays, dict(roi_names=plan.roi_names)
 
 
-def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, stimuli, captions):
+def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, stimuli, captions):
     mask = np.zeros(tuple(arrays["volume_shape"]), dtype=bool)
     mask[tuple(arrays["voxel_ijk"].T)] = True
     if len(arrays["dropped_voxels"]):
@@ -764,11 +841,15 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, stimuli, caption
     return Bunch(
         X_train=arrays["X_train"],
         X_test=arrays["X_test"],
+        X_test_trials=arrays["X_test_trials"],
         images_train=arrays["images_train"],
         images_test=arrays["images_test"],
-        sessions_train=arrays["sessions_train"],
-        trials_train=arrays["trials_train"],
+        images_test_trials=arrays["images_test_trials"],
+        sessions_train=arrays.get("sessions_train"),
+        trials_train=arrays.get("trials_train"),
+        n_repeats_train=arrays["n_repeats_train"],
         n_repeats_test=arrays["n_repeats_test"],
+        ncsnr=arrays.get("ncsnr"),
         roi_masks=dict(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
         masker=VolumeMasker(mask, arrays["affine"]),
         voxel_ijk=arrays["voxel_ijk"],
@@ -779,6 +860,7 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, stimuli, caption
         sessions=np.array(sessions),
         rois=list(rois),
         zscore=zscore,
+        average_train=average_train,
     )
 
 
@@ -788,7 +870,10 @@ def load_nsd(
     rois="nsdgeneral",
     sessions=None,
     zscore="session",
+    average_train=False,
     cache_dir=None,
+    mmap=None,
+    max_memory="4GB",
     n_jobs=None,
     progress=True,
     verbose=DEPRECATED,
@@ -798,8 +883,9 @@ def load_nsd(
     Reads the files of NSD's public release under ``root``: the 1.8 mm single-trial
     betas (``betas_fithrf_GLMdenoise_RR``), the ROI files, the experimental design, the
     stimuli and the COCO captions. Trials of the shared images (``sharedix``) form the
-    test set, each image the mean of its repetitions in the loaded sessions; every other
-    trial is a training sample on its own.
+    test set, each image the mean of its repetitions in the loaded sessions (the single
+    trials come too, for noise ceilings); every other trial is a training sample on its
+    own, or with ``average_train`` the mean of its image's trials.
 
     Parameters
     ----------
@@ -811,16 +897,32 @@ def load_nsd(
         ROIs whose union is loaded. A name is either an atlas file of the subject's
         ``roi/`` folder (``"nsdgeneral"``, ``"streams"``: its voxels with a positive
         value), a label of an atlas's colour table (``"early"``, ``"ventral"``), or
-        ``"atlas:label"`` where a label belongs to several atlases.
+        ``"atlas:label"`` where a label belongs to several atlases. ``"brain"`` is the
+        whole brain, read from ``brainmask.nii.gz`` beside the ``roi/`` folder.
     sessions : int, list of int or None, default=None
         Sessions to load (1-based, as NSD numbers them); None loads every session whose
         betas file is present.
     zscore : {"session", None}, default="session"
         ``"session"`` z-scores each voxel within each session, as the NSD manual
         advises; None keeps percent signal change.
+    average_train : bool, default=False
+        If True, each row of ``X_train`` is the mean of a training image's trials in the
+        loaded sessions (after z-scoring): one row per image, ``images_train`` unique and
+        increasing, ``n_repeats_train`` the number of trials averaged. Cross-validation
+        then needs no grouping; single trials give the ridge more (noisier) rows.
     cache_dir : str or Path, default=None
         Folder for a cache of the loaded arrays; a later call with the same arguments and
-        unchanged files reads it instead of the betas. None: no cache.
+        unchanged files reads it instead of the betas. None: no cache. Required when
+        the arrays are memory-mapped.
+    mmap : bool or None, default=None
+        True: stream the sessions into the cache file and return ``X_train``,
+        ``X_test`` and ``X_test_trials`` as read-only ``numpy.memmap`` arrays of it;
+        False: hold them in memory whatever their size; None: memory-map them when
+        together they exceed ``max_memory``.
+    max_memory : int, float, str or None, default="4GB"
+        With ``mmap=None``, the largest size of the arrays held in memory, in bytes or as
+        a string such as ``"4GB"`` (decimal units) or ``"16GiB"`` (binary). None: no
+        limit. A load above it needs ``cache_dir``.
     n_jobs : int, default=None
         Number of betas files decompressed at once (None: 1; -1: one per CPU). Each
         adds one session of the selected voxels to the memory held.
@@ -832,23 +934,38 @@ def load_nsd(
     Returns
     -------
     data : sklearn.utils.Bunch
-        X_train : ndarray of shape (n_train_trials, n_voxels), float32
-            Single-trial betas of the training trials, in the order they were shown.
+        X_train : ndarray of shape (n_train, n_voxels), float32
+            Single-trial betas of the training trials, in the order they were shown
+            (``n_train`` trials), or with ``average_train`` the mean betas of each
+            training image (``n_train`` images).
         X_test : ndarray of shape (n_test_images, n_voxels), float32
             Betas of each test image, averaged over its repetitions.
-        images_train : ndarray of shape (n_train_trials,)
-            0-based 73k index of the image of each training trial; the groups for
-            cross-validation, so that repetitions of an image stay in one fold.
+        X_test_trials : ndarray of shape (n_test_trials, n_voxels), float32
+            The single trials of the test images, in the order they were shown: what
+            a noise ceiling is estimated from. Their mean per image is ``X_test``.
+        images_train : ndarray of shape (n_train,)
+            0-based 73k index of the image of each row of ``X_train``; for single
+            trials, the groups for cross-validation, so that repetitions of an image
+            stay in one fold.
         images_test : ndarray of shape (n_test_images,)
             0-based 73k index of each test image, increasing.
-        sessions_train, trials_train : ndarray of shape (n_train_trials,)
+        images_test_trials : ndarray of shape (n_test_trials,)
+            0-based 73k index of the image of each row of ``X_test_trials``.
+        sessions_train, trials_train : ndarray of shape (n_train,) or None
             Session (1-based) of each training trial and its 0-based position in the
-            session's betas file.
+            session's betas file; None with ``average_train``.
+        n_repeats_train : ndarray of shape (n_train,)
+            Number of trials averaged into each row of ``X_train`` (all 1 for single
+            trials).
         n_repeats_test : ndarray of shape (n_test_images,)
             Number of trials averaged into each row of ``X_test``.
+        ncsnr : ndarray of shape (n_voxels,), float32, or None
+            NSD's noise-ceiling signal-to-noise ratio of each voxel, from
+            ``ncsnr.nii.gz`` beside the betas; None if the file is absent.
         roi_masks : dict of str to ndarray of bool, shape (n_voxels,)
-            Each requested ROI, then every label of the atlases read (those requested and
-            ``streams``, the ROIs of Takagi & Nishimoto), over the loaded voxels.
+            Each requested ROI, then every label of the atlases read (those requested,
+            ``nsdgeneral`` and ``streams``, the ROIs of Takagi & Nishimoto), over the
+            loaded voxels.
         masker : VolumeMasker
             Turns (n, n_voxels) arrays back into images of the subject's volume.
         voxel_ijk : ndarray of shape (n_voxels, 3)
@@ -860,7 +977,7 @@ def load_nsd(
             The images, read lazily, by 73k index: ``stimuli[images_test]``.
         captions : NSDCaptions
             The COCO captions of each image, by 73k index.
-        subject, sessions, rois, zscore
+        subject, sessions, rois, zscore, average_train
             What was loaded.
 
     Raises
@@ -868,7 +985,11 @@ def load_nsd(
     FileNotFoundError
         A file of the release is missing (the message names it and its release part).
     ValueError
-        Unknown subject or ROI, a session that is not on disk, mismatched volumes.
+        Unknown subject or ROI, a session that is not on disk, mismatched volumes, or
+        arrays over ``max_memory`` (or ``mmap=True``) without ``cache_dir``.
+    OSError
+        The cache needs more disk space than is free (checked before any betas are read;
+        the message gives both).
     RuntimeError
         A file is truncated or unreadable.
 
@@ -876,9 +997,12 @@ def load_nsd(
     -----
     Betas are read one session at a time, a few volumes at a time, and masked as int16
     before conversion, so memory holds the output and one session of the selected
-    voxels. Cache files are named by a hash of the request and of the sizes and
-    modification times of the files read, written to a temporary file and moved into
-    place, so that neither an interrupted run nor a changed file is ever read back.
+    voxels; memory-mapped, it holds one session only (the whole brain of subj01 is some
+    25 GB of float32 for ``X_train`` alone, written to the cache once). Cache files are named by a hash of the
+    request and of the sizes and modification times of the files read, written to a
+    temporary file and moved into place, so that neither an interrupted run nor a
+    changed file is ever read back; an interrupted load starts again. An in-memory
+    load and a memory-mapped one share the same cache file.
 
     Examples
     --------
@@ -906,6 +1030,22 @@ def load_nsd(
     (85, 85, 3)
     >>> data.masker.inverse_transform(data.X_test[0]).shape
     (12, 14, 12)
+    >>> bool((data.X_test_trials[data.images_test_trials == data.images_test[0]].mean(0)
+    ...       - data.X_test[0]).max() < 1e-5)
+    True
+
+    The whole brain, averaged over repetitions and memory-mapped from a cache:
+
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     brain = load_nsd(root, "subj01", rois="brain", average_train=True, mmap=True,
+    ...                      cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> type(brain.X_train).__name__, bool(brain.roi_masks["nsdgeneral"].any())
+    ('memmap', True)
+    >>> len(brain.images_train) == len(set(brain.images_train))
+    True
+    >>> brain.ncsnr.shape == brain.X_train.shape[1:]
+    True
     """
     progress = renamed(verbose, "verbose", progress, "progress", "load_nsd")
     number = parse_subject(subject)
@@ -914,12 +1054,24 @@ def load_nsd(
         raise ValueError(f"zscore must be 'session' or None, got {zscore!r}.")
     if n_jobs is not None and not (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1)):
         raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}.")
+    if not isinstance(average_train, (bool, np.bool_)):
+        raise ValueError(f"average_train must be True or False, got {average_train!r}.")
+    if mmap not in (None, True, False):
+        raise ValueError(f"mmap must be None, True or False, got {mmap!r}.")
+    if mmap is True and cache_dir is None:
+        raise ValueError(
+            "mmap=True memory-maps the betas from the on-disk cache, but cache_dir is None: "
+            "pass cache_dir, a folder with room for them."
+        )
+    budget = _parse_bytes(max_memory, "max_memory")
     n_jobs = os.cpu_count() if n_jobs == -1 else n_jobs or 1
     design = _read_design(layout, number)
     sessions = _find_sessions(layout, sessions)
     atlases = _find_atlases(layout)
     resolved = _resolve_rois(rois, atlases, layout)
-    used = sorted({atlas for atlas, _ in resolved.values()} | ({"streams"} & set(atlases)))
+    used = sorted(
+        {atlas for atlas, _ in resolved.values()} | (set(_REPORTED_ATLASES) & set(atlases))
+    )
 
     stimuli = NSDStimuli(layout.require(layout.stimuli, "NSD stimuli"))
     # Reading the shape fails now, not at first use, if the file is unreadable.
@@ -933,7 +1085,16 @@ def load_nsd(
     sources = [layout.session_file(session) for session in sessions] + design.sources
     sources += [atlases[atlas].path for atlas in used]
     sources += [atlases[atlas].ctab for atlas in used if atlases[atlas].ctab is not None]
-    described = dict(subject=layout.subject, sessions=sessions, rois=list(resolved), zscore=zscore)
+    sources += [layout.ncsnr] if (layout.root / layout.ncsnr).exists() else []
+    described = dict(
+        subject=layout.subject,
+        sessions=sessions,
+        rois=list(resolved),
+        zscore=zscore,
+        average_train=bool(average_train),
+    )
+    # Bytes of the large arrays above which they are memory-mapped rather than held.
+    map_above = {True: 0, False: math.inf, None: math.inf if budget is None else budget}[mmap]
     if cache_dir is not None:
         path = _cache.cache_path(
             cache_dir,
@@ -941,12 +1102,54 @@ def load_nsd(
             described,
             [layout.root / source for source in sources],
         )
-        cached = _cache.read_cache(path)
+        cached = _cache.read_cache(path, mmap=_LARGE, max_bytes=map_above)
         if cached is not None:
             return _make_bunch(*cached, **described, stimuli=stimuli, captions=captions)
-    arrays, attrs = _read_betas(
-        layout, sessions, design, atlases, resolved, used, zscore, n_jobs, progress
-    )
+    plan = _plan(layout, sessions, design, atlases, resolved, used)
+    shapes = _output_shapes(plan, average_train)
+    needed = 4 * sum(math.prod(shape) for shape in shapes.values())
+    in_place = needed > map_above
+    if in_place and cache_dir is None:
+        raise ValueError(
+            f"{layout.subject}, rois={list(resolved)}: the betas take "
+            f"{_cache.format_bytes(needed)} ({len(plan.voxel_ijk)} voxels), more than "
+            f"max_memory={max_memory!r}. Pass cache_dir to stream them into an on-disk "
+            f"cache and memory-map it, or raise max_memory (None: no limit)."
+        )
     if cache_dir is not None:
-        _cache.write_cache(path, arrays, attrs)
+        _cache.check_free_space(cache_dir, needed)
+    read = functools.partial(
+        _read_betas,
+        plan,
+        zscore=zscore,
+        average_train=average_train,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+    if in_place:
+        _cache.write_cache_in_place(path, shapes, read)
+        arrays, attrs = _cache.read_cache(path, mmap=_LARGE)
+    else:
+        arrays, attrs = read({name: np.empty(shape, np.float32) for name, shape in shapes.items()})
+        if cache_dir is not None:
+            _cache.write_cache(path, arrays, attrs)
     return _make_bunch(arrays, attrs, **described, stimuli=stimuli, captions=captions)
+
+
+def _parse_bytes(value, name):
+    """A memory size: None, a number of bytes, or a string such as "4GB" or "512 MiB"."""
+    units = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}
+    units.update(kib=2**10, mib=2**20, gib=2**30, tib=2**40)
+    if value is None:
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if value >= 0:
+            return float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in units:
+            return float(match.group(1)) * units[match.group(2).lower()]
+    raise ValueError(
+        f"{name} must be None, a number of bytes or a size such as '4GB' or '512MiB', "
+        f"got {value!r}."
+    )
