@@ -23,6 +23,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "TextDecoder": "brainldm.decoding",
         "StableDiffusion": "brainldm.diffusion",
         "LDMReconstructor": "brainldm.reconstruction",
+        "VoxelwiseEncoder": "brainldm.encoding",
         "load_nsd": "brainldm.datasets.nsd",
         "make_toy_nsd": "brainldm.datasets.toy",
         "load_toy_ground_truth": "brainldm.datasets.toy",

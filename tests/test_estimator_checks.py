@@ -4,6 +4,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from brainldm.decoding import LatentDecoder, TextDecoder
+from brainldm.encoding import VoxelwiseEncoder
 from brainldm.reconstruction import LDMReconstructor
 
 # LDMReconstructor's y is the images each row saw, uint8 (n, height, width, 3):
@@ -46,8 +47,15 @@ def _expected_failures(estimator):
 
 # The checks fit on pure noise, where the largest alpha rightly wins and the solver says so.
 @pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
+# Their data have fewer features than the encoder's 6,400 components, which it caps and says so.
+@pytest.mark.filterwarnings("ignore:n_components=6400 is more than:UserWarning")
 @parametrize_with_checks(
-    [LatentDecoder(), TextDecoder(), LDMReconstructor(latent_decoder=LatentDecoder())],
+    [
+        LatentDecoder(),
+        TextDecoder(),
+        LDMReconstructor(latent_decoder=LatentDecoder()),
+        VoxelwiseEncoder(),
+    ],
     expected_failed_checks=_expected_failures,
 )
 def test_estimator_follows_the_estimator_contract(estimator, check):

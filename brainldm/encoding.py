@@ -1,0 +1,531 @@
+"""Voxelwise encoding models: predict every voxel from a feature space, and judge it.
+
+The paper's second half (Takagi & Nishimoto 2023, §3.4) explains brain
+activity with the latent diffusion model's parts: for a feature space (``z``,
+``c``, ``z_c``, U-Net layers), a ridge regression predicts each voxel's
+response to the seen images, and the Pearson r of the predictions on held-out
+images maps where that feature space is represented.
+
+- :class:`VoxelwiseEncoder`: features -> every voxel. Features are z-scored and
+  reduced by PCA (6,400 components, as the paper) fitted on the training
+  images only, then the decoders' ridge solver picks an alpha per voxel by
+  K-fold cross-validation, folds grouped by image. Voxels are solved in
+  batches, so that ``Y`` (a whole brain, possibly a ``np.memmap``) is never
+  copied or upcast whole.
+- :func:`significance`: one-sided p of each r against the correlation of two
+  independent Gaussian vectors, and Benjamini-Hochberg q values.
+- :func:`noise_ceiling`: NSD's noise ceiling from single-trial betas, and
+  :func:`normalized_accuracy`, r² as a fraction of it.
+
+Single trials or averages: train on the single trials with ``groups`` set to
+the image of each trial (folds then never split an image's repetitions, and
+the PCA sees each image once), or on repetition-averaged betas, one row per
+image (fewer rows, less noise per row; the same alphas need not win).
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+from scipy import stats
+from sklearn.decomposition import PCA
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_array
+
+from brainldm._validation import check_finite, check_int, check_number
+from brainldm.metrics.correlation import column_correlations, warn_constant_columns
+from brainldm.ridge import DEFAULT_ALPHAS, BaseRidgeCV, standardize_columns, target_batches
+
+__all__ = ["VoxelwiseEncoder", "noise_ceiling", "normalized_accuracy", "significance"]
+
+# PCA's random_state, so that a randomized decomposition is the same on every fit.
+_PCA_SEED = 0
+
+
+def _first_rows(groups, n_samples):
+    """Indices of the first row of each group, in row order (all rows without groups)."""
+    if groups is None:
+        return np.arange(n_samples)
+    _, first = np.unique(np.asarray(groups), return_index=True)
+    return np.sort(first)
+
+
+def _constant_columns(Y, n_targets_batch):
+    """Which columns of Y hold a single value, read in batches of columns."""
+    matrix = Y.reshape(len(Y), -1)
+    constant = np.empty(matrix.shape[1], dtype=bool)
+    for batch in target_batches(matrix.shape[1], n_targets_batch):
+        constant[batch] = (matrix[:, batch] == matrix[:1, batch]).all(0)
+    return constant
+
+
+class VoxelwiseEncoder(BaseRidgeCV):
+    """Predict every voxel from features: z-score, PCA, ridge with an alpha per voxel.
+
+    Features (e.g. ``z`` of the seen images, one row per trial) are z-scored
+    with the training rows' mean and standard deviation, then reduced by a PCA
+    without whitening fitted on the training images only: when ``groups`` are
+    passed to `fit`, on the first row of each group (an image's trials share
+    its features, so that row is the image). Ridge regression
+    (:func:`brainldm.ridge.solve_ridge_cv`, the decoders' solver and
+    estimator code) then maps the components to each voxel, with an alpha
+    per voxel chosen by K-fold cross-validation, grouped by image.
+
+    Parameters
+    ----------
+    alphas : sequence of float, default=DEFAULT_ALPHAS
+        Positive regularisation strengths tried for every voxel (by default
+        1e-2 to 1e8 by decades).
+    cv : int or scikit-learn splitter, default=5
+        Folds: an int gives unshuffled ``KFold``, or ``GroupKFold`` when
+        ``groups`` are passed to `fit`; or any splitter.
+    n_components : int or None, default=6400
+        Principal components kept (the paper's 6,400). Capped, with a
+        warning, at the number of training images and of features; None
+        skips the PCA.
+    standardize : bool, default=True
+        Z-score each feature with the training rows' mean and standard
+        deviation before the PCA.
+    fit_intercept : bool, default=True
+        Fit an intercept per voxel.
+    n_targets_batch : int or None, default=2048
+        Voxels solved (and scored) together; bounds peak memory, as ``Y`` is
+        read one batch of voxels at a time.
+    device : str or None, default=None
+        Where the ridge solver runs: ``"cpu"``, ``"cuda"`` or None (CPU). The
+        PCA runs on the CPU.
+    progress : bool, default=False
+        Show a progress bar over voxel batches.
+
+    Attributes
+    ----------
+    coef_ : array of shape (n_voxels, n_components_) or (n_components_,)
+        Weights on the principal components (on the z-scored features when
+        the PCA is skipped).
+    intercept_ : array of shape (n_voxels,) or float
+    best_alphas_ : array of shape (n_voxels,) or float
+        Alpha chosen for each voxel.
+    cv_scores_ : array of shape (n_voxels,) or float
+        Mean over folds of the negative MSE at the chosen alpha.
+    pca_ : sklearn.decomposition.PCA or None
+        The PCA fitted on the training images; None when ``n_components`` is None.
+    n_components_ : int
+        Components kept (the number of features when the PCA is skipped).
+    feature_mean_, feature_scale_ : arrays of shape (n_features,) or None
+        The z-scoring of the features; None when ``standardize`` is False.
+    n_features_in_ : int
+        Number of features seen in `fit`.
+
+    Notes
+    -----
+    The PCA is scikit-learn's with ``svd_solver="auto"`` and
+    ``random_state=0``: randomized, and much faster, when ``n_components``
+    is below 80% of the smaller side of data larger than 500 x 500, else
+    exact. Memory: a fit holds the features, their components, one batch of
+    voxels of ``Y`` and one fold's decomposition; ``coef_`` grows with the
+    voxels (6,400 components x 250,000 voxels is 6.4 GB in float32).
+
+    See Also
+    --------
+    significance : p and FDR q values of the held-out r.
+    noise_ceiling : how much of each voxel's variance is explainable.
+    brainldm.metrics.correlation_score : Pearson r per voxel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.encoding import VoxelwiseEncoder
+    >>> rng = np.random.default_rng(1)
+    >>> features = rng.standard_normal((50, 8))  # 50 images: 40 to train on, 10 to test
+    >>> weights = rng.standard_normal((8, 5))  # 5 voxels
+    >>> trials = np.repeat(np.arange(40), 3)  # 3 trials per training image
+    >>> Y = features[trials] @ weights + 4 * rng.standard_normal((120, 5))
+    >>> encoder = VoxelwiseEncoder(n_components=6).fit(features[trials], Y, groups=trials)
+    >>> encoder.coef_.shape, encoder.pca_.n_samples_
+    ((5, 6), 40)
+    >>> Y_test = features[40:] @ weights + rng.standard_normal((10, 5))
+    >>> encoder.score_voxels(features[40:], Y_test).round(2)
+    array([0.91, 0.23, 0.76, 0.79, 0.88])
+    >>> round(encoder.score(features[40:], Y_test), 2)
+    0.72
+    """
+
+    def __init__(
+        self,
+        alphas=DEFAULT_ALPHAS,
+        *,
+        cv=5,
+        n_components=6400,
+        standardize=True,
+        fit_intercept=True,
+        n_targets_batch=2048,
+        device=None,
+        progress=False,
+    ):
+        self.alphas = alphas
+        self.cv = cv
+        self.n_components = n_components
+        self.standardize = standardize
+        self.fit_intercept = fit_intercept
+        self.n_targets_batch = n_targets_batch
+        self.device = device
+        self.progress = progress
+
+    def fit(self, X, Y, groups=None):
+        """Fit the PCA on the training images and a ridge per voxel.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Features of the image each row (trial) showed.
+        Y : array of shape (n_samples, n_voxels) or (n_samples,)
+            Responses, e.g. single-trial betas; read one batch of voxels at a
+            time, so a float32 ``np.memmap`` is neither loaded nor copied whole.
+        groups : array of shape (n_samples,), default=None
+            The image of each row: folds never split an image's trials, and
+            the PCA is fitted on one row per image.
+
+        Returns
+        -------
+        self : object
+            The fitted encoder.
+
+        Raises
+        ------
+        ValueError
+            Before any work, on NaN or infinite values in X or Y (saying how
+            many and where), mismatched rows, ``n_components`` < 1, or
+            ``groups`` with fewer distinct values than folds.
+
+        Warns
+        -----
+        UserWarning
+            When ``n_components`` exceeds what the data allow, and when some
+            voxels of Y are constant over the training rows.
+        """
+        return super().fit(X, Y, groups)
+
+    def _check_fit_input(self, X, y, groups):
+        if self.n_components is not None:
+            check_int(self.n_components, "n_components", type(self).__name__, min_val=1)
+        X, y, splits = super()._check_fit_input(X, y, groups)
+        constant = _constant_columns(y, self.n_targets_batch)
+        warn_constant_columns(
+            np.where(constant, np.nan, 0.0),
+            "voxels",
+            "drop them (e.g. voxels outside the brain): nothing can be learnt for them",
+            quantity="r on held-out data",
+            source="over the training rows of Y",
+        )
+        return X, y, splits
+
+    def _fit_features(self, X, groups):
+        self.feature_mean_ = self.feature_scale_ = None
+        features = X
+        if self.standardize:
+            features, self.feature_mean_, self.feature_scale_ = standardize_columns(X)
+        self.pca_ = None
+        self.n_components_ = X.shape[1]
+        if self.n_components is None:
+            return features, bool(self.standardize), None, None
+        rows = _first_rows(groups, len(X))
+        self.n_components_ = min(self.n_components, len(rows), X.shape[1])
+        if self.n_components_ < self.n_components:
+            warnings.warn(
+                f"n_components={self.n_components} is more than the training data allow "
+                f"({len(rows)} images, {X.shape[1]} features): keeping {self.n_components_}",
+                UserWarning,
+                stacklevel=4,
+            )
+        self.pca_ = PCA(self.n_components_, svd_solver="auto", random_state=_PCA_SEED)
+        self.pca_.fit(features[rows])
+        return self.pca_.transform(features), True, None, None
+
+    def _predict_features(self, X):
+        if self.feature_mean_ is not None:
+            X = (X - self.feature_mean_.astype(X.dtype)) / self.feature_scale_.astype(X.dtype)
+        return X if self.pca_ is None else self.pca_.transform(X)
+
+    def predict(self, X):
+        """Predict each voxel's response.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Features, with the columns seen in `fit`.
+
+        Returns
+        -------
+        array of shape (n_samples, n_voxels) or (n_samples,)
+        """
+        return super().predict(X)
+
+    def score_voxels(self, X, Y):
+        """Pearson r of the predictions with Y, per voxel, one batch of voxels at a time.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Features of held-out images.
+        Y : array of shape (n_samples, n_voxels) or (n_samples,)
+            Their measured responses, e.g. the test betas averaged over
+            repetitions (a ``np.memmap`` is read in batches of voxels).
+
+        Returns
+        -------
+        r : array of shape (n_voxels,), float64
+            NaN, with a warning, for voxels constant in Y or in the predictions.
+        """
+        features = self._predict_features(self._check_predict_input(X))
+        Y = check_array(Y, ensure_2d=False, dtype=(np.float64, np.float32), ensure_all_finite=False)
+        coef = self.coef_.reshape(-1, features.shape[1])
+        intercept = np.atleast_1d(self.intercept_)
+        if Y.shape[:1] != features.shape[:1] or np.prod(Y.shape[1:], dtype=int) != len(coef):
+            raise ValueError(
+                f"Y must have shape ({len(features)}, {len(coef)}) (rows of X, voxels seen in "
+                f"fit), got {Y.shape}"
+            )
+        check_finite(Y, "Y")
+        matrix = Y.reshape(len(Y), -1)
+        r = np.empty(len(coef))
+        for batch in target_batches(len(coef), self.n_targets_batch):
+            predicted = features @ coef[batch].T + intercept[batch]
+            r[batch] = column_correlations(matrix[:, batch], predicted)
+        warn_constant_columns(r, "voxels")
+        return r
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over voxels of the Pearson r of the predictions (NaN voxels left out).
+
+        A float, so that ``GridSearchCV`` and ``cross_val_score`` rank
+        settings by it.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        y : array of shape (n_samples, n_voxels) or (n_samples,)
+            Measured responses (named ``y`` as scikit-learn passes it).
+        sample_weight : None
+            Not supported; must be None.
+
+        Returns
+        -------
+        float
+            NaN when every voxel's r is NaN.
+        """
+        if sample_weight is not None:
+            raise ValueError("VoxelwiseEncoder.score does not support sample_weight")
+        r = self.score_voxels(X, y)
+        return float("nan") if np.isnan(r).all() else float(np.nanmean(r))
+
+
+def significance(r, n, alpha=0.05):
+    """One-sided p values of correlations, and their Benjamini-Hochberg q values.
+
+    Each r is tested against the correlation of two independent Gaussian
+    vectors of length n: ``t = r * sqrt(n - 2) / sqrt(1 - r**2)`` follows
+    Student's t with n - 2 degrees of freedom (exact), and ``p = P(T >= t)``.
+    The false discovery rate is controlled over the voxels by
+    Benjamini-Hochberg (:func:`scipy.stats.false_discovery_control`), over the
+    finite p only.
+
+    Parameters
+    ----------
+    r : array-like of float
+        Correlations, e.g. held-out r per voxel; NaN (constant voxels) allowed.
+    n : int
+        Length of the vectors correlated, e.g. 982 test images for subj01.
+    alpha : float, default=0.05
+        FDR level: ``significant`` is ``q < alpha``.
+
+    Returns
+    -------
+    Bunch
+        - ``p``: array of r's shape, one-sided p values (NaN where r is NaN);
+        - ``q``: array of r's shape, Benjamini-Hochberg q values (NaN where r is NaN);
+        - ``significant``: boolean array of r's shape, ``q < alpha`` (never
+          where r is NaN).
+
+    Raises
+    ------
+    ValueError
+        If n < 3, alpha is not in (0, 1), or some r lies outside [-1, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result = significance(np.array([0.3, 0.05, np.nan, -0.2]), n=100)
+    >>> result.p.round(4)
+    array([0.0012, 0.3106,    nan, 0.977 ])
+    >>> result.q.round(4)
+    array([0.0036, 0.466 ,    nan, 0.977 ])
+    >>> result.significant
+    array([ True, False, False, False])
+    """
+    n = check_int(n, "n", "significance", min_val=3)
+    alpha = check_number(alpha, "alpha", "significance", min_val=0, max_val=1, closed="neither")
+    r = np.asarray(r, dtype=np.float64)
+    valid = ~np.isnan(r)
+    outside = valid & ~((r >= -1) & (r <= 1))
+    if outside.any():
+        raise ValueError(
+            f"r must lie in [-1, 1] (NaN for constant voxels), got {int(outside.sum())} values "
+            f"outside, e.g. {r[outside][:5].tolist()}"
+        )
+    with np.errstate(divide="ignore"):
+        t = r[valid] * np.sqrt(n - 2) / np.sqrt(1 - r[valid] ** 2)
+    p = np.full(r.shape, np.nan)
+    q = np.full(r.shape, np.nan)
+    p[valid] = stats.t.sf(t, n - 2)
+    if valid.any():
+        q[valid] = stats.false_discovery_control(p[valid], method="bh")
+    significant = np.zeros(r.shape, dtype=bool)
+    significant[valid] = q[valid] < alpha
+    return Bunch(p=p, q=q, significant=significant)
+
+
+def _averaging_factor(n_average, counts):
+    """Mean of 1/k over the test images, where k is the number of trials averaged."""
+    if n_average is None:
+        n_average = counts
+    elif isinstance(n_average, numbers.Integral) and not isinstance(n_average, bool):
+        n_average = [n_average]
+    trials = np.asarray(n_average)
+    if trials.ndim != 1 or trials.size == 0 or trials.dtype.kind not in "iu" or trials.min() < 1:
+        raise ValueError(
+            "n_average must be None (the mix of trials per image in `images`), an int >= 1 "
+            f"(a plain average of that many trials) or trial counts per test image, got {n_average!r}"
+        )
+    return float(np.mean(1.0 / trials))
+
+
+def noise_ceiling(Y_trials, images, *, n_average=None, batch_size=2048):
+    """NSD's noise ceiling: the % of each voxel's variance that a model can explain.
+
+    From single trials, the NSD data manual's way (as THINGS-data's
+    ``kknc``): each voxel's betas are z-scored across trials;
+    ``noise_sd = sqrt(mean over images of the variance over its trials)``
+    (ddof 1, images with at least 2 trials); the noise-ceiling SNR is
+    ``ncsnr = sqrt(max(1 - noise_sd**2, 0)) / noise_sd``, and the ceiling on
+    test responses averaged over k trials is
+    ``100 * ncsnr**2 / (ncsnr**2 + mean(1 / k))``, which for A, B and C test
+    images seen 3, 2 and 1 times is NSD's
+    ``100 * ncsnr**2 / (ncsnr**2 + (A/3 + B/2 + C/1) / (A + B + C))``.
+
+    Parameters
+    ----------
+    Y_trials : array of shape (n_trials, n_voxels)
+        Single-trial betas (e.g. of the test images), read in batches of
+        voxels (a ``np.memmap`` works).
+    images : array of shape (n_trials,)
+        The image each trial showed.
+    n_average : None, int or array of int, default=None
+        The trials averaged in the responses the ceiling is for: None, the mix
+        in `images` (each image's trials averaged, as NSD's test set); an
+        int n, a plain average of n trials; or the trial count of each test
+        image.
+    batch_size : int, default=2048
+        Voxels computed together.
+
+    Returns
+    -------
+    Bunch
+        - ``ncsnr``: array of shape (n_voxels,), signal sd over noise sd;
+        - ``ceiling``: array of shape (n_voxels,), in % of variance;
+        - ``noise_sd``: array of shape (n_voxels,), in units of the voxel's sd.
+
+        NaN, with a warning, for voxels constant over the trials.
+
+    Raises
+    ------
+    ValueError
+        On NaN or infinite betas, `images` of the wrong length, no image with
+        2 or more trials, or a bad `n_average`.
+
+    See Also
+    --------
+    normalized_accuracy : r² as a fraction of the ceiling.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> images = np.repeat(np.arange(1000), 3)
+    >>> signal = rng.standard_normal((1000, 2)) * [1.0, 0.5]  # signal sd 1 and 0.5
+    >>> Y_trials = signal[images] + rng.standard_normal((3000, 2))  # noise sd 1
+    >>> result = noise_ceiling(Y_trials, images)
+    >>> result.ncsnr.round(2), result.ceiling.round(1)
+    (array([1.02, 0.51]), array([75.6, 44.3]))
+    >>> noise_ceiling(Y_trials, images, n_average=1).ceiling.round(1)
+    array([50.8, 20.9])
+    """
+    matrix = _as_trials(Y_trials)
+    images = np.asarray(images)
+    if images.shape != (len(matrix),):
+        raise ValueError(
+            f"images must give the image of each trial, shape ({len(matrix)},), got {images.shape}"
+        )
+    check_finite(matrix, "Y_trials")
+    _, inverse, counts = np.unique(images, return_inverse=True, return_counts=True)
+    factor = _averaging_factor(n_average, counts)
+    if counts.max() < 2:
+        raise ValueError(
+            "noise_ceiling needs images with at least 2 trials to measure the noise; every "
+            f"one of the {len(counts)} images in `images` has 1"
+        )
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    repeated = counts >= 2
+    noise_sd = np.empty(matrix.shape[1])
+    for batch in target_batches(matrix.shape[1], batch_size):
+        block = np.asarray(matrix[:, batch], dtype=np.float64)[order]
+        sd = block.std(0)
+        sd[sd <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(block.mean(0)))] = np.nan
+        block = (block - block.mean(0)) / sd
+        image_means = np.add.reduceat(block, starts) / counts[:, None]
+        squares = np.add.reduceat((block - np.repeat(image_means, counts, axis=0)) ** 2, starts)
+        variances = squares[repeated] / (counts[repeated, None] - 1)
+        noise_sd[batch] = np.sqrt(variances.mean(0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ncsnr = np.sqrt(np.maximum(1 - noise_sd**2, 0)) / noise_sd
+        ceiling = 100 * ncsnr**2 / (ncsnr**2 + factor)
+    ceiling[np.isinf(ncsnr)] = 100.0
+    warn_constant_columns(ncsnr, "voxels", quantity="ncsnr and ceiling", source="over the trials")
+    return Bunch(ncsnr=ncsnr, ceiling=ceiling, noise_sd=noise_sd)
+
+
+def _as_trials(Y_trials):
+    shape = np.shape(Y_trials)
+    if len(shape) != 2:
+        raise ValueError(f"Y_trials must be 2-D (n_trials, n_voxels), got shape {shape}")
+    matrix = np.asarray(Y_trials)
+    if any(stride < 0 for stride in matrix.strides):
+        matrix = np.ascontiguousarray(matrix)  # for the finite check, which cannot read them
+    return matrix
+
+
+def normalized_accuracy(r, ceiling):
+    """Explained variance as a fraction of the noise ceiling: ``r**2 / (ceiling / 100)``.
+
+    Parameters
+    ----------
+    r : array-like
+        Held-out correlation per voxel.
+    ceiling : array-like
+        Noise ceiling per voxel, in % of variance (:func:`noise_ceiling`).
+
+    Returns
+    -------
+    array
+        1 where a model explains all the explainable variance; NaN where the
+        ceiling is 0 (or NaN) or r is NaN.
+
+    Examples
+    --------
+    >>> normalized_accuracy([0.5, 0.3, 0.2], [50.0, 36.0, 0.0])
+    array([0.5 , 0.25,  nan])
+    """
+    r = np.asarray(r, dtype=np.float64)
+    ceiling = np.asarray(ceiling, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ceiling > 0, r**2 / (ceiling / 100), np.nan)
