@@ -20,6 +20,8 @@ voxels respond to known features of those scenes:
 Single-trial betas are ``session_offset + session_scale * (signal + noise)``,
 and :func:`load_toy_ground_truth` returns every term of that sum, so the reader,
 the decoders and the encoding models can all be checked against the truth.
+Beside them lie NSD's ``ncsnr.nii.gz`` (each voxel's true signal sd over noise
+sd), ``brainmask.nii.gz`` and an anatomical-looking ``T1_to_func1pt8mm.nii.gz``.
 """
 
 import json
