@@ -61,6 +61,8 @@ def as_tensor(array, dtype=None, device=None):
         array = np.asarray(array)
         if array.dtype.byteorder not in "=|":
             array = array.astype(array.dtype.newbyteorder("="))
+        if any(stride < 0 for stride in array.strides):
+            array = np.ascontiguousarray(array)  # torch cannot view a reversed array
         with warnings.catch_warnings():
             # Read-only arrays are only read here; the solver writes to its own copies.
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")

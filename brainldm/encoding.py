@@ -94,6 +94,12 @@ class VoxelwiseEncoder(BaseRidgeCV):
     device : str or None, default=None
         Where the ridge solver runs: ``"cpu"``, ``"cuda"`` or None (CPU). The
         PCA runs on the CPU.
+    distributed : bool, default=False
+        Fit the voxel batches on the workers of the current dask.distributed
+        client (``solve_ridge_cv(..., distributed=True)``): each fold is
+        decomposed once and broadcast, each task fits one batch of voxels.
+        Create the client first, e.g. ``Client(n_workers=4)``, or one on a
+        SLURM cluster with dask-jobqueue; needs the ``distributed`` extra.
     progress : bool, default=False
         Show a progress bar over voxel batches.
 
@@ -160,6 +166,7 @@ class VoxelwiseEncoder(BaseRidgeCV):
         fit_intercept=True,
         n_targets_batch=2048,
         device=None,
+        distributed=False,
         progress=False,
     ):
         self.alphas = alphas
@@ -169,6 +176,7 @@ class VoxelwiseEncoder(BaseRidgeCV):
         self.fit_intercept = fit_intercept
         self.n_targets_batch = n_targets_batch
         self.device = device
+        self.distributed = distributed
         self.progress = progress
 
     def fit(self, X, Y, groups=None):

@@ -927,7 +927,7 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
             The fitted decoder.
         """
         X, y, splits = self._check_fit_input(X, y, groups)
-        # Subclasses without these parameters (the encoder) take the defaults.
+        # Estimators without some of these parameters take the solver's defaults.
         verbose = getattr(self, "verbose", DEPRECATED)
         progress = renamed(verbose, "verbose", self.progress, "progress", "fit")
         features, owned, shift, scale = self._fit_features(X, groups)
@@ -943,6 +943,7 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
             copy_X=not owned,
             progress=progress,
             check_input=False,
+            distributed=getattr(self, "distributed", False),
         )
         coef, intercept = result.coef, result.intercept
         if scale is not None:

@@ -142,3 +142,36 @@ def small_world(tmp_path_factory):
         subjects=("subj01",),
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A local dask cluster of 2 worker processes with 1 thread each.
+
+    Its client is current only where a test asks (``client.as_current()``),
+    so that other tests see a process without a client.
+    """
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+def _chunk_tasks_run(dask_worker):
+    """Ridge chunk tasks a dask worker has started (passed to ``Client.run``)."""
+    return sum(
+        1
+        for entry in dask_worker.state.log
+        if "target_chunk" in str(entry[0]) and entry[1:3] == ("ready", "executing")
+    )
+
+
+@pytest.fixture
+def dask_tasks(dask_client):
+    """A function returning how many ridge chunk tasks the cluster's workers have run."""
+    return lambda: sum(dask_client.run(_chunk_tasks_run).values())

@@ -137,6 +137,24 @@ def test_memmapped_float32_y_gives_the_in_memory_fit_and_is_never_copied_whole(t
     )
 
 
+@pytest.mark.slow
+def test_a_fit_on_a_local_dask_cluster_predicts_as_the_serial_fit(dask_client, dask_tasks):
+    X, Y, images, X_test, _, _ = planted(n_train=150, n_test=50, n_voxels=600)
+    X, Y, X_test = X.astype(np.float32), Y.astype(np.float32), X_test.astype(np.float32)
+    settings = dict(alphas=ALPHAS, n_components=12, n_targets_batch=128)
+    serial = VoxelwiseEncoder(**settings).fit(X, Y, groups=images)
+    before = dask_tasks()
+    with dask_client.as_current():
+        spread = VoxelwiseEncoder(**settings, distributed=True).fit(X, Y, groups=images)
+    assert dask_tasks() - before == len(range(0, 600, 128))  # one task per voxel batch
+    np.testing.assert_array_equal(spread.best_alphas_, serial.best_alphas_)
+    predicted, expected = spread.predict(X_test), serial.predict(X_test)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(
+        predicted, expected, rtol=0, atol=4 * np.finfo(np.float32).eps * scale
+    )
+
+
 def test_score_is_the_mean_voxel_r_of_the_predictions_computed_in_voxel_batches():
     X, Y, images, X_test, Y_test, _ = planted(n_train=100, n_test=60, n_voxels=50)
     encoder = VoxelwiseEncoder(ALPHAS, n_components=10, n_targets_batch=7).fit(X, Y, images)

@@ -293,28 +293,10 @@ def test_finite_check_reports_one_dimensional_positions():
         check_finite(np.array([0.0, np.nan, 1.0, np.nan]), "y")
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    """A local dask cluster of 2 worker processes with 1 thread each.
-
-    Its client is current only where a test asks (``client.as_current()``),
-    so that other tests see a process without a client.
-    """
-    import distributed
-
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        yield client
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha_per_target", [True, False])
 @pytest.mark.parametrize("shape", [(120, 30), (40, 90)], ids=["primal", "dual"])
-def test_distributed_solve_equals_the_serial_one(dask_client, shape, alpha_per_target):
+def test_distributed_solve_equals_the_serial_one(dask_client, dask_tasks, shape, alpha_per_target):
     rng = np.random.default_rng(3)
     n, p = shape
     X = rng.standard_normal(shape).astype(np.float32)
@@ -323,24 +305,14 @@ def test_distributed_solve_equals_the_serial_one(dask_client, shape, alpha_per_t
     groups = np.repeat(np.arange(n // 2), 2)
     kwargs = dict(groups=groups, n_targets_batch=16, alpha_per_target=alpha_per_target)
     serial = solve_ridge_cv(X, Y, **kwargs)
-    before = sum(dask_client.run(_tasks_done).values())
+    before = dask_tasks()
     with dask_client.as_current():
         distributed = solve_ridge_cv(X, Y, distributed=True, **kwargs)
     # Every target batch ran as a task on the workers (two passes with a shared alpha).
-    done = sum(dask_client.run(_tasks_done).values()) - before
-    assert done >= len(range(0, 70, 16)) * (1 if alpha_per_target else 2)
+    assert dask_tasks() - before == len(range(0, 70, 16)) * (1 if alpha_per_target else 2)
     np.testing.assert_array_equal(distributed.best_alphas, serial.best_alphas)
     for key in ("coef", "intercept", "cv_scores", "alpha_scores"):
         np.testing.assert_allclose(distributed[key], serial[key], rtol=1e-5, atol=1e-6)
-
-
-def _tasks_done(dask_worker):
-    """Tasks a dask worker has run (passed to ``Client.run``)."""
-    return sum(
-        1
-        for entry in dask_worker.state.log
-        if "target_chunk" in str(entry[0]) and entry[1:3] == ("ready", "executing")
-    )
 
 
 def test_distributed_without_a_client_says_how_to_make_one():
@@ -354,3 +326,11 @@ def test_distributed_without_dask_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r'pip install "brainldm\[distributed\]"'):
         solve_ridge_cv(np.ones((10, 2)) + np.eye(10, 2), np.arange(10.0), distributed=True)
+
+
+def test_reversed_views_are_solved_as_their_copies():
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 6))
+    reversed_result = solve_ridge_cv(X[::-1], Y[:, ::-1], alphas=[1.0, 10.0])
+    copied_result = solve_ridge_cv(X[::-1].copy(), Y[:, ::-1].copy(), alphas=[1.0, 10.0])
+    np.testing.assert_array_equal(reversed_result.coef, copied_result.coef)
