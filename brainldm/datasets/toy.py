@@ -222,7 +222,7 @@ def make_toy_nsd(
             raise ValueError(
                 f"root={str(root)!r} holds a toy world made with other arguments "
                 f"(there, here: {differing}); "
-                "pass overwrite=True to replace it or choose another root"
+                "pass overwrite=True to replace it (or delete the folder), or choose another root"
             )
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ValueError(
