@@ -219,7 +219,7 @@ def test_bad_input_raises_before_any_work(monkeypatch, change, match):
         encoder.set_params(n_components=0)
     else:
         groups = images % 3
-    monkeypatch.setattr("brainldm.encoding.PCA", _no_work)
+    monkeypatch.setattr("brainldm.encoding._voxelwise.PCA", _no_work)
     monkeypatch.setattr("brainldm.ridge.solve_ridge_cv", _no_work)
     with pytest.raises(ValueError, match=match):
         encoder.fit(X, Y, groups=groups)
