@@ -145,6 +145,16 @@ def small_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def toy_world(tmp_path_factory):
+    """The default toy NSD (10 released sessions of 300 trials, 250 shared images), subj01 only."""
+    from brainldm.datasets.toy import make_toy_nsd
+
+    return make_toy_nsd(
+        tmp_path_factory.mktemp("default-world") / "nsd", subjects=("subj01",), progress=False
+    )
+
+
+@pytest.fixture(scope="session")
 def dask_client():
     """A local dask cluster of 2 worker processes with 1 thread each.
 
