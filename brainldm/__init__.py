@@ -24,6 +24,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "StableDiffusion": "brainldm.diffusion",
         "LDMReconstructor": "brainldm.reconstruction",
         "VoxelwiseEncoder": "brainldm.encoding",
+        "BandedVariancePartitioner": "brainldm.encoding",
         "load_nsd": "brainldm.datasets.nsd",
         "make_toy_nsd": "brainldm.datasets.toy",
         "load_toy_ground_truth": "brainldm.datasets.toy",

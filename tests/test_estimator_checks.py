@@ -4,7 +4,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from brainldm.decoding import LatentDecoder, TextDecoder
-from brainldm.encoding import VoxelwiseEncoder
+from brainldm.encoding import BandedVariancePartitioner, VoxelwiseEncoder
 from brainldm.reconstruction import LDMReconstructor
 
 # LDMReconstructor's y is the images each row saw, uint8 (n, height, width, 3):
@@ -49,12 +49,18 @@ def _expected_failures(estimator):
 @pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
 # Their data have fewer features than the encoder's 6,400 components, which it caps and says so.
 @pytest.mark.filterwarnings("ignore:n_components=6400 is more than:UserWarning")
+# The checks' data have few rows; himalaya says that banded ridge is then slow.
+@pytest.mark.filterwarnings("ignore:Solving banded ridge is slower:UserWarning")
 @parametrize_with_checks(
     [
         LatentDecoder(),
         TextDecoder(),
         LDMReconstructor(latent_decoder=LatentDecoder()),
         VoxelwiseEncoder(),
+        # Bands that fit the checks' data: the first column, then the rest.
+        BandedVariancePartitioner(
+            bands=(("first", 1), ("rest", None)), n_components=None, n_iter=3
+        ),
     ],
     expected_failed_checks=_expected_failures,
 )

@@ -12,6 +12,13 @@ images maps where that feature space is represented.
   K-fold cross-validation, folds grouped by image. Voxels are solved in
   batches, so that ``Y`` (a whole brain, possibly a ``np.memmap``) is never
   copied or upcast whole.
+- :class:`BandedVariancePartitioner`: the variance partition, on himalaya's
+  banded ridge: bands (column blocks of X, e.g. ``[z, z_c]``) fitted
+  together, and each voxel's held-out accuracy split between them (himalaya's
+  product measure, the paper's maps), beside the classic unique variance
+  from the models fitted without each band.
+- :func:`fit_reduction` / :func:`apply_reduction`: the encoders' z-scoring and
+  PCA fitted on the training images.
 - :func:`significance`: one-sided p of each r against the correlation of two
   independent Gaussian vectors, and Benjamini-Hochberg q values.
 - :func:`noise_ceiling`: NSD's noise ceiling from single-trial betas, and
@@ -23,10 +30,19 @@ the PCA sees each image once), or on repetition-averaged betas, one row per
 image (fewer rows, less noise per row; the same alphas need not win).
 """
 
+from brainldm.encoding._partition import BandedVariancePartitioner
 from brainldm.encoding._statistics import noise_ceiling, normalized_accuracy, significance
-from brainldm.encoding._voxelwise import VoxelwiseEncoder
+from brainldm.encoding._voxelwise import VoxelwiseEncoder, apply_reduction, fit_reduction
 
-__all__ = ["VoxelwiseEncoder", "noise_ceiling", "normalized_accuracy", "significance"]
+__all__ = [
+    "BandedVariancePartitioner",
+    "VoxelwiseEncoder",
+    "apply_reduction",
+    "fit_reduction",
+    "noise_ceiling",
+    "normalized_accuracy",
+    "significance",
+]
 
 # Public names say where users import them from, not the private module that holds them.
 for _name in __all__:

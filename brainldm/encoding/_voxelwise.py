@@ -4,13 +4,14 @@ import warnings
 
 import numpy as np
 from sklearn.decomposition import PCA
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array
 
 from brainldm._validation import check_finite, check_int
 from brainldm.metrics.correlation import column_correlations, warn_constant_columns
 from brainldm.ridge import DEFAULT_ALPHAS, BaseRidgeCV, standardize_columns, target_batches
 
-__all__ = ["VoxelwiseEncoder"]
+__all__ = ["VoxelwiseEncoder", "apply_reduction", "fit_reduction"]
 
 # PCA's random_state, so that a randomized decomposition is the same on every fit.
 _PCA_SEED = 0
@@ -22,6 +23,101 @@ def _first_rows(groups, n_samples):
         return np.arange(n_samples)
     _, first = np.unique(np.asarray(groups), return_index=True)
     return np.sort(first)
+
+
+def fit_reduction(X, groups=None, *, n_components=6400, standardize=True, name=None):
+    """Z-score features on the training rows, then fit a PCA on one row per image.
+
+    The encoders' feature reduction (Takagi & Nishimoto reduce every feature
+    space to 6,400 components): each column is z-scored with the mean and
+    standard deviation of all training rows, and a PCA without whitening is
+    fitted on the first row of each group (an image's trials share its
+    features, so that row is the image).
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features), float32 or float64
+        Training features, validated and finite.
+    groups : array of shape (n_samples,), default=None
+        The image of each row; None fits the PCA on every row.
+    n_components : int or None, default=6400
+        Components kept, capped with a warning at the number of training
+        images and of features; None skips the PCA.
+    standardize : bool, default=True
+        Z-score the columns before the PCA.
+    name : str or None, default=None
+        What the features are, named in the warning (e.g. ``"band 'z'"``).
+
+    Returns
+    -------
+    features : array of shape (n_samples, n_components_)
+        The reduced training rows (X itself when there is nothing to do).
+    reduction : Bunch
+        ``mean`` and ``scale`` (arrays of shape (n_features,), or None when
+        ``standardize`` is False) and ``pca`` (a fitted
+        :class:`sklearn.decomposition.PCA`, or None): what
+        :func:`apply_reduction` applies to new rows.
+
+    Warns
+    -----
+    UserWarning
+        When ``n_components`` exceeds what the data allow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((30, 5))
+    >>> features, reduction = fit_reduction(X, np.repeat(np.arange(10), 3), n_components=2)
+    >>> features.shape, reduction.pca.n_samples_
+    ((30, 2), 10)
+    >>> np.allclose(apply_reduction(X, reduction), features)
+    True
+    """
+    mean = scale = pca = None
+    features = X
+    if standardize:
+        features, mean, scale = standardize_columns(X)
+    if n_components is not None:
+        rows = _first_rows(groups, len(X))
+        kept = min(n_components, len(rows), X.shape[1])
+        if kept < n_components:
+            warnings.warn(
+                f"n_components={n_components} is more than the training data allow "
+                f"({len(rows)} images, {X.shape[1]} features){'' if name is None else ' of ' + name}"
+                f": keeping {kept}",
+                UserWarning,
+                stacklevel=3,
+            )
+        pca = PCA(kept, svd_solver="auto", random_state=_PCA_SEED).fit(features[rows])
+        features = pca.transform(features)
+    return features, Bunch(mean=mean, scale=scale, pca=pca)
+
+
+def apply_reduction(X, reduction):
+    """Reduce new rows as :func:`fit_reduction` reduced the training rows.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    reduction : Bunch
+        The ``reduction`` returned by :func:`fit_reduction`.
+
+    Returns
+    -------
+    array of shape (n_samples, n_components_)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> _, reduction = fit_reduction(X, n_components=None)
+    >>> apply_reduction(X[:2], reduction).round(3)
+    array([[-1.464, -1.464],
+           [-0.878, -0.878]])
+    """
+    if reduction.mean is not None:
+        X = (X - reduction.mean.astype(X.dtype)) / reduction.scale.astype(X.dtype)
+    return X if reduction.pca is None else reduction.pca.transform(X)
 
 
 def _constant_columns(Y, n_targets_batch):
@@ -202,31 +298,17 @@ class VoxelwiseEncoder(BaseRidgeCV):
         return X, y, splits
 
     def _fit_features(self, X, groups):
-        self.feature_mean_ = self.feature_scale_ = None
-        features = X
-        if self.standardize:
-            features, self.feature_mean_, self.feature_scale_ = standardize_columns(X)
-        self.pca_ = None
-        self.n_components_ = X.shape[1]
-        if self.n_components is None:
-            return features, bool(self.standardize), None, None
-        rows = _first_rows(groups, len(X))
-        self.n_components_ = min(self.n_components, len(rows), X.shape[1])
-        if self.n_components_ < self.n_components:
-            warnings.warn(
-                f"n_components={self.n_components} is more than the training data allow "
-                f"({len(rows)} images, {X.shape[1]} features): keeping {self.n_components_}",
-                UserWarning,
-                stacklevel=4,
-            )
-        self.pca_ = PCA(self.n_components_, svd_solver="auto", random_state=_PCA_SEED)
-        self.pca_.fit(features[rows])
-        return self.pca_.transform(features), True, None, None
+        features, reduction = fit_reduction(
+            X, groups, n_components=self.n_components, standardize=self.standardize
+        )
+        self.feature_mean_, self.feature_scale_ = reduction.mean, reduction.scale
+        self.pca_ = reduction.pca
+        self.n_components_ = features.shape[1]
+        return features, features is not X, None, None
 
     def _predict_features(self, X):
-        if self.feature_mean_ is not None:
-            X = (X - self.feature_mean_.astype(X.dtype)) / self.feature_scale_.astype(X.dtype)
-        return X if self.pca_ is None else self.pca_.transform(X)
+        reduction = Bunch(mean=self.feature_mean_, scale=self.feature_scale_, pca=self.pca_)
+        return apply_reduction(X, reduction)
 
     def predict(self, X):
         """Predict each voxel's response.
