@@ -322,7 +322,7 @@ def main(argv=None):
         "--partition-size",
         type=int,
         nargs=4,
-        default=[3000, 400, 4096, 20],
+        default=[1000, 100, 512, 5],
         metavar=("SAMPLES", "FEATURES", "VOXELS", "N_ITER"),
         help="features per band",
     )
