@@ -137,6 +137,22 @@ def test_memmapped_float32_y_gives_the_in_memory_fit_and_is_never_copied_whole(t
     )
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_says_so_before_any_work():
+    X, Y, images, _, _, _ = planted(n_train=30, n_test=5, n_voxels=3)
+    with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
+        VoxelwiseEncoder(n_components=4, device="cuda").fit(X, Y, groups=images)
+
+
+@pytest.mark.gpu
+def test_cuda_fit_equals_the_cpu_fit():
+    X, Y, images, X_test, _, _ = planted(n_voxels=50)
+    cpu = VoxelwiseEncoder(alphas=ALPHAS, n_components=10).fit(X, Y, groups=images)
+    gpu = VoxelwiseEncoder(alphas=ALPHAS, n_components=10, device="cuda").fit(X, Y, groups=images)
+    np.testing.assert_array_equal(gpu.best_alphas_, cpu.best_alphas_)
+    np.testing.assert_allclose(gpu.predict(X_test), cpu.predict(X_test), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_a_fit_on_a_local_dask_cluster_predicts_as_the_serial_fit(dask_client, dask_tasks):
     X, Y, images, X_test, _, _ = planted(n_train=150, n_test=50, n_voxels=600)

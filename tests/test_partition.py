@@ -245,7 +245,14 @@ def test_the_backend_is_restored_when_the_fit_fails(monkeypatch):
     assert get_backend().name == "numpy"
 
 
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_says_so_before_any_work():
+    X, Y, images, _, _, _ = planted()
+    with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
+        partitioner(device="cuda").fit(X, Y, groups=images)
+
+
+@pytest.mark.gpu
 def test_cuda_fits_match_numpy():
     X, Y, images, X_test, Y_test, _ = planted()
     gpu = partitioner(device="cuda").fit(X, Y, groups=images).partition(X_test, Y_test)
