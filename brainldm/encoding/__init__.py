@@ -21,6 +21,12 @@ images maps where that feature space is represented.
   PCA fitted on the training images.
 - :func:`significance`: one-sided p of each r against the correlation of two
   independent Gaussian vectors, and Benjamini-Hochberg q values.
+- :func:`run_encoding_analyses`: the paper's four analyses (Figures 6-9) on
+  one subject, resumable: :func:`representations` (z, c and z_c encoders),
+  :func:`noise_levels` and :func:`denoising_stages` (z_c's unique variance
+  against img2img strength and denoising step, by banded ridge) and
+  :func:`unet_layers` (the best U-Net layer per voxel), on the features of
+  :func:`encoding_features`; :func:`summarize_paired` compares models per ROI.
 - :func:`noise_ceiling`: NSD's noise ceiling from single-trial betas, and
   :func:`normalized_accuracy`, r² as a fraction of it.
 
@@ -30,21 +36,44 @@ the PCA sees each image once), or on repetition-averaged betas, one row per
 image (fewer rows, less noise per row; the same alphas need not win).
 """
 
+from brainldm.encoding._analyses import (
+    ANALYSES,
+    check_encoding_settings,
+    choose_pool_size,
+    denoising_stages,
+    encoding_features,
+    noise_levels,
+    representations,
+    run_encoding_analyses,
+    summarize_paired,
+    unet_layers,
+)
 from brainldm.encoding._partition import BandedVariancePartitioner
 from brainldm.encoding._statistics import noise_ceiling, normalized_accuracy, significance
 from brainldm.encoding._voxelwise import VoxelwiseEncoder, apply_reduction, fit_reduction
 
 __all__ = [
+    "ANALYSES",
     "BandedVariancePartitioner",
     "VoxelwiseEncoder",
     "apply_reduction",
+    "check_encoding_settings",
+    "choose_pool_size",
+    "denoising_stages",
+    "encoding_features",
     "fit_reduction",
     "noise_ceiling",
+    "noise_levels",
     "normalized_accuracy",
+    "representations",
+    "run_encoding_analyses",
     "significance",
+    "summarize_paired",
+    "unet_layers",
 ]
 
 # Public names say where users import them from, not the private module that holds them.
 for _name in __all__:
-    globals()[_name].__module__ = __name__
+    if callable(globals()[_name]):
+        globals()[_name].__module__ = __name__
 del _name

@@ -1,0 +1,268 @@
+"""Specification of the paper's four encoding analyses: checks, summaries, resumption, and
+what the default toy world shows (slow tests, reading the outputs of the CLI's default run)."""
+
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from brainldm.encoding import (
+    ANALYSES,
+    BandedVariancePartitioner,
+    VoxelwiseEncoder,
+    check_encoding_settings,
+    choose_pool_size,
+    run_encoding_analyses,
+    summarize_paired,
+)
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning"),
+    pytest.mark.filterwarnings("ignore:subj01. dropped .* voxels:UserWarning"),
+]
+
+# Small enough for seconds: 5 DDIM steps, 20 principal components, 3 random-search weightings.
+FAST = dict(steps=5, n_components=20, n_iter=3, strengths=(0.4, 0.8), chunk_size=200)
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    """A toy NSD of one subject with a 12 x 14 x 12 volume: ~530 voxels, 100 train images."""
+    from brainldm.datasets.toy import make_toy_nsd
+
+    return make_toy_nsd(
+        tmp_path_factory.mktemp("tiny-world") / "nsd",
+        n_sessions=6,
+        n_released_sessions=6,
+        trials_per_session=60,
+        n_shared=20,
+        volume_shape=(12, 14, 12),
+        subjects=("subj01",),
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny_world):
+    from brainldm.datasets.nsd import load_nsd
+
+    return load_nsd(tiny_world, 1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("analyses-cache")
+    results = run_encoding_analyses(tiny_data, cache_dir=cache, progress=False, **FAST)
+    return results, cache
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"strengths": (0.4, 1.2)}, r"strengths must lie in \(0, 1\].*\[1.2\]"),
+        ({"strengths": (0.0,)}, r"strengths must lie in \(0, 1\]"),
+        ({"stage_strength": -0.5}, r"stage_strength.*\(0, 1\]"),
+        ({"layers": ["down_blocks.7"]}, r"down_blocks.7.*not modules.*'mid_block'"),
+        ({"analyses": ["noise_level"]}, r"analyses must be among \['representations'"),
+        ({"read_steps": ["early", 40]}, "outside the 4 steps run"),
+    ],
+)
+def test_bad_settings_raise_before_any_work(tiny_data, tmp_path, monkeypatch, settings, message):
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the settings were checked")
+
+    monkeypatch.setattr("brainldm.diffusion.StableDiffusion.encode_images", refuse)
+    monkeypatch.setattr("brainldm.diffusion.StableDiffusion.denoise", refuse)
+    with pytest.raises(ValueError, match=message):
+        run_encoding_analyses(tiny_data, cache_dir=tmp_path, progress=False, **{**FAST, **settings})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_returns_the_analyses_in_the_papers_order():
+    assert check_encoding_settings("toy", ["unet_layers", "representations"]) == (
+        "representations",
+        "unet_layers",
+    )
+    assert check_encoding_settings("toy", ANALYSES) == ANALYSES
+
+
+def test_pool_size_keeps_the_pca_size_for_the_narrowest_layer():
+    toy = {"down_blocks.0": (32, 1, 1), "mid_block": (64, 1, 1)}
+    assert choose_pool_size(toy, 950) == 6  # 32 * 36 = 1152 >= 950 > 32 * 25
+    assert choose_pool_size(toy, 4) == 1
+    sd = {"down_blocks.0": (320, 1, 1), "mid_block": (1280, 1, 1)}
+    assert choose_pool_size(sd, 6400) == 5
+    assert choose_pool_size(toy, 950, native_sizes={"down_blocks.0": 4, "mid_block": 4}) == 4
+
+
+def test_summary_counts_wins_medians_and_holm_corrects_paired_tests():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.3, 0.1, 300)
+    values = {"a": a, "b": a - 0.05 + rng.normal(0, 0.02, 300), "c": a + rng.normal(0, 0.02, 300)}
+    masks = {"one": np.arange(300) < 150, "two": np.arange(300) >= 150}
+    summary = summarize_paired(values, masks)
+    ab = summary["one"]["comparisons"]["a-b"]
+    d = (values["a"] - values["b"])[:150]
+    assert ab["fraction_a_wins"] == pytest.approx(np.mean(d > 0))
+    assert ab["median_difference"] == pytest.approx(np.median(d))
+    assert ab["p"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    assert ab["significant"] and ab["p_holm"] >= ab["p"]
+    # a and c do not differ: no family-wise significant difference.
+    assert not summary["two"]["comparisons"]["a-c"]["significant"]
+    assert summary["two"]["n_voxels"] == 150
+    assert summary["two"]["median"]["a"] == pytest.approx(np.median(a[150:]))
+    p = [summary[roi]["comparisons"][pair]["p"] for roi in masks for pair in ("a-b", "a-c", "b-c")]
+    holm_max = max(summary[roi]["comparisons"]["a-b"]["p_holm"] for roi in masks)
+    assert holm_max <= min(1.0, 6 * max(p[0], p[3]))
+
+
+def test_summary_compares_only_the_voxels_kept():
+    values = {"a": np.array([1.0, 2.0, 3.0, np.nan]), "b": np.array([0.0, 3.0, 1.0, 0.0])}
+    summary = summarize_paired(values, {"all": np.ones(4, bool)}, voxels=[True, True, False, True])
+    comparison = summary["all"]["comparisons"]["a-b"]
+    assert summary["all"]["n_voxels"] == 3
+    assert comparison["fraction_a_wins"] == 0.5  # voxel 3 is NaN for a: left out
+    assert comparison["median_difference"] == 0.0
+
+
+def test_each_analysis_gives_per_voxel_arrays_maps_and_roi_summaries(tiny_run, tiny_data):
+    results, _ = tiny_run
+    n_voxels = tiny_data.X_test.shape[1]
+    rep = results.representations
+    assert rep.r.shape == rep.significant.shape == (3, n_voxels)
+    assert rep.maps["r_z"].shape == tiny_data.masker.mask_.shape
+    np.testing.assert_allclose(
+        tiny_data.masker.transform(rep.maps["r_c"])[0], rep.r[1].astype(np.float32)
+    )
+    assert set(rep.summary) == set(tiny_data.roi_masks)
+    noise = results.noise_levels
+    assert noise.labels == ("0.40", "0.80")
+    assert noise.unique["zc"].shape == noise.split["z"].shape == (2, n_voxels)
+    # himalaya's split sums to the joint r².
+    np.testing.assert_allclose(noise.split["z"] + noise.split["zc"], noise.r2_joint, atol=1e-5)
+    assert "unique_zc_se" in noise.summary["0.80"]["ventral"]
+    stages = results.denoising_stages
+    assert stages.labels == ("early", "middle", "late")
+    layers = results.unet_layers
+    assert layers.layers == (
+        "down_blocks.0",
+        "down_blocks.1",
+        "mid_block",
+        "up_blocks.1",
+        "up_blocks.2",
+    )
+    assert layers.r.shape == (3, 5, n_voxels)
+    best = layers.best_layer
+    assert set(np.unique(best)) <= set(range(-1, 5))
+    np.testing.assert_array_equal(best == -1, ~layers.significant.any(1))
+    fractions = layers.summary["late"]["nsdgeneral"]["best_fraction"]
+    if (best[2] >= 0).any():
+        assert sum(fractions.values()) == pytest.approx(1.0)
+
+
+def test_stage_chain_ends_where_the_strength_sweep_does(tiny_run):
+    results, _ = tiny_run
+    features = results.features
+    np.testing.assert_array_equal(features.stages["late"], features.zc[0.8])
+    assert features.pool_size == choose_pool_size({"down_blocks.0": (32,)}, 20)
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("recomputed")
+
+
+def test_a_rerun_recomputes_nothing(tiny_run, tiny_data, monkeypatch):
+    results, cache = tiny_run
+    for target in (
+        "brainldm.diffusion.StableDiffusion.denoise",
+        "brainldm.diffusion.StableDiffusion.encode_images",
+    ):
+        monkeypatch.setattr(target, _refuse)
+    monkeypatch.setattr(VoxelwiseEncoder, "fit", _refuse)
+    monkeypatch.setattr(BandedVariancePartitioner, "fit", _refuse)
+    again = run_encoding_analyses(tiny_data, cache_dir=cache, progress=False, **FAST)
+    for name in ANALYSES:
+        key = "r" if name in ("representations", "unet_layers") else "r2_joint"
+        np.testing.assert_array_equal(again[name][key], results[name][key])
+
+
+def test_an_interrupted_analysis_resumes_from_its_saved_voxel_chunks(
+    tiny_run, tiny_data, tmp_path, monkeypatch
+):
+    _, cache = tiny_run
+    # Reuse the features of the finished run; the analysis itself starts afresh.
+    for entry in cache.iterdir():
+        if entry.name.startswith(("features-", "pca")):
+            (tmp_path / entry.name).symlink_to(entry)
+    original = BandedVariancePartitioner.fit
+    calls = []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BandedVariancePartitioner, "fit", interrupted)
+    settings = dict(FAST, analyses=["noise_levels"], cache_dir=tmp_path, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_encoding_analyses(tiny_data, **settings)
+    n_chunks = -(-tiny_data.X_test.shape[1] // FAST["chunk_size"])
+    calls.clear()
+    monkeypatch.setattr(
+        BandedVariancePartitioner,
+        "fit",
+        lambda self, *a, **k: (calls.append(1), original(self, *a, **k))[1],
+    )
+    run_encoding_analyses(tiny_data, **settings)
+    # Two chunks were saved before the interruption; only the others are fitted.
+    assert len(calls) == 2 * n_chunks - 2
+
+
+def test_changed_settings_are_not_served_from_the_cache(tiny_run, tiny_data, monkeypatch):
+    results, cache = tiny_run
+    fits = []
+    original = VoxelwiseEncoder.fit
+    monkeypatch.setattr(
+        VoxelwiseEncoder, "fit", lambda self, *a, **k: (fits.append(1), original(self, *a, **k))[1]
+    )
+    run_encoding_analyses(
+        tiny_data,
+        cache_dir=cache,
+        progress=False,
+        analyses=["representations"],
+        **{**FAST, "n_components": 10},
+    )
+    assert len(fits) == 3 * -(-tiny_data.X_test.shape[1] // FAST["chunk_size"])
+
+
+# --- What the default toy world shows: the CLI's default run, made once per test session. ---
+
+
+@pytest.fixture(scope="session")
+def default_run(toy_world, tmp_path_factory):
+    """``brainldm encode`` with its defaults on the default toy world, and its arrays.
+
+    The run lands in one folder of the session, so test_cli's timing test and these tests
+    share it: whichever comes second finds everything cached. The first records its wall time.
+    """
+    import time
+
+    from brainldm.cli import ENCODE_N_ITER, ENCODE_STEPS, ENCODE_STRENGTHS, main
+    from brainldm.datasets.nsd import load_nsd
+    from brainldm.datasets.toy import load_toy_ground_truth
+
+    out = tmp_path_factory.getbasetemp() / "encode-default"
+    if not (out / "summary.json").exists():
+        start = time.time()
+        assert main(["encode", "--nsd-root", str(toy_world), "--out", str(out)]) == 0
+        (out / "wall_seconds.txt").write_text(f"{time.time() - start:.1f}\n")
+    data = load_nsd(toy_world, 1, progress=False, cache_dir=out / "cache")
+    defaults = dict(strengths=ENCODE_STRENGTHS, steps=ENCODE_STEPS, n_iter=ENCODE_N_ITER)
+    results = run_encoding_analyses(
+        data, cache_dir=out / "cache" / "subj01", progress=False, **defaults
+    )
+    truth = load_toy_ground_truth(toy_world, 1)
+    index = {tuple(v): i for i, v in enumerate(truth.voxel_ijk)}
+    rows = np.array([index[tuple(v)] for v in data.voxel_ijk])
+    return data, results, truth, rows, out
