@@ -16,6 +16,7 @@ found there, so an interrupted run resumes where it stopped.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import pickle
@@ -30,7 +31,7 @@ import numpy as np
 from brainldm._io import atomic_savez, atomic_write
 from brainldm._validation import check_int, subject_name
 
-__all__ = ["evaluate", "main", "reconstruct"]
+__all__ = ["encode", "evaluate", "main", "reconstruct"]
 
 # Defaults of `brainldm demo`: about 3 minutes on 2 idle CPU cores (docs/reconstruction.md).
 DEMO_N_IMAGES = 100
@@ -659,6 +660,343 @@ def evaluate(
     return _json(summary)
 
 
+# Defaults of `brainldm encode`, measured on the toy world (docs/encoding_analyses.md).
+ENCODE_STRENGTHS = (0.2, 0.4, 0.6, 0.8)
+ENCODE_STEPS = 25
+ENCODE_N_ITER = 20
+# Voxels fitted together: the toy world's 4,884 in one chunk, NSD's ~15,700 nsdgeneral in two.
+ENCODE_CHUNK_SIZE = 8192
+# ROIs outlined on the brain maps and drawn in the line plots.
+_OUTLINED = ("early", "ventral", "lateral", "parietal")
+_PLOTTED = ("early", "midventral", "ventral", "lateral", "parietal", "nsdgeneral")
+
+
+def _anatomy(nsd_root, subject):
+    """NSD's anatomy in the functional space, if the folder has one (the toy world does)."""
+    path = Path(nsd_root) / f"nsddata/ppdata/{subject}/func1pt8mm/T1_to_func1pt8mm.nii.gz"
+    return path if path.exists() else None
+
+
+def _line_figure(labels, summary, xlabel, title, path):
+    """z_c's mean unique variance per ROI against strength or stage, with bootstrap SEs."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 3.6))
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    x = np.arange(len(labels))
+    for roi in (r for r in _PLOTTED if r in summary[labels[0]]):
+        mean = [summary[label][roi]["mean"]["unique_zc"] for label in labels]
+        se = [summary[label][roi]["unique_zc_se"] for label in labels]
+        ax.errorbar(x, mean, yerr=se, marker="o", capsize=3, label=roi)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("unique variance of z_c (r², mean)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    figure.set_layout_engine("constrained")
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150))
+
+
+def _layer_bars(result, title, path):
+    """Per read step, the fraction of each ROI's significant voxels that each layer wins."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3.2 * len(result.steps), 3.4))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(result.steps), squeeze=False, sharey=True)[0]
+    for ax, step in zip(axes, result.steps, strict=True):
+        rois = [r for r in _PLOTTED if r in result.summary[step]]
+        bottom = np.zeros(len(rois))
+        for layer in result.layers:
+            share = np.array(
+                [result.summary[step][r]["best_fraction"][layer] for r in rois], dtype=float
+            )
+            ax.bar(rois, np.nan_to_num(share), bottom=bottom, label=layer)
+            bottom += np.nan_to_num(share)
+        ax.set_title(f"{step} step", fontsize=10)
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+    axes[0].set_ylabel("fraction of significant voxels best predicted")
+    axes[-1].legend(fontsize=6)
+    figure.suptitle(title, fontsize=10)
+    figure.set_layout_engine("constrained")
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150))
+
+
+def _brain_figures(results, data, anatomy, folder):
+    """The maps of Figures 6-9 on slices of the subject's volume, with the ROI outlines."""
+    from brainldm.plotting import plot_brain_map
+
+    contours = {roi: data.roi_masks[roi] for roi in _OUTLINED if roi in data.roi_masks}
+    common = dict(masker=data.masker, bg_img=anatomy, contours=contours)
+    if "representations" in results:
+        result = results.representations
+        for k, space in enumerate(result.spaces):
+            plot_brain_map(
+                result.r[k],
+                significant=result.significant[k],
+                vmax=float(np.nanmax(result.r)),
+                title=f"{data.subject}: r of {space} (FDR q < 0.05)",
+                path=folder / f"fig6_r_{space}.png",
+                **common,
+            )
+    for name, number in (("noise_levels", 7), ("denoising_stages", 8)):
+        if name in results:
+            result = results[name]
+            unique = result.unique["zc"]
+            vmax = float(np.nanpercentile(np.abs(unique), 99)) or 1.0
+            for k, label in enumerate(result.labels):
+                plot_brain_map(
+                    unique[k],
+                    significant=result.significant[k],
+                    vmax=vmax,
+                    title=f"{data.subject}: unique variance of z_c, {label}",
+                    path=folder / f"fig{number}_unique_zc_{label}.png",
+                    **common,
+                )
+    if "unet_layers" in results:
+        result = results.unet_layers
+        for i, step in enumerate(result.steps):
+            best = np.where(result.best_layer[i] >= 0, result.best_layer[i] + 1.0, np.nan)
+            plot_brain_map(
+                best,
+                cmap="tab10",
+                vmin=0.5,
+                vmax=10.5,
+                threshold=0.5,
+                title=f"{data.subject}: best layer, {step} step (1-{len(result.layers)}: "
+                f"{', '.join(result.layers)})",
+                path=folder / f"fig9_best_layer_{step}.png",
+                **common,
+            )
+
+
+@contextlib.contextmanager
+def _torch_threads(n):
+    """torch's intra-op threads set to ``n`` (None: unchanged) for the block."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _encode_subject(nsd_root, subject, model, out, settings):
+    """One subject's four analyses: maps, figures and its part of the summary."""
+    from threadpoolctl import threadpool_limits
+
+    from brainldm.datasets.nsd import load_nsd
+    from brainldm.encoding import run_encoding_analyses
+    from brainldm.maps import save_maps
+
+    progress = settings["progress"]
+    analysis_settings = {k: v for k, v in settings.items() if k not in ("analyses", "threads")}
+    with threadpool_limits(settings["threads"]), _torch_threads(settings["threads"]):
+        data = load_nsd(nsd_root, subject, progress=progress, cache_dir=out / "cache")
+        results = run_encoding_analyses(
+            data,
+            model,
+            settings["analyses"],
+            cache_dir=out / "cache" / data.subject,
+            **analysis_settings,
+        )
+    folder = out / data.subject
+    for name in settings["analyses"]:
+        save_maps(results[name].map_values, data.masker, folder / "maps" / name)
+    figures = folder / "figures"
+    _brain_figures(results, data, _anatomy(nsd_root, data.subject), figures)
+    if "noise_levels" in results:
+        result = results.noise_levels
+        _line_figure(
+            list(result.labels),
+            result.summary,
+            "img2img strength",
+            f"{data.subject}: z_c's unique variance against noise level",
+            figures / "fig7_unique_zc_by_strength.png",
+        )
+    if "denoising_stages" in results:
+        result = results.denoising_stages
+        _line_figure(
+            list(result.labels),
+            result.summary,
+            f"step of the strength-{results.features.stage_strength} chain",
+            f"{data.subject}: z_c's unique variance along the denoising",
+            figures / "fig8_unique_zc_by_stage.png",
+        )
+    if "unet_layers" in results:
+        _layer_bars(
+            results.unet_layers,
+            f"{data.subject}: best U-Net layer per ROI",
+            figures / "fig9_best_layer_by_roi.png",
+        )
+    summary = {name: results[name].summary for name in settings["analyses"]}
+    summary["pool_size"] = results.features.pool_size
+    summary["layers"] = list(results.features.layer_names)
+    summary["seconds"] = results.seconds
+    return data.subject, summary
+
+
+def _dask_client(dask):
+    """A dask.distributed client: ``dask`` local worker processes, or a scheduler's address."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as error:
+        raise RuntimeError(
+            "--dask needs dask.distributed: pip install 'brainldm[distributed]'"
+        ) from error
+    if str(dask).isdigit():
+        cluster = LocalCluster(n_workers=int(dask), threads_per_worker=1, processes=True)
+        return Client(cluster)
+    return Client(str(dask))
+
+
+def encode(
+    nsd_root,
+    subjects,
+    model,
+    out,
+    *,
+    analyses=None,
+    strengths=ENCODE_STRENGTHS,
+    steps=ENCODE_STEPS,
+    stage_strength=0.8,
+    layers=None,
+    pool_size="auto",
+    n_components=6400,
+    n_iter=ENCODE_N_ITER,
+    chunk_size=ENCODE_CHUNK_SIZE,
+    guidance=5.0,
+    seed=42,
+    batch_size=16,
+    device=None,
+    threads=1,
+    dask=None,
+    progress=True,
+    log=print,
+):
+    """Run the paper's four encoding analyses on NSD subjects; write maps, figures and a summary.
+
+    For each subject, :func:`brainldm.encoding.run_encoding_analyses`: (i)
+    encoders from ``z``, ``c`` and ``z_c``; (ii) ``z_c``'s unique variance in a
+    ``[z, z_c]`` banded ridge against img2img strength; (iii) the same along
+    the steps of the ``stage_strength`` chain; (iv) the best U-Net layer per
+    voxel at the early, middle and late steps. Every setting is checked
+    before any work.
+
+    Writes under ``out``: ``SUBJ/maps/ANALYSIS/*.nii.gz`` (every per-voxel
+    map, float32 in the subject's functional space), ``SUBJ/figures/``
+    (``fig6_r_*.png``, ``fig7_unique_zc_*.png``,
+    ``fig7_unique_zc_by_strength.png``, ``fig8_*``, ``fig9_best_layer_*.png``
+    and ``fig9_best_layer_by_roi.png``, mirroring the paper's Figures 6-9)
+    and ``summary.json`` (settings, wall seconds per analysis, and per
+    subject, analysis and ROI the paired comparisons of
+    :func:`brainldm.encoding.summarize_paired`). Features, PCA scores, voxel
+    chunks and finished analyses are cached under ``out/cache``, so an
+    interrupted run resumes and a finished one recomputes nothing.
+
+    Parameters
+    ----------
+    nsd_root : str, path-like or None
+        Folder in NSD's layout (the real NSD or a toy world); None makes the
+        default toy world under ``out/toy_nsd`` (after the settings are checked).
+    subjects : int, str or sequence of them
+        Subjects, e.g. ``["subj01", "subj02"]``.
+    model : str, path-like or StableDiffusion
+        ``"toy"``, a hub id such as ``CompVis/stable-diffusion-v1-4`` or a folder.
+    out : str or path-like
+        Output folder.
+    analyses : sequence of str, default=None
+        Among :data:`brainldm.encoding.ANALYSES`; None runs all four.
+    strengths, steps, stage_strength, layers, pool_size, n_components, n_iter, chunk_size, guidance, seed, batch_size, device
+        As in :func:`brainldm.encoding.run_encoding_analyses`; the defaults
+        (4 strengths, 25 steps, ``n_iter=20``) were measured on the toy world.
+    threads : int or None, default=1
+        Threads of torch and of the BLAS libraries during each subject's
+        run (None: their defaults). One is the default because on a 2-core
+        machine shared with other work, two threads spin against each other:
+        measured with other jobs running, a toy denoising pass took 53 s with
+        two torch threads and 3.1 s with one, and a banded ridge fit 34 s
+        with two OpenBLAS threads and 0.9 s with one. On a machine of your
+        own, give its cores.
+    dask : int or str, default=None
+        Run one subject per dask worker: a number of local worker processes,
+        or the address of a running scheduler (e.g. a dask-jobqueue cluster's).
+    progress : bool, default=True
+        Show progress bars (not on dask workers).
+    log : callable, default=print
+        Receives progress messages.
+
+    Returns
+    -------
+    summary : dict
+        What ``summary.json`` holds.
+    """
+    from brainldm.encoding import ANALYSES, check_encoding_settings
+
+    out = Path(out)
+    subjects = [
+        subject_name(s) for s in ([subjects] if isinstance(subjects, (str, int)) else subjects)
+    ]
+    settings = dict(
+        analyses=check_encoding_settings(
+            model,
+            ANALYSES if analyses is None else analyses,
+            strengths=strengths,
+            steps=steps,
+            stage_strength=stage_strength,
+            layers=layers,
+            pool_size=pool_size,
+        ),
+        strengths=tuple(strengths),
+        steps=steps,
+        stage_strength=stage_strength,
+        layers=layers,
+        pool_size=pool_size,
+        n_components=n_components,
+        n_iter=n_iter,
+        chunk_size=chunk_size,
+        guidance=guidance,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+        progress=progress,
+    )
+    if nsd_root is None:
+        from brainldm.datasets.toy import make_toy_nsd
+
+        nsd_root = make_toy_nsd(out / "toy_nsd", progress=progress)
+    started = time.time()
+    if dask is None:
+        results = [_encode_subject(nsd_root, s, model, out, settings) for s in subjects]
+    else:
+        with _dask_client(dask) as client:
+            log(f"dask: {len(subjects)} subjects on {client}")
+            remote = dict(settings, progress=False)
+            futures = [
+                client.submit(_encode_subject, nsd_root, s, model, out, remote, pure=False)
+                for s in subjects
+            ]
+            results = client.gather(futures)
+    summary = {
+        "settings": dict(settings, model=str(model), nsd_root=str(nsd_root), dask=dask),
+        "seconds": time.time() - started,
+        "subjects": dict(results),
+    }
+    _write_json(out / "summary.json", summary)
+    for subject, part in summary["subjects"].items():
+        seconds = ", ".join(f"{k} {v:.0f} s" for k, v in part["seconds"].items())
+        log(f"{subject}: {seconds}")
+    log(f"wrote {out / 'summary.json'} and the maps and figures under {out}")
+    return summary
+
+
 def _count(value):
     """``--n-images``: a count of at least 2, or ``all`` (None)."""
     if value == "all":
@@ -686,6 +1024,79 @@ def _subjects(value):
 
 def _names(value):
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _encode_parser(commands):
+    """The options of ``brainldm encode``."""
+    enc = commands.add_parser("encode", help="the paper's four encoding analyses (Figures 6-9)")
+    enc.add_argument(
+        "--nsd-root", default=None, help="NSD folder (default: the toy world, made under --out)"
+    )
+    enc.add_argument("--model", default="toy", help='"toy", a hub id or a local SD folder')
+    enc.add_argument("--out", default="brainldm-encode", help="output folder")
+    enc.add_argument(
+        "--subjects",
+        "--subject",
+        type=_subjects,
+        default=["subj01"],
+        help="e.g. subj01, 1,2 or all (subj01, subj02, subj05, subj07)",
+    )
+    enc.add_argument(
+        "--analyses",
+        type=_names,
+        default=None,
+        help="comma-separated among representations, noise_levels, denoising_stages, "
+        "unet_layers (default: all four)",
+    )
+    enc.add_argument(
+        "--strengths",
+        type=lambda v: [float(x) for x in _names(v)],
+        default=list(ENCODE_STRENGTHS),
+        help="img2img strengths (default: 0.2,0.4,0.6,0.8)",
+    )
+    enc.add_argument(
+        "--steps", type=int, default=ENCODE_STEPS, help="DDIM steps (default: %(default)s)"
+    )
+    enc.add_argument("--stage-strength", type=float, default=0.8, help="chain read at its steps")
+    enc.add_argument(
+        "--layers",
+        type=_names,
+        default=None,
+        help="U-Net modules, e.g. down_blocks.0,mid_block (default: the model's five)",
+    )
+    enc.add_argument(
+        "--pool-size",
+        default="auto",
+        type=lambda v: v if v == "auto" else int(v),
+        help="pooling grid of the U-Net activations (default: auto, keeping n-components values)",
+    )
+    enc.add_argument("--n-components", type=int, default=6400, help="PCA size (default: 6400)")
+    enc.add_argument(
+        "--n-iter",
+        type=int,
+        default=ENCODE_N_ITER,
+        help="banded ridge's random-search iterations (default: %(default)s)",
+    )
+    enc.add_argument(
+        "--chunk-size",
+        type=int,
+        default=ENCODE_CHUNK_SIZE,
+        help="voxels fitted (and saved) together (default: %(default)s)",
+    )
+    enc.add_argument("--seed", type=int, default=42, help="seed of the img2img noise")
+    enc.add_argument("--batch-size", type=int, default=16, help="images denoised at once")
+    enc.add_argument("--device", default=None, help="e.g. cuda; default: cpu")
+    enc.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch and BLAS threads (default: 1, robust on a shared 2-core machine)",
+    )
+    enc.add_argument(
+        "--dask",
+        default=None,
+        help="one subject per dask worker: a number of local workers or a scheduler address",
+    )
 
 
 def _parser():
@@ -767,6 +1178,8 @@ def _parser():
     ev.add_argument("--protocol", choices=(*_PROTOCOLS, "both"), default="both")
     ev.add_argument("--out", default=None, help="output folder (default: next to the input)")
     scoring_options(ev)
+
+    _encode_parser(commands)
     return parser
 
 
@@ -780,6 +1193,27 @@ def main(argv=None):
             from brainldm.datasets.toy import make_toy_nsd
 
             print(make_toy_nsd(args.root, seed=args.seed))
+        elif args.command == "encode":
+            encode(
+                args.nsd_root,
+                args.subjects,
+                args.model,
+                args.out,
+                analyses=args.analyses,
+                strengths=args.strengths,
+                steps=args.steps,
+                stage_strength=args.stage_strength,
+                layers=args.layers,
+                pool_size=args.pool_size,
+                n_components=args.n_components,
+                n_iter=args.n_iter,
+                chunk_size=args.chunk_size,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                device=args.device,
+                threads=args.threads,
+                dask=args.dask,
+            )
         elif args.command == "evaluate":
             protocols = _PROTOCOLS if args.protocol == "both" else (args.protocol,)
             evaluate(

@@ -338,8 +338,7 @@ def encode_world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def encode_run(encode_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("encode")
-    with pytest.warns(UserWarning, match="n_components"):
-        code = main(["encode", "--nsd-root", str(encode_world), "--out", str(out), *ENCODE_TINY])
+    code = main(["encode", "--nsd-root", str(encode_world), "--out", str(out), *ENCODE_TINY])
     assert code == 0
     return encode_world, out
 
