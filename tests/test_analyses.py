@@ -236,6 +236,20 @@ def test_changed_settings_are_not_served_from_the_cache(tiny_run, tiny_data, mon
     assert len(fits) == 3 * -(-tiny_data.X_test.shape[1] // FAST["chunk_size"])
 
 
+def test_the_random_search_iterations_reach_the_partitioner(tiny_data, tmp_path, monkeypatch):
+    seen = []
+    original = BandedVariancePartitioner.fit
+
+    def record(self, *args, **kwargs):
+        seen.append(self.n_iter)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BandedVariancePartitioner, "fit", record)
+    settings = dict(FAST, analyses=["denoising_stages"], n_iter=2, read_steps=["late"])
+    run_encoding_analyses(tiny_data, cache_dir=tmp_path, progress=False, **settings)
+    assert seen and set(seen) == {2}
+
+
 # --- What the default toy world shows: the CLI's default run, made once per test session. ---
 
 

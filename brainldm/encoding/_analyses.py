@@ -466,7 +466,14 @@ def _analysis_folder(settings, name, *parts):
 def _reduced(features, space, settings, array=None):
     """PCA scores of one feature space, cached, with the train and test rows."""
     array = getattr(features, space) if array is None else array
-    folder = _analysis_folder(settings, "pca", features.key, space)
+    # Named by what the scores depend on alone, so every analysis shares them.
+    folder = (
+        None
+        if settings["cache_dir"] is None
+        else Path(settings["cache_dir"])
+        / "pca"
+        / _digest(settings["n_components"], features.key, space)
+    )
     path = None if folder is None else folder / "scores.npz"
     rows_fit = np.unique(features.rows_train)
     scores = _cached(
@@ -1207,7 +1214,9 @@ def run_encoding_analyses(
     for name in analyses:
         started = time.perf_counter()
         extra = (
-            {"solver_params": solver_params} if name in ("noise_levels", "denoising_stages") else {}
+            {"n_iter": n_iter, "solver_params": solver_params}
+            if name in ("noise_levels", "denoising_stages")
+            else {}
         )
         results[name] = functions[name](data, features, **common, **extra)
         results.seconds[name] = time.perf_counter() - started
