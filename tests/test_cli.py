@@ -370,6 +370,7 @@ def test_encode_writes_maps_figures_and_a_summary(encode_run):
     ventral = subject["noise_levels"]["0.80"]["ventral"]
     assert {"unique_zc_se", "comparisons", "mean", "median"} <= set(ventral)
     assert summary["settings"]["strengths"] == [0.4, 0.8]
+    assert summary["settings"]["average_train"] is True
 
 
 ANALYSES_ORDER = ("representations", "noise_levels", "denoising_stages", "unet_layers")
@@ -419,3 +420,20 @@ def test_encode_runs_one_subject_per_dask_worker(encode_run, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["subjects"]) == {"subj01", "subj02"}
     assert (tmp_path / "subj02" / "maps" / "representations" / "r_c.nii.gz").exists()
+
+
+def test_encode_fits_single_trials_on_request(encode_run, tmp_path):
+    import nibabel as nib
+
+    world, averaged = encode_run
+    args = ["encode", "--nsd-root", str(world), "--out", str(tmp_path), *ENCODE_TINY]
+    assert main([*args, "--analyses", "representations", "--single-trials"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["settings"]["average_train"] is False
+    maps = [out / "subj01" / "maps" / "representations" / "r_z.nii.gz" for out in (averaged, tmp_path)]
+    single, mean = (np.asarray(nib.load(path).dataobj) for path in maps)
+    inside = np.isfinite(mean)
+    assert np.array_equal(inside, np.isfinite(single))
+    # Other rows, other fits: the maps differ, though both find the same early-voxel signal.
+    assert not np.allclose(single[inside], mean[inside])
+    assert np.corrcoef(single[inside], mean[inside])[0, 1] > 0.5
