@@ -17,6 +17,7 @@ from brainldm.ridge import BaseRidgeCV
 
 __all__ = ["LatentDecoder", "TextDecoder", "reshape_targets"]
 
+
 def reshape_targets(Y, shape):
     """Reshape flat targets ``(n_samples, prod(shape))`` to ``(n_samples, *shape)``.
 

@@ -430,7 +430,9 @@ def test_encode_fits_single_trials_on_request(encode_run, tmp_path):
     assert main([*args, "--analyses", "representations", "--single-trials"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["settings"]["average_train"] is False
-    maps = [out / "subj01" / "maps" / "representations" / "r_z.nii.gz" for out in (averaged, tmp_path)]
+    maps = [
+        out / "subj01" / "maps" / "representations" / "r_z.nii.gz" for out in (averaged, tmp_path)
+    ]
     single, mean = (np.asarray(nib.load(path).dataobj) for path in maps)
     inside = np.isfinite(mean)
     assert np.array_equal(inside, np.isfinite(single))
