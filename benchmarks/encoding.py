@@ -18,7 +18,9 @@ It prints, in one run:
    bands against calling himalaya's ``GroupRidgeCV`` directly for the same three fits (the
    joint model and each band alone) on the same z-scored bands, folds, alphas and band
    weightings, after checking that they give the same weights (the target is < 10% overhead),
-   and the time of ``partition`` on held-out data.
+   and the time of ``partition`` on held-out data;
+5. ``encode``: the wall time of ``brainldm encode`` with its defaults on the default toy
+   world (made first, not timed), by analysis (the target is under 20 minutes in all).
 """
 
 import argparse
@@ -285,10 +287,25 @@ def _partition(n_samples, n_features, n_voxels, n_iter):
     )
 
 
+def _encode(folder):
+    from brainldm.cli import encode
+    from brainldm.datasets.toy import make_toy_nsd
+
+    root = make_toy_nsd(Path(folder) / "toy_nsd", progress=False)
+    begin = time.perf_counter()
+    summary = encode(root, ["subj01"], "toy", Path(folder) / "out", progress=False, log=print)
+    total = time.perf_counter() - begin
+    seconds = summary["subjects"]["subj01"]["seconds"]
+    parts = ", ".join(f"{name} {value:.0f} s" for name, value in seconds.items())
+    print(f"encode: the default toy world, subj01, defaults: {total:.0f} s in all ({parts})")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--part", choices=["baseline", "whole-brain", "dask", "partition"], action="append"
+        "--part",
+        choices=["baseline", "whole-brain", "dask", "partition", "encode"],
+        action="append",
     )
     parser.add_argument(
         "--baseline-size",
@@ -328,7 +345,7 @@ def main(argv=None):
     )
     parser.add_argument("--tmp", default=None, help="folder for the memory-mapped Y")
     args = parser.parse_args(argv)
-    parts = args.part or ["baseline", "whole-brain", "dask", "partition"]
+    parts = args.part or ["baseline", "whole-brain", "dask", "partition", "encode"]
     if "baseline" in parts:
         _baseline(*args.baseline_size)
     if "whole-brain" in parts:
@@ -338,6 +355,9 @@ def main(argv=None):
         _dask(*args.dask_size)
     if "partition" in parts:
         _partition(*args.partition_size)
+    if "encode" in parts:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
+            _encode(folder)
 
 
 if __name__ == "__main__":
