@@ -1,0 +1,83 @@
+"""What each feature space of the encoding analyses carries of how the toy brain was made.
+
+Reads the features of a finished ``brainldm encode`` run on a toy world (its cache) and the
+world's ground truth (:func:`~brainldm.datasets.toy.load_toy_ground_truth`), fits ridge
+regressions (scikit-learn's ``RidgeCV``, an alpha per target, on 500 principal components
+of the z-scored features fitted on the training images) from z, c and each strength's z_c
+to the generating features (low-level and semantic) and to the noise-free signal of the
+early and ventral voxels, and prints the median test R2 of each. It tells which results of
+the paper the toy world can show (docs/encoding_analyses.md).
+
+Run ``brainldm encode --nsd-root toy_nsd --out toy-encode`` first, then
+``python benchmarks/encoding_truth.py toy_nsd toy-encode``.
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.linear_model import RidgeCV
+from sklearn.preprocessing import StandardScaler
+
+
+def test_r2(space, targets, train, test, n_components=500):
+    """Median-ready R2 per target of a ridge from ``space`` fitted on ``train`` rows."""
+    scaler = StandardScaler().fit(space[train])
+    X = scaler.transform(space)
+    X = PCA(min(n_components, X.shape[1], len(train)), random_state=0).fit(X[train]).transform(X)
+    model = RidgeCV(alphas=np.logspace(-1, 6, 15), alpha_per_target=True)
+    prediction = model.fit(X[train], targets[train]).predict(X[test])
+    y = targets[test]
+    return 1 - ((y - prediction) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("nsd_root", help="a toy world")
+    parser.add_argument("encode_out", help="--out of a finished brainldm encode run")
+    parser.add_argument("--subject", default="subj01")
+    args = parser.parse_args(argv)
+
+    from brainldm.cli import ENCODE_STEPS, ENCODE_STRENGTHS
+    from brainldm.datasets.nsd import load_nsd
+    from brainldm.datasets.toy import load_toy_ground_truth
+    from brainldm.encoding import encoding_features
+
+    out = Path(args.encode_out)
+    data = load_nsd(
+        args.nsd_root, args.subject, average_train=True, progress=False, cache_dir=out / "cache"
+    )
+    features = encoding_features(
+        data,
+        strengths=ENCODE_STRENGTHS,
+        steps=ENCODE_STEPS,
+        cache_dir=out / "cache" / data.subject,
+        progress=False,
+    )
+    truth = load_toy_ground_truth(args.nsd_root, args.subject)
+    index = {tuple(v): i for i, v in enumerate(truth.voxel_ijk)}
+    rows = np.array([index[tuple(v)] for v in data.voxel_ijk])
+    generating = truth.features[features.images]
+    signal = generating @ truth.weights[rows].T
+    train, test = np.unique(features.rows_train), np.unique(features.rows_test)
+    spaces = {"z": features.z, "c": features.c}
+    spaces.update({f"z_c {s:.1f}": features.zc[s] for s in features.strengths})
+    targets = {
+        f"{group} features ({(truth.feature_groups == group).sum()})": generating[
+            :, truth.feature_groups == group
+        ]
+        for group in ("low_level", "semantic")
+    }
+    for roi in ("early", "ventral"):
+        mask = data.roi_masks[roi]
+        targets[f"{roi} voxels' signal ({mask.sum()})"] = signal[:, mask]
+    print(f"{data.subject}: median test R2 ({len(train)} training, {len(test)} test images)")
+    print(f"{'from':>10} " + " ".join(f"{name:>28}" for name in targets))
+    for name, space in spaces.items():
+        values = [np.median(test_r2(space, y, train, test)) for y in targets.values()]
+        print(f"{name:>10} " + " ".join(f"{v:28.3f}" for v in values), flush=True)
+
+
+if __name__ == "__main__":
+    main()

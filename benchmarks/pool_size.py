@@ -1,0 +1,99 @@
+"""How the pooling grid of the U-Net layer analysis changes what the layers explain.
+
+Reads the features of a finished ``brainldm encode`` run (its cache), block-averages
+each layer's activations, pooled to ``p`` x ``p`` by the run, to every coarser grid
+that divides ``p``, fits a :class:`~brainldm.encoding.VoxelwiseEncoder` per grid on
+the training images and prints the median held-out r per ROI, at each read step.
+
+Run ``brainldm encode --nsd-root toy_nsd --out toy-encode`` first, then
+``python benchmarks/pool_size.py toy_nsd toy-encode``.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+
+def coarser(activations, channels, pool, grid):
+    """(n, channels * pool**2) activations averaged to (n, channels * grid**2)."""
+    block = pool // grid
+    shaped = activations.reshape(len(activations), channels, grid, block, grid, block)
+    return shaped.mean(axis=(3, 5)).reshape(len(activations), -1)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("nsd_root")
+    parser.add_argument("encode_out", help="--out of a finished brainldm encode run")
+    parser.add_argument("--subject", default="subj01")
+    parser.add_argument("--steps", nargs="+", default=["early", "late"])
+    parser.add_argument("--rois", nargs="+", default=["early", "ventral"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    from brainldm.cli import ENCODE_STEPS, ENCODE_STRENGTHS
+    from brainldm.datasets.nsd import load_nsd
+    from brainldm.encoding import VoxelwiseEncoder, encoding_features
+    from brainldm.features import load_ldm
+
+    out = Path(args.encode_out)
+    with threadpool_limits(args.threads):
+        data = load_nsd(
+            args.nsd_root, args.subject, average_train=True, progress=False, cache_dir=out / "cache"
+        )
+        sd = load_ldm("toy")
+        features = encoding_features(
+            data,
+            sd,
+            strengths=ENCODE_STRENGTHS,
+            steps=ENCODE_STEPS,
+            cache_dir=out / "cache" / data.subject,
+            progress=False,
+        )
+        pool = features.pool_size
+        shapes = sd.unet_output_shapes(features.layer_names, 1)
+        grids = [g for g in range(pool, 0, -1) if pool % g == 0]
+        print(
+            f"{data.subject}: {len(data.images_train)} training images, {len(data.images_test)} "
+            f"test images; the run pooled to {pool} x {pool}; median held-out r per ROI "
+            f"({', '.join(f'{r} {int(data.roi_masks[r].sum())} voxels' for r in args.rois)})"
+        )
+        print(
+            f"{'step':>7} {'layer':>14} {'grid':>5} {'values':>7} "
+            + " ".join(f"{roi:>9}" for roi in args.rois)
+        )
+        columns = np.flatnonzero(np.any([data.roi_masks[r] for r in args.rois], axis=0))
+        for step in args.steps:
+            for layer in features.layer_names:
+                channels = shapes[layer][0]
+                full = features.layers[layer, step]
+                for grid in grids:
+                    X = coarser(full, channels, pool, grid)
+                    start = time.perf_counter()
+                    encoder = VoxelwiseEncoder(n_components=min(X.shape[1], 6400))
+                    encoder.fit(
+                        X[features.rows_train],
+                        data.X_train[:, columns],
+                        groups=data.images_train,
+                    )
+                    r = np.full(data.X_test.shape[1], np.nan)
+                    r[columns] = encoder.score_voxels(
+                        X[features.rows_test], data.X_test[:, columns]
+                    )
+                    medians = [np.nanmedian(r[data.roi_masks[roi]]) for roi in args.rois]
+                    print(
+                        f"{step:>7} {layer:>14} {grid:>5} {X.shape[1]:>7} "
+                        + " ".join(f"{m:9.3f}" for m in medians)
+                        + f"   ({time.perf_counter() - start:.1f} s)",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    import warnings
+
+    warnings.filterwarnings("ignore", message="n_components")
+    main()
