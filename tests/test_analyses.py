@@ -4,6 +4,7 @@ what the default toy world shows (slow tests, reading the outputs of the CLI's d
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.utils import Bunch
 
 from brainldm.encoding import (
     ANALYSES,
@@ -233,6 +234,38 @@ def test_changed_settings_are_not_served_from_the_cache(tiny_run, tiny_data, mon
         **{**FAST, "n_components": 10},
     )
     assert len(fits) == 3 * -(-tiny_data.X_test.shape[1] // FAST["chunk_size"])
+
+
+def test_another_split_of_the_same_images_refits_the_pca(tiny_run, tiny_data, monkeypatch):
+    import brainldm.encoding._analyses as analyses
+
+    _, cache = tiny_run
+    # Five training images move to the test set: the same images, so the same features.
+    moved = np.unique(tiny_data.images_train)[:5]
+    kept = ~np.isin(tiny_data.images_train, moved)
+    extra = np.stack([tiny_data.X_train[tiny_data.images_train == i].mean(0) for i in moved])
+    split = Bunch(**tiny_data)
+    split.update(
+        X_train=tiny_data.X_train[kept],
+        images_train=tiny_data.images_train[kept],
+        X_test=np.vstack([tiny_data.X_test, extra]),
+        images_test=np.concatenate([tiny_data.images_test, moved]),
+    )
+    fitted = []
+    original = analyses.fit_reduction
+    monkeypatch.setattr(
+        analyses, "fit_reduction", lambda X, **k: (fitted.append(len(X)), original(X, **k))[1]
+    )
+    for target in (
+        "brainldm.diffusion.StableDiffusion.denoise",
+        "brainldm.diffusion.StableDiffusion.encode_images",
+    ):
+        monkeypatch.setattr(target, _refuse)
+    run_encoding_analyses(split, cache_dir=cache, progress=False, **FAST)
+    # The features are reused; each space's PCA is fitted again, on the other training images
+    # (z, c and z_c of the representations at least).
+    assert len(fitted) >= 3
+    assert set(fitted) == {len(np.unique(split.images_train))}
 
 
 def test_the_random_search_iterations_reach_the_partitioner(tiny_data, tmp_path, monkeypatch):

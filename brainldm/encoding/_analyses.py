@@ -466,16 +466,17 @@ def _analysis_folder(settings, name, *parts):
 def _reduced(features, space, settings, array=None):
     """PCA scores of one feature space, cached, with the train and test rows."""
     array = getattr(features, space) if array is None else array
-    # Named by what the scores depend on alone, so every analysis shares them.
+    rows_fit = np.unique(features.rows_train)
+    # Named by what the scores depend on alone (the features, the training images the PCA
+    # is fitted on, its size), so every analysis shares them.
     folder = (
         None
         if settings["cache_dir"] is None
         else Path(settings["cache_dir"])
         / "pca"
-        / _digest(settings["n_components"], features.key, space)
+        / _digest(settings["n_components"], features.key, space, rows_fit)
     )
     path = None if folder is None else folder / "scores.npz"
-    rows_fit = np.unique(features.rows_train)
     scores = _cached(
         path,
         lambda: {
