@@ -289,8 +289,8 @@ def test_the_random_search_iterations_reach_the_partitioner(tiny_data, tmp_path,
 def default_run(toy_world, tmp_path_factory):
     """``brainldm encode`` with its defaults on the default toy world, and its arrays.
 
-    The run lands in one folder of the session, so test_cli's timing test and these tests
-    share it: whichever comes second finds everything cached. The first records its wall time.
+    The run is made once per test session, in one folder, and its wall time recorded there;
+    the tests read the arrays back from its cache, recomputing nothing.
     """
     import time
 
@@ -302,7 +302,6 @@ def default_run(toy_world, tmp_path_factory):
         main,
     )
     from brainldm.datasets.nsd import load_nsd
-    from brainldm.datasets.toy import load_toy_ground_truth
 
     out = tmp_path_factory.getbasetemp() / "encode-default"
     if not (out / "summary.json").exists():
@@ -319,10 +318,7 @@ def default_run(toy_world, tmp_path_factory):
     results = run_encoding_analyses(
         data, cache_dir=out / "cache" / "subj01", progress=False, **defaults
     )
-    truth = load_toy_ground_truth(toy_world, 1)
-    index = {tuple(v): i for i, v in enumerate(truth.voxel_ijk)}
-    rows = np.array([index[tuple(v)] for v in data.voxel_ijk])
-    return data, results, truth, rows, out
+    return data, results, out
 
 
 def _paired(summary, roi, pair):
@@ -437,7 +433,7 @@ def second_seed(default_run):
 
     from brainldm.cli import ENCODE_CHUNK_SIZE, ENCODE_N_ITER, ENCODE_STEPS
 
-    data, results, truth, rows, out = default_run
+    data, results, out = default_run
     # One thread, as the CLI: on a shared 2-core machine two threads spin against each other.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

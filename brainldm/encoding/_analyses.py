@@ -456,11 +456,16 @@ def _encoder_r(data, reduced, settings):
     return fit_chunk
 
 
-def _analysis_folder(settings, name, *parts):
+def _cache_folder(settings, name, *parts):
+    """``cache_dir/name/<hash of parts>``, or None without a cache."""
     if settings["cache_dir"] is None:
         return None
+    return Path(settings["cache_dir"]) / name / _digest(*parts)
+
+
+def _analysis_folder(settings, name, *parts):
     keep = {k: settings.get(k) for k in ("n_components", "chunk_size", "solver_params", "n_iter")}
-    return Path(settings["cache_dir"]) / name / _digest(keep, settings["data_key"], *parts)
+    return _cache_folder(settings, name, keep, settings["data_key"], *parts)
 
 
 def _reduced(features, space, settings, array=None):
@@ -469,13 +474,7 @@ def _reduced(features, space, settings, array=None):
     rows_fit = np.unique(features.rows_train)
     # Named by what the scores depend on alone (the features, the training images the PCA
     # is fitted on, its size), so every analysis shares them.
-    folder = (
-        None
-        if settings["cache_dir"] is None
-        else Path(settings["cache_dir"])
-        / "pca"
-        / _digest(settings["n_components"], features.key, space, rows_fit)
-    )
+    folder = _cache_folder(settings, "pca", settings["n_components"], features.key, space, rows_fit)
     path = None if folder is None else folder / "scores.npz"
     scores = _cached(
         path,
