@@ -13,7 +13,6 @@ Run ``brainldm encode --nsd-root toy_nsd --out toy-encode`` first, then
 """
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -21,8 +20,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 
 
-def test_r2(space, targets, train, test, n_components=500):
-    """Median-ready R2 per target of a ridge from ``space`` fitted on ``train`` rows."""
+def held_out_r2(space, targets, train, test, n_components=500):
+    """R2 on the ``test`` rows, per target, of a ridge from ``space`` fitted on ``train``."""
     scaler = StandardScaler().fit(space[train])
     X = scaler.transform(space)
     X = PCA(min(n_components, X.shape[1], len(train)), random_state=0).fit(X[train]).transform(X)
@@ -39,22 +38,11 @@ def main(argv=None):
     parser.add_argument("--subject", default="subj01")
     args = parser.parse_args(argv)
 
-    from brainldm.cli import ENCODE_STEPS, ENCODE_STRENGTHS
-    from brainldm.datasets.nsd import load_nsd
-    from brainldm.datasets.toy import load_toy_ground_truth
-    from brainldm.encoding import encoding_features
+    from encode_run import load_run
 
-    out = Path(args.encode_out)
-    data = load_nsd(
-        args.nsd_root, args.subject, average_train=True, progress=False, cache_dir=out / "cache"
-    )
-    features = encoding_features(
-        data,
-        strengths=ENCODE_STRENGTHS,
-        steps=ENCODE_STEPS,
-        cache_dir=out / "cache" / data.subject,
-        progress=False,
-    )
+    from brainldm.datasets.toy import load_toy_ground_truth
+
+    data, features = load_run(args.nsd_root, args.encode_out, args.subject)
     truth = load_toy_ground_truth(args.nsd_root, args.subject)
     index = {tuple(v): i for i, v in enumerate(truth.voxel_ijk)}
     rows = np.array([index[tuple(v)] for v in data.voxel_ijk])
@@ -75,7 +63,7 @@ def main(argv=None):
     print(f"{data.subject}: median test R2 ({len(train)} training, {len(test)} test images)")
     print(f"{'from':>10} " + " ".join(f"{name:>28}" for name in targets))
     for name, space in spaces.items():
-        values = [np.median(test_r2(space, y, train, test)) for y in targets.values()]
+        values = [np.median(held_out_r2(space, y, train, test)) for y in targets.values()]
         print(f"{name:>10} " + " ".join(f"{v:28.3f}" for v in values), flush=True)
 
 

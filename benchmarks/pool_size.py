@@ -11,7 +11,6 @@ Run ``brainldm encode --nsd-root toy_nsd --out toy-encode`` first, then
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -34,25 +33,14 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
-    from brainldm.cli import ENCODE_STEPS, ENCODE_STRENGTHS
-    from brainldm.datasets.nsd import load_nsd
-    from brainldm.encoding import VoxelwiseEncoder, encoding_features
+    from encode_run import load_run
+
+    from brainldm.encoding import VoxelwiseEncoder
     from brainldm.features import load_ldm
 
-    out = Path(args.encode_out)
     with threadpool_limits(args.threads):
-        data = load_nsd(
-            args.nsd_root, args.subject, average_train=True, progress=False, cache_dir=out / "cache"
-        )
         sd = load_ldm("toy")
-        features = encoding_features(
-            data,
-            sd,
-            strengths=ENCODE_STRENGTHS,
-            steps=ENCODE_STEPS,
-            cache_dir=out / "cache" / data.subject,
-            progress=False,
-        )
+        data, features = load_run(args.nsd_root, args.encode_out, args.subject, sd)
         pool = features.pool_size
         shapes = sd.unet_output_shapes(features.layer_names, 1)
         grids = [g for g in range(pool, 0, -1) if pool % g == 0]
