@@ -73,3 +73,31 @@ def test_fingerprint_changes_with_seed():
     assert scenes.stimulus_fingerprint(seed=0, n_images=4) != scenes.stimulus_fingerprint(
         seed=1, n_images=4
     )
+
+
+def test_captions_name_the_background_kind_and_seldom_its_colour(stim):
+    a = stim.attributes
+    named = []
+    for i, captions in enumerate(stim.captions):
+        kind = scenes.BACKGROUND_KINDS[a.background_kind[i]]
+        colour = scenes.BACKGROUND_COLOURS[a.background_colour[i]]
+        for caption in captions:
+            assert kind in caption.split(), caption
+            others = set(scenes.BACKGROUND_COLOURS) - {colour}
+            assert not others & set(caption.split()), caption
+            named.append(f"{kind} {colour}" in caption)
+    # 1,500-odd captions: the rate is known to about 0.006.
+    assert np.mean(named) == pytest.approx(scenes.BACKGROUND_COLOUR_MENTION, abs=0.02)
+
+
+def test_the_wording_of_the_captions_leaves_the_scenes_as_they_are(monkeypatch):
+    before = scenes.make_stimuli(30, seed=5)
+    monkeypatch.setattr(scenes, "BACKGROUND_COLOUR_MENTION", 1.0)
+    after = scenes.make_stimuli(30, seed=5)
+    np.testing.assert_array_equal(after.images, before.images)
+    assert after.captions != before.captions
+    assert all(
+        scenes.BACKGROUND_COLOURS[after.attributes.background_colour[i]] in caption
+        for i, captions in enumerate(after.captions)
+        for caption in captions
+    )

@@ -57,7 +57,12 @@ __all__ = [
 #: Version of what :func:`make_toy_nsd` writes; a world made by another version
 #: is not reused. Version 2 added ``brainmask``, ``T1_to_func1pt8mm`` and
 #: ``ncsnr``; its stimuli and betas are those of version 1, bit for bit.
-TOY_WORLD_VERSION = 2
+#: Version 3 changed the captions only: they name the background's kind, and its
+#: colour in one caption in twenty
+#: (:data:`~brainldm.datasets.scenes.BACKGROUND_COLOUR_MENTION`), where every
+#: caption named both; images, betas, ROIs, design and ground truth are those of
+#: version 2, bit for bit.
+TOY_WORLD_VERSION = 3
 
 #: The subjects of the toy world: NSD's four that saw all 40 sessions.
 SUBJECTS = ("subj01", "subj02", "subj05", "subj07")
