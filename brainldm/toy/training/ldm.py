@@ -32,21 +32,31 @@ command:
    ``DDIMScheduler``), safetensors weights, and ``brainldm.json`` with the
    working sizes, the toy world's fingerprint and these settings.
 
-The shipped model was trained with the default settings below, but for
-``offset_noise_from_step``, on 2 shared CPU cores (fp32, torch 2.14, diffusers
-0.42): the VAE for 1,200 crop steps and 400 whole-image steps (46 minutes;
-held-out PSNR 30.5 dB), the U-Net and text encoder for 16,248 steps (231
-minutes, 0.7 to 0.9 s per step), the first 9,917 without offset noise, shipped
-as the moving average of the weights (``--unet-steps 16248
---offset-noise-from-step 9917 --export-weights ema``); ``brainldm.json``
-records the same under ``training``. With offset noise, text to image draws
-the caption's main colour in 0.88 and its main shape in 0.77 of 256 held-out
-scenes; at step 9,917, before it, in 0.57 and 0.57.
+With ``--init-from FOLDER`` (a trained toy model) the ``vae`` stage copies
+that model's VAE and the ``unet`` stage starts from its U-Net and text
+encoder weights (a fresh optimizer and moving average), as when the captions
+change and the images do not; ``brainldm.json`` then records the earlier
+model's own record under ``training["initialised_from"]``.
+
+The shipped model was trained in two runs on 2 shared CPU cores (fp32, torch
+2.14, diffusers 0.42). For toy world version 2: the VAE for 1,200 crop steps
+and 400 whole-image steps (46 minutes; held-out PSNR 30.5 dB), the U-Net and
+text encoder for 16,248 steps (231 minutes, 0.7 to 0.9 s per step), the first
+9,917 without offset noise (``--unet-steps 16248 --offset-noise-from-step
+9917``). For version 3, whose captions seldom name the background's colour,
+the U-Net and text encoder went on from that model's moving average for 3,000
+steps (39 minutes) with the offset confined to timesteps t >= 900
+(``--init-from <version-2 model> --unet-steps 3000 --offset-noise-min-t
+900``), so that img2img from a real latent at the method's strengths (t <=
+761 for 0.8) reads the background from that latent. Both export the moving
+average of the weights; ``brainldm.json`` records the same under
+``training``.
 """
 
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -57,6 +67,7 @@ import torch.nn.functional as F
 from brainldm._images import resize, to_tensor
 from brainldm._io import atomic_savez
 from brainldm.datasets import scenes
+from brainldm.datasets.toy import TOY_WORLD_VERSION
 from brainldm.toy import HELD_OUT_SEED, TOY_LDM_PATH, TRAINING_SEED
 from brainldm.toy.tokenizer import build_tokenizer, save_tokenizer
 from brainldm.toy.training._loop import (
@@ -115,11 +126,13 @@ class Settings:
     caption_dropout: float = 0.1
     offset_noise: float = 0.2
     offset_noise_from_step: int = 0
+    offset_noise_min_t: int = 0
     ema_decay: float = 0.999
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
     beta_end: float = 0.012
     checkpoint_minutes: float = 5.0
+    init_from: str = None
 
 
 # Data
@@ -201,11 +214,31 @@ def _vae_batch(images, generator, settings, cropping):
     return batch
 
 
+def _copy_vae(settings, run_dir):
+    """Take the VAE of the model ``settings.init_from`` instead of training one."""
+    source = Path(settings.init_from)
+    record = json.loads((source / "brainldm.json").read_text())
+    shutil.copytree(source / "vae", run_dir / "vae_copied")
+    (run_dir / "init_brainldm.json").write_text(json.dumps(record, indent=2) + "\n")
+    vae_record = {
+        "minutes": record["training"]["vae_minutes"],
+        "held_out_psnr": record["training"]["vae_held_out_psnr"],
+    }
+    (run_dir / "vae_training.json").write_text(json.dumps(vae_record) + "\n")
+    (run_dir / "vae_copied").rename(run_dir / "vae_trained")
+    log(f"vae: copied from {source}")
+
+
 def stage_vae(settings, run_dir):
-    """Train the VAE, first on crops, then on whole images; write ``vae_trained/``."""
+    """Train the VAE, first on crops, then on whole images; write ``vae_trained/``.
+
+    With ``settings.init_from``, copy that model's VAE instead.
+    """
     final = run_dir / "vae_trained"
     if final.exists():
         return
+    if settings.init_from is not None:
+        return _copy_vae(settings, run_dir)
     data = load_data(run_dir)
     images, held_out = data["images"], data["held_out"]
     # Seeded before the weights are drawn, so that a stage run on its own
@@ -310,6 +343,14 @@ def _make_models(settings, tokenizer):
     )
 
 
+def _load_initial_weights(models, folder):
+    """Load the U-Net and text encoder weights of the SD folder ``folder`` into ``models``."""
+    from safetensors.torch import load_file
+
+    for name, module in models.items():
+        module.load_state_dict(load_file(Path(folder) / name / _WEIGHT_FILES[name]))
+
+
 def _moving_average(models, decay):
     # A running mean until 1 / n falls below 1 - decay, then an exponential
     # moving average: the random initial weights do not linger in it.
@@ -319,6 +360,9 @@ def _moving_average(models, decay):
             averaged + (current - averaged) * max(1 - decay, 1 / (int(n) + 1))
         ),
     )
+
+
+_WEIGHT_FILES = {"unet": "diffusion_pytorch_model.safetensors", "text_encoder": "model.safetensors"}
 
 
 def _noise_scheduler_config(settings):
@@ -358,7 +402,7 @@ class _Captions:
         return input_ids
 
 
-def training_noise(z0, step, settings):
+def training_noise(z0, step, settings, timesteps=None):
     """Gaussian noise for the U-Net's training step ``step``, with offset noise.
 
     From step ``settings.offset_noise_from_step`` on, a constant drawn per
@@ -369,7 +413,10 @@ def training_noise(z0, step, settings):
     signal-to-noise ratio near 1 at the first sampling step (t = 961), so
     at sampling time, from pure noise, the model takes the background and
     colours from the noise and not from the caption. The offset drowns
-    that leak; sampling is unchanged.
+    that leak; sampling is unchanged. With ``settings.offset_noise_min_t``
+    the offset is added only at timesteps from that one up, where text to
+    image starts from pure noise; below it the model learns, as SD does, to
+    read a channel's mean from its input, which is what img2img hands it.
 
     Parameters
     ----------
@@ -379,23 +426,40 @@ def training_noise(z0, step, settings):
         Number of U-Net steps done before this one.
     settings : Settings
         The run's settings.
+    timesteps : Tensor of shape (n,), default=None
+        The batch's timesteps; None adds the offset to every image.
 
     Returns
     -------
     noise : Tensor of the shape of ``z0``
         Drawn from torch's global generator.
     """
+    noise, offset = _noise_parts(z0, step, settings)
+    return noise + offset * _offset_mask(timesteps, settings)
+
+
+def _noise_parts(z0, step, settings):
+    """Standard normal noise and the per-channel offset (zero before its first step)."""
     noise = torch.randn_like(z0)
-    if step >= settings.offset_noise_from_step:
-        offset = torch.randn(z0.shape[0], z0.shape[1], 1, 1, dtype=z0.dtype, device=z0.device)
-        noise += settings.offset_noise * offset
-    return noise
+    if step < settings.offset_noise_from_step:
+        return noise, torch.zeros_like(noise[:, :, :1, :1])
+    offset = torch.randn(z0.shape[0], z0.shape[1], 1, 1, dtype=z0.dtype, device=z0.device)
+    return noise, settings.offset_noise * offset
+
+
+def _offset_mask(timesteps, settings):
+    if timesteps is None or settings.offset_noise_min_t <= 0:
+        return 1.0
+    keep = torch.as_tensor(timesteps) >= settings.offset_noise_min_t
+    return keep.to(torch.float32).view(-1, 1, 1, 1)
 
 
 def _denoising_loss(models, z0, input_ids, step, alphas_cumprod, settings):
     """DDPM's epsilon loss on clean latents ``z0`` at random timesteps."""
-    noise = training_noise(z0, step, settings)
+    # Drawn in this order (noise, offset, timesteps) since the first runs.
+    noise, offset = _noise_parts(z0, step, settings)
     t = torch.randint(0, settings.num_train_timesteps, (len(z0),))
+    noise = noise + offset * _offset_mask(t, settings)
     a = alphas_cumprod[t].view(-1, 1, 1, 1)
     zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
     context = models["text_encoder"](input_ids).last_hidden_state
@@ -410,6 +474,8 @@ def stage_unet(settings, run_dir):
     torch.manual_seed(settings.seed + 1)
     generator = np.random.default_rng(settings.seed + 1)
     models = _make_models(settings, tokenizer)
+    if settings.init_from is not None:
+        _load_initial_weights(models, settings.init_from)
     ema = _moving_average(models, settings.ema_decay)
     optimizer = torch.optim.AdamW(
         models.parameters(), lr=settings.unet_lr, weight_decay=settings.unet_weight_decay
@@ -472,12 +538,25 @@ def _tidy_configs(out):
 
 def _training_record(settings, run_dir, vae, state, weights):
     vae_record = json.loads((run_dir / "vae_training.json").read_text())
+    initial = run_dir / "init_brainldm.json"
+    recorded = dataclasses.asdict(settings)
+    extra = {}
+    if settings.init_from is not None and initial.exists():
+        # The previous model's own record, not the local folder it was read from.
+        previous = json.loads(initial.read_text())
+        del recorded["init_from"]
+        extra["initialised_from"] = {
+            "toy_world_version": previous.get("toy_world_version", 2),
+            "toy_world_fingerprint": previous["toy_world_fingerprint"],
+            "training": previous["training"],
+        }
     return {
         "image_size": settings.image_size,
         "generation_size": settings.image_size,
+        "toy_world_version": TOY_WORLD_VERSION,
         "toy_world_fingerprint": scenes.stimulus_fingerprint(),
         "training": {
-            **dataclasses.asdict(settings),
+            **recorded,
             "vae_scaling_factor": vae.config.scaling_factor,
             "vae_minutes": vae_record["minutes"],
             "vae_held_out_psnr": round(vae_record["held_out_psnr"], 2),
@@ -486,6 +565,7 @@ def _training_record(settings, run_dir, vae, state, weights):
             "unet_minutes": round(state["elapsed"] / 60, 1),
             "machine": "2 CPU cores, fp32",
             "torch": torch.__version__,
+            **extra,
         },
     }
 
@@ -542,10 +622,28 @@ def _parser():
         help="first U-Net step whose noise has a per-channel offset",
     )
     parser.add_argument(
+        "--offset-noise",
+        type=float,
+        default=Settings.offset_noise,
+        help="standard deviation of the per-channel offset of the noise",
+    )
+    parser.add_argument(
+        "--offset-noise-min-t",
+        type=int,
+        default=Settings.offset_noise_min_t,
+        help="lowest timestep whose noise has the offset",
+    )
+    parser.add_argument(
         "--export-weights",
         choices=("ema", "model"),
         default="ema",
         help="U-Net and text encoder weights to export: moving average or last step",
+    )
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="SD folder of a trained toy model whose VAE is kept and whose U-Net and text "
+        "encoder are trained on from their weights (e.g. after the captions changed)",
     )
     parser.add_argument("--threads", type=int, default=2)
     return parser
@@ -563,6 +661,9 @@ def main(argv=None):
         vae_full_steps=args.vae_full_steps,
         unet_steps=args.unet_steps,
         offset_noise_from_step=args.offset_noise_from_step,
+        offset_noise=args.offset_noise,
+        offset_noise_min_t=args.offset_noise_min_t,
+        init_from=args.init_from,
     )
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
