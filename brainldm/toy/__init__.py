@@ -55,12 +55,17 @@ def recorded_fingerprint(path=TOY_LDM_PATH):
     -------
     fingerprint : str
         The value of :func:`brainldm.datasets.scenes.stimulus_fingerprint`
-        when the model was trained.
+        when the model was trained: of the scenes and their captions for the
+        LDM, of the scenes alone (``captions=False``) for the perceptual
+        network, which sees no captions.
 
     Examples
     --------
+    >>> from brainldm.datasets.scenes import stimulus_fingerprint
     >>> from brainldm.toy import TOY_PERCEPTUAL_PATH, recorded_fingerprint
-    >>> recorded_fingerprint() == recorded_fingerprint(TOY_PERCEPTUAL_PATH)
+    >>> recorded_fingerprint() == stimulus_fingerprint()
+    True
+    >>> recorded_fingerprint(TOY_PERCEPTUAL_PATH) == stimulus_fingerprint(captions=False)
     True
     """
     path = Path(path)

@@ -104,7 +104,7 @@ def train(settings, run_dir, out):
     log(f"perceptual: held-out accuracy {accuracy}")
     net.save_pretrained(
         out,
-        toy_world_fingerprint=scenes.stimulus_fingerprint(),
+        toy_world_fingerprint=scenes.stimulus_fingerprint(captions=False),
         held_out_accuracy={k: round(v, 4) for k, v in accuracy.items()},
         training={
             **dataclasses.asdict(settings),
