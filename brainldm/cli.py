@@ -155,6 +155,7 @@ def _score(settings, seen, images):
 def _reconstructor(data, settings):
     """An unfitted LDMReconstructor (z from early, c from ventral voxels) and its fit's key."""
     from brainldm.decoding import LatentDecoder, TextDecoder
+    from brainldm.features.ldm import load_ldm
     from brainldm.reconstruction import LDMReconstructor
     from brainldm.ridge import TAKAGI2023
 
@@ -170,8 +171,10 @@ def _reconstructor(data, settings):
         device=settings["device"],
         dtype=settings["dtype"],
     )
+    model = load_ldm(settings["model"], device=settings["device"], dtype=settings["dtype"])
     key = _digest(
         settings["model"],
+        model.fingerprint,
         settings["preset"],
         reconstructor.rescale,
         early,

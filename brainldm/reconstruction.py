@@ -472,7 +472,8 @@ class LDMReconstructor(BaseEstimator):
         """Flat z (or c) of every row, computed once per image (or caption set) and model."""
         # Named models are the same model wherever they are loaded; a model passed as an
         # object is told apart by its identity as well.
-        source = repr(sd) if isinstance(self.model, (str, Path)) else f"{sd!r}@{id(sd)}"
+        named = isinstance(self.model, (str, Path))
+        source = f"{sd!r}|{sd.fingerprint}" if named else f"{sd!r}@{id(sd)}"
         if part == "z":
             keys = [_digest(source, "z", _image_key(image)) for image in images]
 
@@ -593,6 +594,7 @@ class LDMReconstructor(BaseEstimator):
         settings = dict(
             self._generation_settings(),
             model=repr(self._model()),
+            model_fingerprint=self._model().fingerprint,
             mode=self.mode,
             strength=self.strength,
             noise_schedule=self.noise_schedule,

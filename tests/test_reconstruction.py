@@ -129,6 +129,32 @@ def test_a_second_fit_on_the_same_images_does_not_encode_them_again(data, sd, mo
     assert calls == []
 
 
+def test_a_model_changed_in_its_folder_has_its_targets_encoded_again(data, tiny_folder, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from brainldm.features import clear_model_cache
+
+    folder = shutil.copytree(tiny_folder, tmp_path / "model")
+
+    def decoded_z():
+        recon = LDMReconstructor(
+            str(folder),
+            latent_decoder=LatentDecoder(voxels=data.roi_masks["early"]),
+            mode="coarse",
+            rescale=None,
+            **FAST,
+        )
+        return recon.fit(data.X_train, data.images).decode(data.X_test[:2]).z
+
+    first = decoded_z()
+    weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
+    save_file({k: v * 1.1 for k, v in load_file(weights).items()}, weights)
+    clear_model_cache()  # as in a new session, after the model was retrained in place
+    assert not np.allclose(decoded_z(), first)
+
+
 def test_default_decoders_warn_and_name_the_roi(data, sd):
     with pytest.warns(UserWarning, match=r"voxels=data.roi_masks\['early'\]"):
         LDMReconstructor(sd, mode="coarse", rescale=None, **FAST).fit(data.X_train, data.images)

@@ -117,6 +117,46 @@ class StableDiffusion(LoadingMixin, CodecMixin, ChainsMixin, ProbesMixin):
                 )
         self._source = None
         self._empty_prompt = None
+        self._fingerprint = None
+
+    @property
+    def fingerprint(self):
+        """str: digest of the components' configs and weights, computed when first asked.
+
+        Caches of what a model computed (encoding features, decoded targets,
+        generated images) are named by it as well as by :func:`repr`, so that a
+        model retrained or updated in the same folder, or under the same name,
+        is never served another model's results. Each parameter enters by its
+        name, shape and the float64 sum of its values and of their squares,
+        which reads every weight once (about a second for SD v1.4 on a CPU).
+
+        Examples
+        --------
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> len(sd.fingerprint)
+        64
+        """
+        if self._fingerprint is None:
+            import hashlib
+            import json
+
+            import torch
+
+            digest = hashlib.sha256()
+            for name in ("vae", "text_encoder", "unet"):
+                module = getattr(self, name)
+                config = getattr(module, "config", {})
+                config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+                config.pop("_name_or_path", None)  # where it was read from, not what it is
+                digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+                with torch.no_grad():
+                    for key, value in module.state_dict().items():
+                        wide = value.detach().to(torch.float64)
+                        sums = f"{float(wide.sum()):.9e},{float((wide * wide).sum()):.9e}"
+                        digest.update(f"{name}.{key}{tuple(value.shape)}{sums}".encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def __repr__(self):
         source = "components" if self._source is None else repr(self._source[0])

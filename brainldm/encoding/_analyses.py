@@ -330,7 +330,8 @@ def encoding_features(
         settings["pool_size"] = (
             choose_pool_size(settings["shapes"], n_keep) if settings["shapes"] else 1
         )
-    key = _digest(repr(sd), images, {k: v for k, v in settings.items() if k != "progress"})
+    settings_key = {k: v for k, v in settings.items() if k != "progress"}
+    key = _digest(repr(sd), sd.fingerprint, images, settings_key)
     folder = None if cache_dir is None else Path(cache_dir) / f"features-{key}"
     path = (lambda name: None) if folder is None else (lambda name: folder / f"{name}.npz")
     stimuli = (
