@@ -357,13 +357,14 @@ def _mean_and_se(values, seed=0, n_boot=1000):
     return values.mean(), draws.std(ddof=1)
 
 
-# Measured on the default toy world (TOY_WORLD_VERSION 2, subj01) with the CLI's defaults;
+# Measured on the default toy world (TOY_WORLD_VERSION 3, subj01) with the CLI's defaults;
 # docs/encoding_analyses.md gives every figure and why the world shows what it shows.
 
 
 @pytest.mark.slow
 def test_the_default_run_takes_under_20_minutes(default_run):
-    # Measured: 888 s alone on 2 cores (features 374 s, the two partitions 273 and 193 s).
+    # Measured: 888 s alone on 2 cores (features 374 s, the two partitions 273 and 193 s);
+    # 1,076 s with other jobs on both cores.
     *_, out = default_run
     assert float((out / "wall_seconds.txt").read_text()) < 20 * 60
 
@@ -371,10 +372,10 @@ def test_the_default_run_takes_under_20_minutes(default_run):
 @pytest.mark.slow
 def test_c_beats_z_in_ventral_voxels_and_z_beats_zc_in_early_voxels(default_run):
     # Ventral voxels are linear in the scene's categories, colours and counts, which c
-    # carries (R2 of the 18 semantic features from c 0.95, from z 0.05). Measured: z wins
-    # 0.00 of ventral voxels, median r difference -0.48. Early voxels are local luminance,
+    # carries (R2 of the 18 semantic features from c 0.99, from z 0.05). Measured: z wins
+    # 0.00 of ventral voxels, median r difference -0.50. Early voxels are local luminance,
     # colour and edges, which z keeps better than z_c denoised from strength 0.8 (R2 of
-    # their noise-free signal 0.80 against 0.67). Measured: z beats z_c in 0.85 of them.
+    # their noise-free signal 0.80 against 0.58). Measured: z beats z_c in 0.96 of them.
     data, results, *_ = default_run
     summary = results.representations.summary
     ventral = _paired(summary, "ventral", "z-c")
@@ -385,8 +386,20 @@ def test_c_beats_z_in_ventral_voxels_and_z_beats_zc_in_early_voxels(default_run)
 
 
 @pytest.mark.slow
+def test_z_beats_c_in_early_voxels(default_run):
+    # Early voxels are local luminance, colour and edges, which z keeps and c, from captions
+    # that seldom name the background's colour (toy world version 3), mostly does not (R2 of
+    # their noise-free signal from z 0.80, from c 0.18). Measured: z beats c in 0.92 of
+    # early voxels, median r difference +0.281. (Version 2's captions all named it: 0.56.)
+    data, results, *_ = default_run
+    early = _paired(results.representations.summary, "early", "z-c")
+    assert early["fraction_a_wins"] > 0.8 and early["significant"]
+    assert early["median_difference"] > 0.15
+
+
+@pytest.mark.slow
 def test_z_dominates_at_the_lowest_strength(default_run):
-    # Measured at strength 0.2: z_c's split share beats z's in 0.23 of early voxels and
+    # Measured at strength 0.2: z_c's split share beats z's in 0.20 of early voxels and
     # 0.45 of nsdgeneral's, both significant.
     data, results, *_ = default_run
     lowest = results.noise_levels.summary[results.noise_levels.labels[0]]
@@ -398,8 +411,8 @@ def test_z_dominates_at_the_lowest_strength(default_run):
 @pytest.mark.slow
 def test_zc_share_of_early_voxels_falls_with_strength(default_run):
     # The more noise, the further z_c from the seen image (R2 of the low-level generating
-    # features from z_c: 0.78 at strength 0.2, 0.56 at 0.8), so its split share of early
-    # voxels falls: measured means 0.053, 0.051, 0.048, 0.042.
+    # features from z_c: 0.79 at strength 0.2, 0.42 at 0.8), so its split share of early
+    # voxels falls: measured means 0.048, 0.044, 0.034, 0.011.
     data, results, *_ = default_run
     noise = results.noise_levels
     early = data.roi_masks["early"]
@@ -413,7 +426,7 @@ def test_zc_share_of_early_voxels_falls_with_strength(default_run):
 def test_zc_share_grows_along_the_denoising(default_run):
     # Early in the chain z_c is mostly the noise added; it becomes the image as the
     # denoising goes on. Measured split share of z_c (early, middle, late step): early
-    # voxels 0.000, 0.012, 0.042; nsdgeneral 0.000, 0.011, 0.021.
+    # voxels -0.000, 0.004, 0.011; nsdgeneral -0.000, 0.005, 0.007.
     data, results, *_ = default_run
     stages = results.denoising_stages
     for roi in ("early", "nsdgeneral"):
@@ -428,11 +441,11 @@ def test_zc_share_grows_along_the_denoising(default_run):
 def test_the_layer_map_follows_how_the_toy_brain_was_made(default_run):
     # Ventral voxels are linear in semantic attributes, which reach the U-Net through c's
     # cross-attention in its coarse blocks: the first, full-resolution down block predicts
-    # them worst (median r 0.01-0.12 against 0.25-0.28 for mid_block). Measured, at the
+    # them worst (median r 0.01-0.14 against 0.27-0.29 for mid_block). Measured, at the
     # early, middle and late steps: down_blocks.0 best in 0.00 of significant ventral
-    # voxels; mid_block and up_blocks.1 in 0.87, 0.91, 0.90. Early voxels are local
+    # voxels; mid_block and up_blocks.1 in 0.90, 0.87, 0.85. Early voxels are local
     # luminance, colour and edges: down_blocks.0, the first layer, gains as the latent
-    # becomes the image (median r 0.39, 0.46, 0.48) and wins 0.22 of them at the late step.
+    # becomes the image (median r 0.39, 0.44, 0.45) and wins 0.18 of them at the late step.
     data, results, *_ = default_run
     layers = results.unet_layers
     index = {name: k for k, name in enumerate(layers.layers)}
@@ -482,9 +495,11 @@ def second_seed(default_run):
 
 @pytest.mark.slow
 def test_a_second_seed_gives_the_same_maps(second_seed):
-    # Measured over nsdgeneral's 4,884 voxels, seeds 42 and 43: r of z_c 0.980, the joint
-    # [z, z_c] model's r 0.990, z_c's split share 0.669 (its unique variance, within
-    # +-0.001 of zero nearly everywhere, 0.34: noise against noise).
+    # Measured over nsdgeneral's 4,884 voxels, seeds 42 and 43: r of z_c 0.953, the joint
+    # [z, z_c] model's r 0.985, z_c's split share 0.422 (its unique variance, within
+    # +-0.001 of zero in half the voxels, 0.25: noise against noise). z_c's share is small
+    # (nsdgeneral mean 0.007 at strength 0.8), so the noise of the fit weighs on its map;
+    # on toy world version 2, where it was 0.020, the three were 0.980, 0.990 and 0.669.
     data, results, other = second_seed
     nsdgeneral = data.roi_masks["nsdgeneral"]
     first, second = results.representations.r, other.representations.r
@@ -495,7 +510,7 @@ def test_a_second_seed_gives_the_same_maps(second_seed):
     def agreement(a, b):
         return np.corrcoef(a[nsdgeneral], b[nsdgeneral])[0, 1]
 
-    assert agreement(first[2], second[2]) > 0.95
+    assert agreement(first[2], second[2]) > 0.92
     noise, again = results.noise_levels, other.noise_levels
-    assert agreement(noise.r_joint[-1], again.r_joint[0]) > 0.97
-    assert agreement(noise.split["zc"][-1], again.split["zc"][0]) > 0.5
+    assert agreement(noise.r_joint[-1], again.r_joint[0]) > 0.96
+    assert agreement(noise.split["zc"][-1], again.split["zc"][0]) > 0.3

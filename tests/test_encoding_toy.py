@@ -92,10 +92,12 @@ def test_z_predicts_early_cortex_better_than_ventral_and_c_the_reverse(world):
             encoder.fit(features[train], data.X_train, groups=data.images_train)
         r = encoder.score_voxels(features[test], data.X_test)
         median[name] = {roi: np.median(r[data.roi_masks[roi]]) for roi in ("early", "ventral")}
-    # Measured: z 0.50 early, 0.05 ventral; c 0.49 early, 0.55 ventral. Early voxels follow
-    # local luminance, colour and edges, which z holds and the captions partly name
-    # (background colour, positions); ventral voxels follow shapes, colours and counts.
+    # Measured: z 0.50 early, 0.05 ventral; c 0.23 early, 0.56 ventral. Early voxels follow
+    # local luminance, colour and edges, which z holds and the captions name little of
+    # (positions; the background's colour in one caption in twenty); ventral voxels follow
+    # shapes, colours and counts. (Toy world version 2, whose captions all named the
+    # background's colour: c 0.49 early.)
     assert median["z"]["early"] - median["z"]["ventral"] > 0.3
-    assert median["c"]["ventral"] - median["c"]["early"] > 0.03
-    assert median["z"]["early"] > median["c"]["early"]
+    assert median["c"]["ventral"] - median["c"]["early"] > 0.2
+    assert median["z"]["early"] - median["c"]["early"] > 0.15
     assert median["c"]["ventral"] - median["z"]["ventral"] > 0.3
