@@ -127,8 +127,10 @@ class StableDiffusion(LoadingMixin, CodecMixin, ChainsMixin, ProbesMixin):
         generated images) are named by it as well as by :func:`repr`, so that a
         model retrained or updated in the same folder, or under the same name,
         is never served another model's results. Each parameter enters by its
-        name, shape and the float64 sum of its values and of their squares,
-        which reads every weight once (about a second for SD v1.4 on a CPU).
+        name, shape and the float64 sum of its values and of their squares, so
+        every weight is read once, when the fingerprint is first asked for.
+        The configs enter without the folder they were read from but with the
+        library versions that saved them.
 
         Examples
         --------

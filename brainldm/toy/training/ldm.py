@@ -47,8 +47,8 @@ text encoder for 16,248 steps (231 minutes, 0.7 to 0.9 s per step), the first
 the U-Net and text encoder went on from that model's moving average for 3,000
 steps (39 minutes) with the offset confined to timesteps t >= 900
 (``--init-from <version-2 model> --unet-steps 3000 --offset-noise-min-t
-900``), so that img2img from a real latent at the method's strengths (t <=
-761 for 0.8) reads the background from that latent. Both export the moving
+900``), so that img2img from a real latent at the method's strengths (noised
+to t = 801 for strength 0.8) reads the background from that latent. Both export the moving
 average of the weights; ``brainldm.json`` records the same under
 ``training``.
 """
