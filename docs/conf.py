@@ -16,6 +16,8 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
+# Anchors for headings, so pages can link to a section ("page.md#a-section").
+myst_heading_anchors = 3
 autosummary_generate = True
 numpydoc_show_class_members = False
 html_theme = "pydata_sphinx_theme"

@@ -50,7 +50,7 @@ def fit_reduction(X, groups=None, *, n_components=6400, standardize=True, name=N
 
     Returns
     -------
-    features : array of shape (n_samples, n_components_)
+    features : array of shape (n_samples, ``n_components_``)
         The reduced training rows (X itself when there is nothing to do).
     reduction : Bunch
         ``mean`` and ``scale`` (arrays of shape (n_features,), or None when
@@ -104,7 +104,7 @@ def apply_reduction(X, reduction):
 
     Returns
     -------
-    array of shape (n_samples, n_components_)
+    array of shape (n_samples, ``n_components_``)
 
     Examples
     --------
@@ -175,7 +175,7 @@ class VoxelwiseEncoder(BaseRidgeCV):
 
     Attributes
     ----------
-    coef_ : array of shape (n_voxels, n_components_) or (n_components_,)
+    coef_ : array of shape (n_voxels, ``n_components_``) or (``n_components_``,)
         Weights on the principal components (on the z-scored features when
         the PCA is skipped).
     intercept_ : array of shape (n_voxels,) or float
