@@ -128,6 +128,25 @@ def tiny_folder(tmp_path_factory):
     return make_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny", image_size=16, generation_size=32)
 
 
+@pytest.fixture
+def retrain_in_place():
+    """``retrain(folder, component)``: scale one component's weights in an SD folder by 1.1.
+
+    The folder keeps its path and its configs, as after retraining a model in place; the
+    model cache is emptied, as in a new session.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from brainldm.features import clear_model_cache
+
+    def retrain(folder, component):
+        (weights,) = Path(folder, component).glob("*.safetensors")
+        save_file({k: v * 1.1 for k, v in load_file(weights).items()}, weights)
+        clear_model_cache()
+
+    return retrain
+
+
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """A toy NSD of one subject: 3 released sessions of 150 trials, 40 shared test images."""

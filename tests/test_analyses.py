@@ -237,11 +237,9 @@ def test_changed_settings_are_not_served_from_the_cache(tiny_run, tiny_data, mon
 
 
 def test_a_model_changed_in_its_folder_is_not_served_from_the_cache(
-    tiny_data, tiny_folder, tmp_path
+    tiny_data, tiny_folder, tmp_path, retrain_in_place
 ):
     import shutil
-
-    from safetensors.torch import load_file, save_file
 
     from brainldm.encoding import encoding_features
     from brainldm.features import clear_model_cache
@@ -249,10 +247,7 @@ def test_a_model_changed_in_its_folder_is_not_served_from_the_cache(
     folder = shutil.copytree(tiny_folder, tmp_path / "model")
     settings = dict(strengths=(0.8,), steps=2, cache_dir=tmp_path / "cache", progress=False)
     first = encoding_features(tiny_data, folder, **settings)
-    # The same folder, the same name, other VAE weights (as after retraining).
-    weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
-    save_file({k: v * 1.1 for k, v in load_file(weights).items()}, weights)
-    clear_model_cache()
+    retrain_in_place(folder, "vae")  # the same folder, the same name, other VAE weights
     second = encoding_features(tiny_data, folder, **settings)
     assert second.key != first.key
     assert not np.allclose(second.z, first.z)
