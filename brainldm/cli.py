@@ -33,7 +33,7 @@ from brainldm._validation import check_int, subject_name
 
 __all__ = ["encode", "evaluate", "main", "reconstruct"]
 
-# Defaults of `brainldm demo`: about 3 minutes on 2 idle CPU cores (docs/reconstruction.md).
+# Defaults of `brainldm demo`: under 3 minutes on 2 idle CPU cores (docs/reconstruction.md).
 DEMO_N_IMAGES = 100
 DEMO_STEPS = 25
 DEMO_BATCH_SIZE = 16
@@ -43,6 +43,10 @@ _MODES = ("coarse", "z", "c", "zc")
 _PROTOCOLS = ("pairwise", "takagi2023")
 _FIGURE_ROWS = 12
 _LABELS = {"coarse": "X_z"}
+# Part of the fit's key: bump it when what LDMReconstructor.fit computes changes, so that a
+# saved fit is not reused by a version that would fit otherwise. 2: the "train" rescaling
+# statistics refit each fold at the decoder's chosen alphas.
+_FIT_VERSION = 2
 # Arrays of a reconstructions file that are not reconstructions.
 _RECORDS = ("images", "subject", "model", "suite", "key")
 
@@ -173,6 +177,7 @@ def _reconstructor(data, settings):
     )
     model = load_ldm(settings["model"], device=settings["device"], dtype=settings["dtype"])
     key = _digest(
+        _FIT_VERSION,
         settings["model"],
         model.fingerprint,
         settings["preset"],

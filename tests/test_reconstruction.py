@@ -13,6 +13,7 @@ from brainldm.datasets.nsd import load_nsd
 from brainldm.decoding import LatentDecoder, TextDecoder
 from brainldm.diffusion import StableDiffusion
 from brainldm.reconstruction import LDMReconstructor, rescale_features, select_samples
+from brainldm.ridge import cv_splits
 
 pytestmark = pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
 FAST = dict(steps=4, n_samples=2, batch_size=8, metric="toy_embedding")
@@ -95,6 +96,42 @@ def test_train_rescaling_maps_cross_validated_spread_to_the_targets(fitted, data
     np.testing.assert_allclose(
         fitted.decode(data.X_test).c.reshape(len(raw), -1), expected, rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("decoder_params", [{}, dict(standardize=False, fit_intercept=False)])
+def test_train_statistics_refit_each_fold_as_the_decoder_fits(data, sd, decoder_params):
+    # With one alpha the folds' own search and the decoder's choice agree, so refitting at
+    # the chosen alphas must give what cloning and fitting the decoder per fold gives.
+    decoder = LatentDecoder(alphas=[100.0], voxels=data.roi_masks["early"], **decoder_params)
+    recon = LDMReconstructor(sd, latent_decoder=decoder, mode="z", **FAST)
+    recon.fit(data.X_train, data.images, groups=data.images_train)
+    Y = sd.encode_images(list(data.images)).reshape(len(data.images), -1)
+    groups = data.images_train
+    expected = np.empty(Y.shape)
+    for train, test in cv_splits(5, len(Y), groups):
+        fold = clone(decoder).fit(data.X_train[train], Y[train], groups=groups[train])
+        expected[test] = fold.predict(data.X_train[test])
+    refitted = recon._cross_decoded(recon.latent_decoder_, data.X_train, Y, groups)
+    np.testing.assert_allclose(refitted, expected, rtol=1e-4, atol=1e-5)
+    stats = recon.rescale_["z"]
+    np.testing.assert_allclose(stats.decoded_mean, expected.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats.decoded_std, expected.std(0), rtol=1e-4, atol=1e-6)
+
+
+def test_train_statistics_use_the_alphas_the_decoder_chose(fitted, data, monkeypatch):
+    import brainldm.reconstruction as module
+
+    seen = []
+    solve = module.solve_ridge
+    monkeypatch.setattr(
+        module, "solve_ridge", lambda *a, **k: seen.append(np.copy(a[2])) or solve(*a, **k)
+    )
+    decoder = fitted.latent_decoder_
+    Y = decoder.predict(data.X_train)  # any targets of the decoder's width
+    fitted._cross_decoded(decoder, data.X_train, Y, data.images_train)
+    assert len(seen) == 5 and len(np.unique(decoder.best_alphas_)) > 1
+    for alphas in seen:
+        np.testing.assert_array_equal(alphas, decoder.best_alphas_)
 
 
 def test_batch_rescaling_gives_the_rows_the_targets_mean_and_spread(fitted, data):
