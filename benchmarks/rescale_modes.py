@@ -2,7 +2,7 @@
 
 Run ``python benchmarks/rescale_modes.py [N_TEST STEPS N_SAMPLES]`` (default ``48 25 2``). It
 writes the default toy world under ``brainldm-bench/``, fits one reconstructor on subj01
-(its decoders are shared by every setting), and prints, for ``rescale="train"`` and ``None``
+(its decoders are shared by every setting), and prints, for ``rescale="train"``, ``"batch"`` and ``None``
 and the modes z, c and zc, the toy suite under both identification protocols, with the
 seconds each generation took. The table is also saved as JSON beside the world.
 """
@@ -55,7 +55,7 @@ def main(n_test=48, steps=25, n_samples=2):
     )
     print(f"fit: {time.time() - start:.0f} s", flush=True)
     table = {}
-    for rescale in ("train", None):
+    for rescale in ("train", "batch", None):
         for mode in ("z", "c", "zc"):
             start = time.time()
             recon = copy.copy(base).set_params(
