@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from brainldm._images import check_images, resize
 from brainldm._io import atomic_savez
 from brainldm._validation import check_captions, check_int, check_number, check_options
-from brainldm.ridge import BaseRidgeCV, cv_splits, solve_ridge, standardize_columns
+from brainldm.ridge import BaseRidgeCV, cv_splits
 
 __all__ = [
     "MODES",
@@ -194,28 +194,6 @@ def _resize_bicubic(images, size):
     )
 
 
-def _ridge_at_chosen_alphas(decoder, X_train, Y_train, X_test):
-    """Predictions for X_test of ridge refitted on the training rows at ``decoder``'s alphas.
-
-    The decoder's own preprocessing is repeated on the training rows: its voxels, the
-    z-scoring by their statistics when it standardises, its intercept.
-    """
-    columns = decoder.voxel_indices_
-    features, test = X_train[:, columns], X_test[:, columns]
-    if decoder.standardize:
-        features, mean, scale = standardize_columns(features)
-        test = ((test - mean) / scale).astype(features.dtype)
-    coef, intercept = solve_ridge(
-        features,
-        Y_train,
-        decoder.best_alphas_,
-        fit_intercept=decoder.fit_intercept,
-        n_targets_batch=decoder.n_targets_batch,
-        device=decoder.device,
-    )
-    return test @ coef.astype(test.dtype) + np.asarray(intercept, test.dtype)
-
-
 def _zscore_rows(features):
     features = np.asarray(features, dtype=np.float64)
     features = features - features.mean(1, keepdims=True)
@@ -313,8 +291,8 @@ class LDMReconstructor(BaseEstimator):
         ``"z"`` / ``"c"`` -> Bunch of ``target_mean``, ``target_std`` (the
         training targets') and ``decoded_mean``, ``decoded_std`` (of the
         cross-validated decoded training features, with ``rescale="train"``:
-        for a ridge decoder, each fold refitted at the alphas it chose on
-        every row; any other regressor is cloned and fitted per fold).
+        for a brainldm ridge estimator, each fold refitted at the alphas it
+        chose on every row; any other regressor is cloned and fitted per fold).
     n_features_in_ : int
         Columns of X.
 
@@ -525,19 +503,12 @@ class LDMReconstructor(BaseEstimator):
         from the decoder's (measured in docs/reconstruction.md).
         """
         decoded = np.empty(Y.shape, np.float32)
-        # Ridge on the selected, z-scored voxels (LatentDecoder, TextDecoder); a subclass
-        # that computes other features (e.g. VoxelwiseEncoder's PCA) is refitted whole.
-        ridge = (
-            isinstance(decoder, BaseRidgeCV)
-            and type(decoder)._fit_features is BaseRidgeCV._fit_features
-        )
         for train, test in cv_splits(5, len(X), groups):
-            if ridge:
-                decoded[test] = _ridge_at_chosen_alphas(decoder, X[train], Y[train], X[test])
-                continue
-            fold = clone(decoder).fit(
-                X[train], Y[train], groups=None if groups is None else groups[train]
-            )
+            fold_groups = None if groups is None else groups[train]
+            if isinstance(decoder, BaseRidgeCV):
+                fold = decoder._refit_at_chosen_alphas(X[train], Y[train], fold_groups)
+            else:
+                fold = clone(decoder).fit(X[train], Y[train], groups=fold_groups)
             decoded[test] = fold.predict(X[test])
         return decoded
 

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -945,21 +945,46 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
             check_input=False,
             distributed=getattr(self, "distributed", False),
         )
-        coef, intercept = result.coef, result.intercept
-        if scale is not None:
-            # Fold the scaling into the weights, so that they apply to the raw columns.
-            coef /= scale.astype(coef.dtype).reshape(-1, *([1] * (coef.ndim - 1)))
-            intercept = intercept - shift.astype(coef.dtype) @ coef
-        self.coef_ = coef.T
-        self.intercept_ = intercept
+        self._set_weights(result.coef, result.intercept, shift, scale, y.ndim)
         if y.ndim == 1:
-            self.intercept_ = float(self.intercept_)
             self.best_alphas_ = float(result.best_alphas)
             self.cv_scores_ = float(result.cv_scores)
         else:
             self.best_alphas_ = result.best_alphas
             self.cv_scores_ = result.cv_scores
         return self
+
+    def _set_weights(self, coef, intercept, shift, scale, y_ndim):
+        """Store the solver's weights as ``coef_`` and ``intercept_`` on the raw columns."""
+        if scale is not None:
+            # Fold the scaling into the weights, so that they apply to the raw columns.
+            coef /= scale.astype(coef.dtype).reshape(-1, *([1] * (coef.ndim - 1)))
+            intercept = intercept - shift.astype(coef.dtype) @ coef
+        self.coef_ = coef.T
+        self.intercept_ = float(intercept) if y_ndim == 1 else intercept
+
+    def _refit_at_chosen_alphas(self, X, y, groups=None):
+        """A copy fitted on (X, y) at this fitted estimator's ``best_alphas_``, with no search.
+
+        The copy prepares its features as `fit` does (columns, z-scoring, any reduction)
+        and solves one ridge per target; it predicts as a fitted estimator and keeps this
+        one's ``best_alphas_`` (``cv_scores_`` are not computed).
+        """
+        check_is_fitted(self, "best_alphas_")
+        refit = clone(self)
+        X, y, _ = refit._check_fit_input(X, y, groups)
+        features, _, shift, scale = refit._fit_features(X, groups)
+        coef, intercept = solve_ridge(
+            features,
+            y,
+            self.best_alphas_,
+            fit_intercept=self.fit_intercept,
+            n_targets_batch=self.n_targets_batch,
+            device=self.device,
+        )
+        refit._set_weights(coef, intercept, shift, scale, y.ndim)
+        refit.best_alphas_ = self.best_alphas_
+        return refit
 
     def _check_fit_input(self, X, y, groups):
         """Validate data and parameters before any work; return X, y and the folds."""

@@ -119,7 +119,7 @@ def test_train_statistics_refit_each_fold_as_the_decoder_fits(data, sd, decoder_
 
 
 def test_train_statistics_use_the_alphas_the_decoder_chose(fitted, data, monkeypatch):
-    import brainldm.reconstruction as module
+    import brainldm.ridge as module
 
     seen = []
     solve = module.solve_ridge
