@@ -120,6 +120,23 @@ class StableDiffusion(LoadingMixin, CodecMixin, ChainsMixin, ProbesMixin):
         self._fingerprint = None
 
     @property
+    def trained_on_toy_world(self):
+        """bool: whether the model records the toy world it was trained on.
+
+        The shipped toy LDM (and any model trained on the toy world with
+        :mod:`brainldm.toy.training`) records the toy world's fingerprint in
+        its ``brainldm.json``; the toy perceptual network is then the natural
+        identification metric, as CLIP is for Stable Diffusion.
+
+        Examples
+        --------
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> StableDiffusion.from_pretrained("toy").trained_on_toy_world
+        True
+        """
+        return bool(self.config.get("toy_world_fingerprint"))
+
+    @property
     def fingerprint(self):
         """str: digest of the components' configs and weights, computed when first asked.
 
