@@ -23,7 +23,6 @@ fairer clock on shared cores.
 """
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from brainldm.datasets.scenes import make_stimuli
-from brainldm.diffusion import StableDiffusion
+from brainldm.diffusion import StableDiffusion, save_random_model
 from brainldm.features.perceptual import NETWORKS
 from brainldm.metrics import IdentificationScorer
 
@@ -135,71 +134,12 @@ def _scorer(networks, n_images, batch_size):
             )
 
 
-def _save_sd_shaped(folder):
-    """Random components with SD v1.4's shapes, in its folder layout."""
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    tokens = ["<|startoftext|>", "<|endoftext|>"] + [chr(i) for i in range(97, 123)]
-    tokens += [f"{token}</w>" for token in tokens[2:]]
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(
-        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"), model_max_length=77
-    )
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-        scaling_factor=0.18215,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_attention_heads=12,
-            num_hidden_layers=12,
-            max_position_embeddings=77,
-            vocab_size=49408,
-            projection_dim=768,
-        )
-    )
-    scheduler = PNDMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        skip_prk_steps=True,
-        steps_offset=1,
-        set_alpha_to_one=False,
-    )
-    StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    ).save_pretrained(folder / "sd")
-    return folder / "sd"
-
-
 def _sd_shaped(batch_size, steps):
     cuda = torch.cuda.is_available()
     device, dtype = ("cuda", "float16") if cuda else ("cpu", None)
     with tempfile.TemporaryDirectory() as folder:
         sd = StableDiffusion.from_pretrained(
-            _save_sd_shaped(Path(folder)), device=device, dtype=dtype
+            save_random_model(Path(folder) / "sd", "sd-v1-4"), device=device, dtype=dtype
         )
     scenes = make_stimuli(batch_size, seed=7)
     z = sd.encode_images(scenes.images)

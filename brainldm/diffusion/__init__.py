@@ -21,11 +21,13 @@ hub, the toy model, ``brainldm.json``, pickling by reference), ``_codec``
 (images <-> ``z``, captions -> ``c``), ``_schedule`` (the noise-schedule
 policy), ``_sampling`` (the guided DDIM loop), ``_chains`` (img2img and
 text2img), ``_probes`` (``z_c`` and pooled U-Net activations, built as step
-callbacks) and ``_rng`` (one generator per image and sample).
+callbacks), ``_rng`` (one generator per image and sample) and ``_random``
+(randomly initialised models in SD's layout, for tests and benchmarks).
 """
 
 from brainldm.diffusion._loading import COMPONENTS, DEFAULT_IMAGE_SIZE
 from brainldm.diffusion._model import StableDiffusion
+from brainldm.diffusion._random import RANDOM_MODEL_SIZES, save_random_model
 from brainldm.diffusion._rng import sample_generator
 from brainldm.diffusion._schedule import NOISE_SCHEDULES
 
@@ -33,8 +35,10 @@ __all__ = [
     "COMPONENTS",
     "DEFAULT_IMAGE_SIZE",
     "NOISE_SCHEDULES",
+    "RANDOM_MODEL_SIZES",
     "StableDiffusion",
     "sample_generator",
+    "save_random_model",
 ]
 
 # Public names say where users import them from, not the private module that holds them.
