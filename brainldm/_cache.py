@@ -3,7 +3,8 @@
 Every cached result (a fitted estimator, a feature pass, PCA scores, a chunk of voxels,
 generated images) is stored under a name that holds a digest of everything it depends on:
 the data (array contents), the model (its weights' fingerprint), the settings, and the
-version of brainldm that computed it. Changing any of them changes the name, so a stale
+version of brainldm that computed it (:func:`method_version`: a release's version, or for a
+development checkout its version and a digest of its source). Changing any of them changes the name, so a stale
 entry is never read; an upgrade of the package recomputes rather than trusting results a
 different version of the method produced.
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from brainldm._io import atomic_savez, atomic_write
 
-__all__ = ["Cache", "check_cache", "digest"]
+__all__ = ["Cache", "check_cache", "digest", "method_version"]
 
 # Errors that mean "this entry is unreadable", as opposed to a bug in the caller.
 _UNREADABLE = (
@@ -51,10 +52,33 @@ _UNREADABLE = (
 )
 
 
-def _method_version():
+def method_version():
+    """The version of the method that every cache entry's name holds.
+
+    A release's version; for a development version (``.dev`` in it), the
+    version and a digest of the package's source files, so that a changed
+    checkout never reuses what its previous code computed.
+
+    Examples
+    --------
+    >>> import brainldm
+    >>> method_version().startswith(brainldm.__version__)
+    True
+    """
     from brainldm import __version__
 
-    return __version__
+    if ".dev" not in __version__:
+        return __version__
+    global _SOURCE_DIGEST
+    if _SOURCE_DIGEST is None:
+        package = Path(__file__).resolve().parent
+        sources = sorted(package.rglob("*.py"))
+        _SOURCE_DIGEST = digest(*(str(p.relative_to(package)) for p in sources), size=8)
+        _SOURCE_DIGEST = digest(_SOURCE_DIGEST, *(p.read_bytes() for p in sources), size=8)
+    return f"{__version__}+{_SOURCE_DIGEST}"
+
+
+_SOURCE_DIGEST = None
 
 
 def _update(hasher, part):
@@ -148,7 +172,7 @@ class Cache:
         """
         if self.location is None:
             return None
-        name = digest(_method_version(), label, *parts)
+        name = digest(method_version(), label, *parts)
         return self.location / f"{label}-{name}{suffix}"
 
     def folder(self, label, parts):

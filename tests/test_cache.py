@@ -1,13 +1,17 @@
 """The one cache: content keys, atomic entries, unreadable entries recomputed."""
 
+import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 
 import brainldm
-from brainldm._cache import Cache, check_cache, digest
+from brainldm._cache import Cache, check_cache, digest, method_version
 
 
 def counting(value):
@@ -90,3 +94,28 @@ def test_failed_computation_leaves_no_entry(tmp_path):
     with pytest.raises(RuntimeError):
         cache.arrays("e", [], fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_release_keys_by_its_version_alone(monkeypatch):
+    monkeypatch.setattr(brainldm, "__version__", "0.1.0")
+    assert method_version() == "0.1.0"
+
+
+def test_a_development_checkout_keys_by_its_source(tmp_path):
+    """Changing any source file of a development version changes every entry's name."""
+    package = Path(brainldm.__file__).parent
+    shutil.copytree(package, tmp_path / "brainldm", ignore=shutil.ignore_patterns("toy"))
+
+    def version():
+        code = "from brainldm._cache import method_version; print(method_version())"
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    before = version()
+    assert before.startswith(brainldm.__version__ + "+")
+    assert version() == before
+    with open(tmp_path / "brainldm" / "ridge.py", "a") as f:
+        f.write("\n# changed\n")
+    assert version() != before
