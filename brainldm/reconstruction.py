@@ -506,7 +506,7 @@ class LDMReconstructor(BaseEstimator):
         for train, test in cv_splits(5, len(X), groups):
             fold_groups = None if groups is None else groups[train]
             if isinstance(decoder, BaseRidgeCV):
-                fold = decoder._refit_at_chosen_alphas(X[train], Y[train], fold_groups)
+                fold = decoder.refit_at_chosen_alphas(X[train], Y[train], fold_groups)
             else:
                 fold = clone(decoder).fit(X[train], Y[train], groups=fold_groups)
             decoded[test] = fold.predict(X[test])
