@@ -81,8 +81,10 @@ def test_decoded_z_identifies_the_test_images(fitted, sd, data):
 
     true_z = sd.encode_images(data.test_images).reshape(len(data.test_images), -1)
     decoded = fitted.decode(data.X_test).z.reshape(len(data.X_test), -1)
-    # Measured 0.63 on these 39 test images (the tiny model's z is a random projection).
-    assert two_way_identification(true_z, decoded) > 0.56
+    # Measured 0.753 on these 40 test images (the tiny model's z is a random projection), with
+    # a standard error of 0.042 over images; shuffled pairs give 0.5 with a standard deviation
+    # of 0.035. Asserted two standard errors below the measure, five above chance.
+    assert two_way_identification(true_z, decoded) > 0.67
 
 
 def test_train_rescaling_maps_cross_validated_spread_to_the_targets(fitted, data):
