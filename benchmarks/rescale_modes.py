@@ -44,7 +44,7 @@ def main(n_test=48, steps=25, n_samples=2):
         LatentDecoder(voxels=data.roi_masks["early"]),
         TextDecoder(voxels=data.roi_masks["ventral"]),
         steps=steps,
-        n_samples=n_samples,
+        n_samples_per_image=n_samples,
         batch_size=16,
     )
     base.fit(
@@ -59,7 +59,7 @@ def main(n_test=48, steps=25, n_samples=2):
         for mode in ("z", "c", "zc"):
             start = time.time()
             recon = copy.copy(base).set_params(
-                mode=mode, rescale=rescale, cache_dir=OUT / f"images-{rescale}"
+                mode=mode, rescale=rescale, memory=OUT / f"images-{rescale}"
             )
             images = recon.predict(data.X_test[:n_test])
             seconds = time.time() - start

@@ -131,7 +131,7 @@ def _statistics_sources(recon, data, sd, scorer, seen, n_test):
             steps=recon.steps,
             guidance=recon.guidance,
             n_samples=N_SAMPLES,
-            seed=recon.seed,
+            seed=recon.random_state,
             batch_size=16,
         )
         table[name] = _row(_by_sample(scorer, seen, images))
@@ -151,9 +151,9 @@ def main(n_test=100, steps=25):
         LatentDecoder(voxels=data.roi_masks["early"]),
         TextDecoder(voxels=data.roi_masks["ventral"]),
         steps=steps,
-        n_samples=N_SAMPLES,
+        n_samples_per_image=N_SAMPLES,
         batch_size=16,
-        cache_dir=OUT / "images-train",
+        memory=OUT / "images-train",
     ).fit(
         data.X_train,
         data.stimuli[data.images_train],
@@ -181,7 +181,7 @@ def main(n_test=100, steps=25):
                 steps=steps,
                 guidance=recon.guidance,
                 n_samples=N_SAMPLES,
-                seed=recon.seed,
+                seed=recon.random_state,
                 batch_size=16,
             )
             row = _row(_by_sample(scorer, seen, images))

@@ -9,7 +9,61 @@ paper's 320 px. torch is imported inside the functions that need it.
 import numpy as np
 from PIL import Image
 
-__all__ = ["check_images", "from_tensor", "resize", "to_tensor"]
+from brainldm._validation import check_options
+
+__all__ = [
+    "INTERPOLATIONS",
+    "check_images",
+    "check_uint8",
+    "from_tensor",
+    "resample_filter",
+    "resize",
+    "to_tensor",
+]
+
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
+"""Names of PIL's resizing filters that the preprocessing of the metrics offers."""
+
+
+def resample_filter(interpolation, caller):
+    """PIL's resizing filter named by ``interpolation``, one of :data:`INTERPOLATIONS`.
+
+    Examples
+    --------
+    >>> resample_filter("bicubic", "prepare_images")
+    <Resampling.BICUBIC: 3>
+    """
+    check_options(interpolation, "interpolation", caller, INTERPOLATIONS)
+    return getattr(Image.Resampling, interpolation.upper())
+
+
+def check_uint8(array, name, image=None):
+    """Raise the one error of images that are not uint8, with how to convert them.
+
+    Parameters
+    ----------
+    array : ndarray
+        Images, or one image.
+    name : str
+        Name of the argument, for the message.
+    image : int, default=None
+        Index of the image in the argument, when ``array`` is one of them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_uint8(np.zeros((1, 2, 2, 3), np.uint8), "images")
+    >>> check_uint8(np.zeros((1, 2, 2, 3)), "originals")
+    Traceback (most recent call last):
+    ...
+    ValueError: originals must be uint8 in [0, 255], got float64; convert with (images * 255).round().astype(np.uint8) for images in [0, 1]
+    """
+    if array.dtype != np.uint8:
+        where = "" if image is None else f" for image {image}"
+        raise ValueError(
+            f"{name} must be uint8 in [0, 255], got {array.dtype}{where}; convert with "
+            "(images * 255).round().astype(np.uint8) for images in [0, 1]"
+        )
 
 
 def check_images(images, name="images"):
@@ -48,11 +102,7 @@ def check_images(images, name="images"):
     result = []
     for j, image in enumerate(images):
         array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-        if array.dtype != np.uint8:
-            raise ValueError(
-                f"{name} must be uint8 in [0, 255], got {array.dtype} for image {j}; convert "
-                "with (image * 255).round().astype(np.uint8) for images in [0, 1]"
-            )
+        check_uint8(array, name, image=j)
         if array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(
                 f"image {j} of {name} must have shape (height, width, 3) RGB, got {array.shape}"
@@ -115,10 +165,11 @@ def to_tensor(images, device=None, dtype=None):
     import torch
 
     array = np.ascontiguousarray(images)
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+    check_uint8(array, "images")
+    if array.ndim != 4 or array.shape[-1] != 3:
         raise ValueError(
-            f"images must be a uint8 array of shape (n_images, height, width, 3), got dtype "
-            f"{array.dtype} and shape {array.shape}"
+            f"images must have shape (n_images, height, width, 3), got {array.shape}; add a "
+            "leading axis for a single image (images[None])"
         )
     x = torch.from_numpy(array).to(device=device).permute(0, 3, 1, 2)
     return (x.to(dtype or torch.float32) / 127.5) - 1.0

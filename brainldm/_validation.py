@@ -1,58 +1,304 @@
-"""Checks of arguments shared by every module, with one wording per problem.
+"""Checks of parameters and arguments shared by every module, with one wording per problem.
 
-Scalars go through scikit-learn's parameter-constraint machinery, so a bad
-value raises :class:`~sklearn.utils._param_validation.InvalidParameterError`
-(both a ``ValueError`` and a ``TypeError``) worded as scikit-learn words it:
-``The 'steps' parameter of img2img must be an int in the range [1, inf). Got 0
-instead.`` torch is imported inside the functions that need it, so that
-``brainldm.datasets`` can use this module without loading torch.
+A parameter is checked against constraints, declared once: an estimator lists them
+per parameter in its class attribute ``_parameter_constraints`` (as scikit-learn's
+estimators do; a subclass's dict extends its bases') and calls
+:func:`validate_params` at the start of ``fit``; a function checks an argument with
+:func:`check_parameter` (or its shorthands :func:`check_int`, :func:`check_number`,
+:func:`check_options`). A value that satisfies none of its constraints raises
+:class:`InvalidParameterError`, worded one way::
+
+    The 'steps' parameter of img2img must be an int in the range [1, inf). Got 0 instead.
+
+torch is imported inside the functions that need it, so that ``brainldm.datasets``
+can use this module without loading torch.
 """
 
 import re
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
-    StrOptions,
-    validate_parameter_constraints,
-)
 
 __all__ = [
+    "HasMethods",
+    "Interval",
     "InvalidParameterError",
+    "Options",
     "check_captions",
     "check_finite",
     "check_int",
     "check_number",
     "check_options",
+    "check_parameter",
     "parse_subject",
-    "renamed",
     "resolve_device",
     "resolve_dtype",
     "subject_name",
+    "validate_params",
 ]
 
 DTYPES = ("float32", "float16", "bfloat16")
 """Names of the precisions models may run in."""
 
 
-def _closed(min_val, max_val, closed="both"):
-    """The sides of an interval that are closed, leaving infinite sides open."""
-    left = closed in ("both", "left") and min_val is not None
-    right = closed in ("both", "right") and max_val is not None
-    return {(True, True): "both", (True, False): "left", (False, True): "right"}.get(
-        (left, right), "neither"
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter or argument satisfies none of its constraints.
+
+    A ``ValueError``, and a ``TypeError`` too, as scikit-learn's error of the same name,
+    since a value of the wrong type is among the problems it reports.
+    """
+
+
+def _is_bool(value):
+    return isinstance(value, (bool, np.bool_))
+
+
+class Interval:
+    """Numbers of one type between two bounds; None is an unbounded side.
+
+    Parameters
+    ----------
+    type : {numbers.Integral, numbers.Real}
+        Integers, or any real number (integers included).
+    left, right : number or None
+        The bounds.
+    closed : {"both", "left", "right", "neither"}, default="both"
+        The sides that belong to the interval; an unbounded side is open.
+
+    Examples
+    --------
+    >>> from numbers import Integral, Real
+    >>> str(Interval(Integral, 1, None))
+    'an int in the range [1, inf)'
+    >>> interval = Interval(Real, 0, 1, closed="right")
+    >>> interval.is_satisfied_by(1), interval.is_satisfied_by(0), str(interval)
+    (True, False, 'a float in the range (0.0, 1.0]')
+    """
+
+    def __init__(self, type, left, right, *, closed="both"):
+        self.type, self.left, self.right = type, left, right
+        self.closed = {
+            (True, True): "both",
+            (True, False): "left",
+            (False, True): "right",
+            (False, False): "neither",
+        }[
+            (
+                closed in ("both", "left") and left is not None,
+                closed in ("both", "right") and right is not None,
+            )
+        ]
+
+    def is_satisfied_by(self, value):
+        # bool is an Integral for Python; as a count or a size it is a mistake.
+        if _is_bool(value) or not isinstance(value, self.type) or np.isnan(value):
+            return False
+        left_closed = self.closed in ("both", "left")
+        right_closed = self.closed in ("both", "right")
+        above = self.left is None or (value >= self.left if left_closed else value > self.left)
+        below = self.right is None or (value <= self.right if right_closed else value < self.right)
+        return bool(above and below)
+
+    def __str__(self):
+        def bound(value, infinite):
+            if value is None:
+                return infinite
+            return value if self.type is Integral else float(value)
+
+        return (
+            f"{'an int' if self.type is Integral else 'a float'} in the range "
+            f"{'[' if self.closed in ('both', 'left') else '('}{bound(self.left, '-inf')}, "
+            f"{bound(self.right, 'inf')}{']' if self.closed in ('both', 'right') else ')'}"
+        )
+
+
+class Options:
+    """One of a few values, usually strings.
+
+    Parameters
+    ----------
+    options : iterable
+        The values allowed, in the order messages list them.
+
+    Examples
+    --------
+    >>> options = Options(("takagi2023", "diffusers"))
+    >>> options.is_satisfied_by("diffusers"), str(options)
+    (True, "a str among {'takagi2023', 'diffusers'}")
+    >>> Options([-1]).is_satisfied_by(True), str(Options([-1]))
+    (False, 'one of {-1}')
+    """
+
+    def __init__(self, options):
+        self.options = tuple(options)
+
+    def is_satisfied_by(self, value):
+        # Compared by type too: True == 1 and np.str_("a") == "a", but only the latter is meant.
+        return any(
+            type(value) is type(option) or isinstance(value, str) and isinstance(option, str)
+            for option in self.options
+            if _equal(value, option)
+        )
+
+    def __str__(self):
+        listed = ", ".join(map(repr, self.options))
+        strings = all(isinstance(option, str) for option in self.options)
+        return f"a str among {{{listed}}}" if strings else f"one of {{{listed}}}"
+
+
+def _equal(value, option):
+    try:
+        return bool(value == option)
+    except (TypeError, ValueError):
+        return False
+
+
+class _InstanceOf:
+    def __init__(self, type):
+        self.type = type
+
+    def is_satisfied_by(self, value):
+        # A bool is a valid bool, never a valid number.
+        numeric = self.type in (Integral, Real, int, float)
+        return isinstance(value, self.type) and not (numeric and _is_bool(value))
+
+    def __str__(self):
+        module, name = self.type.__module__, self.type.__qualname__
+        return (
+            f"an instance of {name!r}"
+            if module == "builtins"
+            else f"an instance of '{module}.{name}'"
+        )
+
+
+class _NoneConstraint:
+    def is_satisfied_by(self, value):
+        return value is None
+
+    def __str__(self):
+        return "None"
+
+
+class _Boolean:
+    def is_satisfied_by(self, value):
+        return _is_bool(value)
+
+    def __str__(self):
+        return "a bool"
+
+
+class HasMethods:
+    """Objects with some methods, such as a regressor's ``fit`` and ``predict``.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> HasMethods(["fit", "predict"]).is_satisfied_by(Ridge())
+    True
+    >>> str(HasMethods(["fit", "predict"]))
+    "an object with methods 'fit', 'predict'"
+    """
+
+    def __init__(self, methods):
+        self.methods = tuple(methods)
+
+    def is_satisfied_by(self, value):
+        return all(callable(getattr(value, method, None)) for method in self.methods)
+
+    def __str__(self):
+        return f"an object with methods {', '.join(map(repr, self.methods))}"
+
+
+def _constraint(spec):
+    """The constraint object a declaration names."""
+    if spec is None:
+        return _NoneConstraint()
+    if spec == "boolean":
+        return _Boolean()
+    if isinstance(spec, type):
+        return _InstanceOf(spec)
+    if hasattr(spec, "is_satisfied_by"):
+        return spec
+    raise TypeError(f"unknown parameter constraint {spec!r}")
+
+
+def check_parameter(value, name, caller, *constraints):
+    """Return ``value`` if it satisfies one of ``constraints``, else raise.
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        Name of the parameter, for the message.
+    caller : str
+        Name of the function or class that takes it, for the message.
+    *constraints : Interval, Options, HasMethods, type, None or "boolean"
+        What a valid value is: in an interval, one of some strings, an object
+        with some methods, an instance of a type, None, or a bool.
+
+    Returns
+    -------
+    value
+
+    Raises
+    ------
+    InvalidParameterError
+        If `value` satisfies none of the constraints.
+
+    Examples
+    --------
+    >>> check_parameter(None, "metric", "fit", str, None) is None
+    True
+    >>> check_parameter(3, "rescale", "LDMReconstructor", Options(["train", "batch"]), None)
+    Traceback (most recent call last):
+    ...
+    brainldm._validation.InvalidParameterError: The 'rescale' parameter of LDMReconstructor must be a str among {'train', 'batch'} or None. Got 3 instead.
+    """
+    objects = [_constraint(spec) for spec in constraints]
+    if any(constraint.is_satisfied_by(value) for constraint in objects):
+        return value
+    wording = [str(constraint) for constraint in objects]
+    allowed = wording[0] if len(wording) == 1 else f"{', '.join(wording[:-1])} or {wording[-1]}"
+    raise InvalidParameterError(
+        f"The {name!r} parameter of {caller} must be {allowed}. Got {value!r} instead."
     )
 
 
-def _check(constraint, value, name, caller):
-    if isinstance(value, (bool, np.bool_)) and not isinstance(constraint, StrOptions):
-        # bool is an Integral for Python; as a count or a size it is a mistake.
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {caller} must be {constraint}. Got {value!r} instead."
-        )
-    validate_parameter_constraints({name: [constraint]}, {name: value}, caller_name=caller)
+def validate_params(estimator):
+    """Check an estimator's parameters against its class's ``_parameter_constraints``.
+
+    The constraints are merged along the class's MRO, so that a subclass declares
+    only the parameters it adds (or those it constrains differently). Parameters
+    without a declaration are not checked here.
+
+    Parameters
+    ----------
+    estimator : scikit-learn estimator
+        Its ``get_params(deep=False)`` are checked.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the first parameter that satisfies none of its constraints.
+
+    Examples
+    --------
+    >>> from sklearn.base import BaseEstimator
+    >>> class Smoother(BaseEstimator):
+    ...     _parameter_constraints = {"width": [Interval(Integral, 1, None)]}
+    ...     def __init__(self, width=3):
+    ...         self.width = width
+    >>> validate_params(Smoother(width=0))
+    Traceback (most recent call last):
+    ...
+    brainldm._validation.InvalidParameterError: The 'width' parameter of Smoother must be an int in the range [1, inf). Got 0 instead.
+    """
+    declared = {}
+    for cls in reversed(type(estimator).__mro__):
+        declared.update(vars(cls).get("_parameter_constraints", {}))
+    for name, value in estimator.get_params(deep=False).items():
+        if name in declared:
+            check_parameter(value, name, type(estimator).__name__, *declared[name])
 
 
 def check_int(value, name, caller, *, min_val=None, max_val=None):
@@ -65,19 +311,16 @@ def check_int(value, name, caller, *, min_val=None, max_val=None):
     >>> check_int(0, "steps", "img2img", min_val=1)
     Traceback (most recent call last):
     ...
-    sklearn.utils._param_validation.InvalidParameterError: The 'steps' parameter of img2img must be an int in the range [1, inf). Got 0 instead.
+    brainldm._validation.InvalidParameterError: The 'steps' parameter of img2img must be an int in the range [1, inf). Got 0 instead.
     """
-    _check(
-        Interval(Integral, min_val, max_val, closed=_closed(min_val, max_val)), value, name, caller
-    )
-    return int(value)
+    return int(check_parameter(value, name, caller, Interval(Integral, min_val, max_val)))
 
 
 def check_number(value, name, caller, *, min_val=None, max_val=None, closed="both"):
-    """Return ``value`` as a finite float, or raise if it is outside the interval.
+    """Return ``value`` as a float, or raise if it is no number in the interval.
 
     ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``, as in
-    scikit-learn's ``Interval``.
+    :class:`Interval`.
 
     Examples
     --------
@@ -86,11 +329,10 @@ def check_number(value, name, caller, *, min_val=None, max_val=None, closed="bot
     >>> check_number(float("nan"), "guidance", "img2img", min_val=0)
     Traceback (most recent call last):
     ...
-    sklearn.utils._param_validation.InvalidParameterError: The 'guidance' parameter of img2img must be a float in the range [0.0, inf). Got nan instead.
+    brainldm._validation.InvalidParameterError: The 'guidance' parameter of img2img must be a float in the range [0.0, inf). Got nan instead.
     """
-    interval = Interval(Real, min_val, max_val, closed=_closed(min_val, max_val, closed))
-    _check(interval, value, name, caller)
-    return float(value)
+    interval = Interval(Real, min_val, max_val, closed=closed)
+    return float(check_parameter(value, name, caller, interval))
 
 
 def check_options(value, name, caller, options):
@@ -101,10 +343,8 @@ def check_options(value, name, caller, options):
     >>> check_options("takagi2023", "noise_schedule", "img2img", ("takagi2023", "diffusers"))
     'takagi2023'
     """
-    strings = {option for option in options if option is not None}
-    constraints = [StrOptions(strings)] + ([None] if None in options else [])
-    validate_parameter_constraints({name: constraints}, {name: value}, caller_name=caller)
-    return value
+    strings = Options(option for option in options if option is not None)
+    return check_parameter(value, name, caller, strings, *([None] if None in options else []))
 
 
 def check_finite(
@@ -303,34 +543,3 @@ def check_captions(captions):
         if not all(isinstance(text, str) for text in texts):
             raise ValueError(f"captions of image {j} must be strings, got {texts!r}")
     return captions
-
-
-DEPRECATED = "deprecated"
-"""Default of a renamed parameter's old name, so that passing it can be told apart."""
-
-
-def renamed(old_value, old_name, new_value, new_name, caller):
-    """The value of a renamed parameter: the old name's if given (with a FutureWarning).
-
-    Examples
-    --------
-    >>> import warnings
-    >>> renamed(DEPRECATED, "verbose", False, "progress", "fit")
-    False
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     value = renamed(True, "verbose", False, "progress", "fit")
-    >>> value, str(caught[0].message)
-    (True, "fit: 'verbose' was renamed 'progress' and will be removed in brainldm 0.3; pass progress=True")
-    """
-    if isinstance(old_value, str) and old_value == DEPRECATED:
-        return new_value
-    import warnings
-
-    warnings.warn(
-        f"{caller}: {old_name!r} was renamed {new_name!r} and will be removed in brainldm 0.3; "
-        f"pass {new_name}={old_value!r}",
-        FutureWarning,
-        stacklevel=3,
-    )
-    return old_value

@@ -213,11 +213,11 @@ def _fit(reconstructor, data, path, settings, log):
         steps=settings["steps"],
         strength=settings["strength"],
         guidance=settings["guidance"],
-        n_samples=settings["n_samples"],
+        n_samples_per_image=settings["n_samples"],
         batch_size=settings["batch_size"],
         device=settings["device"],
         dtype=settings["dtype"],
-        cache_dir=path.parent / "images",
+        memory=path.parent / "images",
         progress=settings["progress"],
     )
 

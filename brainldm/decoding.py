@@ -13,6 +13,7 @@ one matrix feeds both decoders in a scikit-learn ``Pipeline`` or
 
 import numpy as np
 
+from brainldm._docs import fill_doc
 from brainldm.ridge import BaseRidgeCV
 
 __all__ = ["LatentDecoder", "TextDecoder", "reshape_targets"]
@@ -57,71 +58,23 @@ def reshape_targets(Y, shape):
     return Y.reshape(len(Y), *shape)
 
 
-_PARAMETERS = """
-    Parameters
-    ----------
-    alphas : sequence of float, default=DEFAULT_ALPHAS
-        Positive regularisation strengths tried for every target (by default
-        1e-2 to 1e8 by decades).
-    cv : int or scikit-learn splitter, default=5
-        Folds: an int gives unshuffled ``KFold``, or ``GroupKFold`` when
-        ``groups`` are passed to `fit`; or any splitter.
-    voxels : array of bool or int, default=None
-        Columns of X used (an ROI mask of length n_features, or indices);
-        None uses all.
-    standardize : bool, default=True
-        Z-score each voxel with the train mean and standard deviation, as the
-        paper does. The scaling is folded into ``coef_``.
-    fit_intercept : bool, default=True
-        Fit an intercept per target (the original code fits none).
-    alpha_per_target : bool, default=True
-        Choose an alpha per target, else one shared by all targets.
-    n_targets_batch : int or None, default=2048
-        Targets solved together; bounds peak memory.
-    device : str or None, default=None
-        ``"cpu"``, ``"cuda"`` or None (CPU).
-    progress : bool, default=False
-        Show a progress bar over target batches.
-    verbose : bool
-        Deprecated alias of ``progress``.
-
-    Attributes
-    ----------
-    coef_ : array of shape (n_targets, n_voxels) or (n_voxels,)
-        Weights on the raw columns ``voxel_indices_`` of X.
-    intercept_ : array of shape (n_targets,) or float
-    best_alphas_ : array of shape (n_targets,) or float
-        Alpha chosen for each target.
-    cv_scores_ : array of shape (n_targets,) or float
-        Mean over folds of the negative MSE at the chosen alpha.
-    voxel_indices_ : array of shape (n_voxels,)
-        Columns of X the decoder reads.
-    n_features_in_ : int
-        Number of columns of X seen in `fit`.
-
-    Notes
-    -----
-    ``LatentDecoder(**brainldm.ridge.TAKAGI2023)`` reproduces the original code
-    (no intercept, unshuffled ``KFold(5)`` that ignores groups, alphas 1e-6 to
-    1); the defaults fit an intercept and group folds by image when ``groups``
-    are given, which avoids the leak of repeated images across folds.
-
-    See Also
-    --------
-    brainldm.ridge.solve_ridge_cv : the solver.
-    reshape_targets : restore the shape of the flat targets.
-"""
-
-
+@fill_doc
 class LatentDecoder(BaseRidgeCV):
-    __doc__ = (
-        """Decode the image latent ``z`` from fMRI with per-target ridge regression.
+    """Decode the image latent ``z`` from fMRI with per-target ridge regression.
 
     Targets are flat: SD v1.4's ``z`` (4 x 40 x 40) is 6,400 columns; any
     number of targets, or a 1-D y, works.
-"""
-        + _PARAMETERS
-        + """
+
+    Parameters
+    ----------
+    %(ridge_parameters)s
+
+    Attributes
+    ----------
+    %(ridge_attributes)s
+
+    %(ridge_notes)s
+
     Examples
     --------
     >>> import numpy as np
@@ -139,21 +92,28 @@ class LatentDecoder(BaseRidgeCV):
     >>> decoder.best_alphas_[:3]
     array([10.,  1., 10.])
     """
-    )
 
 
+@fill_doc
 class TextDecoder(BaseRidgeCV):
-    __doc__ = (
-        """Decode the text conditioning ``c`` from fMRI with per-target ridge regression.
+    """Decode the text conditioning ``c`` from fMRI with per-target ridge regression.
 
     Targets are flat: SD v1.4's ``c`` (77 tokens x 768) is 59,136 columns.
     At NSD scale (24,980 trials x 7,000 voxels, float32) ``y`` is 5.5 GiB and
     ``coef_`` 1.5 GiB; neither is copied whole, and targets are solved in
     batches of `n_targets_batch`: the whole fit peaks at about 11 GiB (see
     ``benchmarks/ridge.py nsd``).
-"""
-        + _PARAMETERS
-        + """
+
+    Parameters
+    ----------
+    %(ridge_parameters)s
+
+    Attributes
+    ----------
+    %(ridge_attributes)s
+
+    %(ridge_notes)s
+
     Examples
     --------
     >>> import numpy as np
@@ -167,4 +127,3 @@ class TextDecoder(BaseRidgeCV):
     >>> decoder.coef_.dtype
     dtype('float32')
     """
-    )

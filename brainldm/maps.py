@@ -118,7 +118,7 @@ def to_nifti(values, masker, path=None):
     >>> from brainldm.maps import to_nifti
     >>> mask = np.zeros((4, 5, 6), dtype=bool)
     >>> mask[1:3, 2:4, 3] = True
-    >>> masker = VolumeMasker(mask, np.diag([1.8, 1.8, 1.8, 1.0]))
+    >>> masker = VolumeMasker(mask, np.diag([1.8, 1.8, 1.8, 1.0])).fit()
     >>> img = to_nifti([0.1, 0.4, np.nan, -0.2], masker)
     >>> img.shape, img.get_data_dtype()
     ((4, 5, 6), dtype('<f4'))
@@ -188,7 +188,7 @@ def save_maps(maps, masker, folder, *, compress=True):
     >>> from brainldm.datasets.nsd import VolumeMasker
     >>> from brainldm.maps import save_maps
     >>> mask = np.ones((3, 3, 2), dtype=bool)
-    >>> masker = VolumeMasker(mask, np.eye(4))
+    >>> masker = VolumeMasker(mask, np.eye(4)).fit()
     >>> r = np.linspace(-0.2, 0.6, masker.n_voxels)
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     paths = save_maps({"r": r, "significant": r > 0.3}, masker, folder)

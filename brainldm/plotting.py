@@ -438,7 +438,7 @@ def plot_brain_map(
     >>> from brainldm.plotting import plot_brain_map
     >>> mask = np.zeros((12, 14, 10), dtype=bool)
     >>> mask[2:10, 2:12, 2:8] = True
-    >>> masker = VolumeMasker(mask, np.diag([1.8, 1.8, 1.8, 1.0]))
+    >>> masker = VolumeMasker(mask, np.diag([1.8, 1.8, 1.8, 1.0])).fit()
     >>> rng = np.random.default_rng(0)
     >>> r = rng.uniform(-0.1, 0.5, masker.n_voxels)
     >>> betas = rng.normal(1.0, 0.2, (20, masker.n_voxels))

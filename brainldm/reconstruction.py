@@ -9,20 +9,28 @@ img2img chain (mode ``"zc"``) or its controls (``"z"``, ``"c"``,
 images, so that ``GridSearchCV`` tunes the chain on training data alone.
 """
 
-import hashlib
 import json
+import os
 import warnings
-from collections import OrderedDict
-from pathlib import Path
+from numbers import Integral, Real
 
 import numpy as np
+from joblib import Memory
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from brainldm._images import check_images, resize
-from brainldm._io import atomic_savez
-from brainldm._validation import check_captions, check_int, check_number, check_options
+from brainldm._cache import Cache, check_cache, digest
+from brainldm._images import check_images, check_uint8, resize
+from brainldm._validation import (
+    HasMethods,
+    Interval,
+    Options,
+    check_captions,
+    check_options,
+    validate_params,
+)
+from brainldm.metrics.identification import standardize_rows
 from brainldm.ridge import BaseRidgeCV, cv_splits
 
 __all__ = [
@@ -49,49 +57,8 @@ SELECTS = (None, "decoded")
 PRESETS = (None, "takagi2023")
 """Named settings; ``"takagi2023"`` is the original code's choices."""
 
-# Rows of X reconstructed per file of the on-disk cache.
+# Rows of X reconstructed per entry of the cache.
 _CHUNK = 16
-# Bytes of encoded targets kept in memory, shared by every reconstructor.
-_TARGET_CACHE_BYTES = 2 * 2**30
-
-
-class _TargetCache:
-    """Encoded targets by content: a second fit, or one per grid point, does not re-encode."""
-
-    def __init__(self, max_bytes):
-        self.max_bytes, self.rows, self.bytes = max_bytes, OrderedDict(), 0
-
-    def lookup(self, keys, encode):
-        """Rows for ``keys``, encoding the missing ones with ``encode(indices)`` at once."""
-        missing = [j for j, key in enumerate(keys) if key not in self.rows]
-        unique = list(dict.fromkeys(keys[j] for j in missing))
-        if unique:
-            first = {key: next(j for j in missing if keys[j] == key) for key in unique}
-            encoded = encode([first[key] for key in unique])
-            for key, row in zip(unique, encoded, strict=True):
-                self.rows[key] = row
-                self.bytes += row.nbytes
-        result = np.stack([self.rows[key] for key in keys])
-        for key in keys:
-            self.rows.move_to_end(key)
-        while self.bytes > self.max_bytes and len(self.rows) > len(set(keys)):
-            _, row = self.rows.popitem(last=False)
-            self.bytes -= row.nbytes
-        return result
-
-
-_TARGETS = _TargetCache(_TARGET_CACHE_BYTES)
-
-
-def _digest(*parts):
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part if isinstance(part, bytes) else str(part).encode())
-    return digest.hexdigest()
-
-
-def _image_key(image):
-    return _digest(image.shape, np.ascontiguousarray(image).tobytes())
 
 
 def rescale_features(Y, source_mean, source_std, target_mean, target_std):
@@ -161,10 +128,11 @@ def select_samples(reconstructions, images, extractor=None):
     [1, 1]
     """
     reconstructions = np.asarray(reconstructions)
-    if reconstructions.ndim != 5 or reconstructions.dtype != np.uint8:
+    check_uint8(reconstructions, "reconstructions")
+    if reconstructions.ndim != 5:
         raise ValueError(
-            "reconstructions must be a uint8 array of shape (n_images, n_samples, height, "
-            f"width, 3), got dtype {reconstructions.dtype} and shape {reconstructions.shape}"
+            "reconstructions must have shape (n_images, n_samples, height, width, 3), got "
+            f"{reconstructions.shape}"
         )
     images = np.asarray(check_images(images))
     if len(images) != len(reconstructions):
@@ -179,7 +147,7 @@ def select_samples(reconstructions, images, extractor=None):
     n, n_samples = reconstructions.shape[:2]
     size = images.shape[1]
     flat = resize(reconstructions.reshape(n * n_samples, *reconstructions.shape[2:]), size)
-    features = _zscore_rows(extractor.fit_transform(np.concatenate([images, flat])))
+    features = standardize_rows(extractor.fit_transform(np.concatenate([images, flat])))
     seen, generated = features[:n], features[n:].reshape(n, n_samples, -1)
     indices = np.einsum("if,isf->is", seen, generated).argmax(1)
     return reconstructions[np.arange(n), indices], indices
@@ -192,13 +160,6 @@ def _resize_bicubic(images, size):
     return np.stack(
         [np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC)) for image in images]
     )
-
-
-def _zscore_rows(features):
-    features = np.asarray(features, dtype=np.float64)
-    features = features - features.mean(1, keepdims=True)
-    norm = np.linalg.norm(features, axis=1, keepdims=True)
-    return features / np.where(norm > 0, norm, 1.0)
 
 
 class LDMReconstructor(BaseEstimator):
@@ -232,11 +193,12 @@ class LDMReconstructor(BaseEstimator):
         DDIM steps.
     guidance : float, default=5.0
         Classifier-free guidance scale against the empty prompt.
-    n_samples : int, default=5
+    n_samples_per_image : int, default=5
         Images generated per row of X (the paper draws 5).
-    seed : int, default=42
+    random_state : int, default=42
         Seed of the generation; sample ``i`` of row ``j`` draws its noise
-        from ``(seed, j, i)``, so a row's images do not depend on the batch.
+        from ``(random_state, j, i)``, so a row's images do not depend on the
+        batch.
     noise_schedule : {"takagi2023", "diffusers"}, default="takagi2023"
         As in :meth:`StableDiffusion.img2img <brainldm.diffusion.StableDiffusion.img2img>`.
     rescale : {"train", "batch"} or None, default="train"
@@ -274,10 +236,15 @@ class LDMReconstructor(BaseEstimator):
         Samples denoised at once.
     device, dtype : str, default=None
         Where and in which precision a named model runs.
-    cache_dir : str or path-like, default=None
-        Folder for generated images, written atomically in chunks of 16 rows
-        and named by what they depend on, so an interrupted ``predict``
-        resumes where it stopped and a repeated one recomputes nothing.
+    memory : str, path-like, joblib.Memory or None, default=None
+        Where to cache (:mod:`brainldm._cache`): the encoded training targets
+        (``z`` and ``c`` of the seen images and captions, named by the
+        model's fingerprint and their content, so that another fit on the
+        same images, as at each point of a grid search, does not encode them
+        again) and the generated images, written atomically in chunks of 16
+        rows and named by what they depend on, so an interrupted ``predict``
+        resumes where it stopped and a repeated one recomputes nothing. None
+        caches nothing.
     progress : bool, default=False
         Show progress bars.
 
@@ -298,10 +265,6 @@ class LDMReconstructor(BaseEstimator):
 
     Notes
     -----
-    The z and c targets are computed by the model at fit and kept by image
-    content (and caption text), so that another fit on the same images, as in
-    a grid search, does not encode them again.
-
     Why ``rescale="train"`` is the default, measured on the toy world (subj01,
     the first 100 test images, 25 steps, 5 samples, identification on the toy
     perceptual embedding; ``benchmarks/rescale_modes.py 100 25 5``): pairwise,
@@ -319,7 +282,9 @@ class LDMReconstructor(BaseEstimator):
     >>> from brainldm.reconstruction import LDMReconstructor
     >>> scenes = make_stimuli(12, seed=0)
     >>> X = np.random.default_rng(0).normal(size=(12, 30))
-    >>> recon = LDMReconstructor(latent_decoder=LatentDecoder(), mode="z", steps=4, n_samples=2)
+    >>> recon = LDMReconstructor(
+    ...     latent_decoder=LatentDecoder(), mode="z", steps=4, n_samples_per_image=2
+    ... )
     >>> recon.fit(X, scenes.images).predict(X[:3]).shape
     (3, 2, 64, 64, 3)
     >>> recon.decode(X[:3]).z.shape
@@ -335,8 +300,8 @@ class LDMReconstructor(BaseEstimator):
         strength=0.8,
         steps=50,
         guidance=5.0,
-        n_samples=5,
-        seed=42,
+        n_samples_per_image=5,
+        random_state=42,
         noise_schedule="takagi2023",
         rescale="train",
         select=None,
@@ -345,7 +310,7 @@ class LDMReconstructor(BaseEstimator):
         batch_size=8,
         device=None,
         dtype=None,
-        cache_dir=None,
+        memory=None,
         progress=False,
     ):
         self.model = model
@@ -355,8 +320,8 @@ class LDMReconstructor(BaseEstimator):
         self.strength = strength
         self.steps = steps
         self.guidance = guidance
-        self.n_samples = n_samples
-        self.seed = seed
+        self.n_samples_per_image = n_samples_per_image
+        self.random_state = random_state
         self.noise_schedule = noise_schedule
         self.rescale = rescale
         self.select = select
@@ -365,20 +330,32 @@ class LDMReconstructor(BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.dtype = dtype
-        self.cache_dir = cache_dir
+        self.memory = memory
         self.progress = progress
 
+    _parameter_constraints = {
+        "latent_decoder": [HasMethods(["fit", "predict"]), None],
+        "text_decoder": [HasMethods(["fit", "predict"]), None],
+        "mode": [Options(MODES)],
+        "strength": [Interval(Real, 0, 1, closed="right")],
+        "steps": [Interval(Integral, 1, None)],
+        "guidance": [Interval(Real, 0, None)],
+        "n_samples_per_image": [Interval(Integral, 1, None)],
+        "random_state": [Interval(Integral, 0, None)],
+        "rescale": [Options(RESCALES[1:]), None],
+        "select": [Options(SELECTS[1:]), None],
+        "preset": [Options(PRESETS[1:]), None],
+        "metric": [str, None],
+        "batch_size": [Interval(Integral, 1, None)],
+        "memory": [str, os.PathLike, Memory, Cache, None],
+        "progress": ["boolean"],
+    }
+
     def _check_params(self):
-        caller = type(self).__name__
-        check_options(self.mode, "mode", caller, MODES)
-        check_options(self.rescale, "rescale", caller, RESCALES)
-        check_options(self.select, "select", caller, SELECTS)
-        check_options(self.preset, "preset", caller, PRESETS)
-        check_int(self.n_samples, "n_samples", caller, min_val=1)
-        check_int(self.steps, "steps", caller, min_val=1)
-        check_int(self.batch_size, "batch_size", caller, min_val=1)
-        check_number(self.strength, "strength", caller, min_val=0, max_val=1, closed="right")
-        check_number(self.guidance, "guidance", caller, min_val=0)
+        from brainldm.diffusion import NOISE_SCHEDULES
+
+        validate_params(self)
+        check_options(self.noise_schedule, "noise_schedule", type(self).__name__, NOISE_SCHEDULES)
         if self.select == "decoded" and self.mode == "c":
             raise ValueError(
                 "select='decoded' chooses the sample closest to the decoded z, which mode='c' "
@@ -386,8 +363,7 @@ class LDMReconstructor(BaseEstimator):
             )
 
     def _default_metric(self):
-        # The toy model records the toy world it was trained on; the toy net knows that world.
-        return "toy_embedding" if self._model().config.get("toy_world_fingerprint") else "clip"
+        return "toy_embedding" if self._model().trained_on_toy_world else "clip"
 
     def _model(self):
         from brainldm.features.ldm import load_ldm
@@ -456,12 +432,13 @@ class LDMReconstructor(BaseEstimator):
                     f"X has {len(X)} rows but captions has {len(captions)} lists; pass one per row"
                 )
         groups = None if groups is None else np.asarray(groups)
+        cache = check_cache(self.memory)
         sd = self._model()
         self.latent_shape_, self.text_shape_ = tuple(sd.latent_shape), tuple(sd.text_shape)
         self.latent_decoder_ = self.text_decoder_ = None
         self.rescale_ = {}
         for part in self._parts():
-            Y = self._targets(sd, part, images, captions)
+            Y = self._targets(sd, part, images, captions, cache)
             decoder = self._decoder(part).fit(X, Y, groups=groups)
             setattr(self, "latent_decoder_" if part == "z" else "text_decoder_", decoder)
             wide = Y.astype(np.float64)
@@ -472,27 +449,31 @@ class LDMReconstructor(BaseEstimator):
                 self.rescale_[part].update(decoded_mean=wide.mean(0), decoded_std=wide.std(0))
         return self
 
-    def _targets(self, sd, part, images, captions):
-        """Flat z (or c) of every row, computed once per image (or caption set) and model."""
-        # Named models are the same model wherever they are loaded; a model passed as an
-        # object is told apart by its identity as well.
-        named = isinstance(self.model, (str, Path))
-        source = f"{sd!r}|{sd.fingerprint}" if named else f"{sd!r}@{id(sd)}"
+    def _targets(self, sd, part, images, captions, cache):
+        """Flat z (or c) of every row, each distinct image (or caption set) encoded once.
+
+        The encoded targets are cached by the model and the content they encode, so
+        that fits on the same images (a grid search's points) encode them once.
+        """
         if part == "z":
-            keys = [_digest(source, "z", _image_key(image)) for image in images]
-
-            def encode(rows):
-                batch = [images[j] for j in rows]
-                return sd.encode_images(batch, progress=self.progress).reshape(len(rows), -1)
-
+            keys = [digest(image) for image in images]
         else:
-            keys = [_digest(source, "c", json.dumps(texts)) for texts in captions]
+            keys = [json.dumps(texts) for texts in captions]
+        unique = list(dict.fromkeys(keys))
+        first = {key: j for j, key in reversed(list(enumerate(keys)))}
+        rows = [first[key] for key in unique]
 
-            def encode(rows):
-                batch = [captions[j] for j in rows]
-                return sd.encode_text(batch, progress=self.progress).reshape(len(rows), -1)
+        def encode():
+            if part == "z":
+                encoded = sd.encode_images([images[j] for j in rows], progress=self.progress)
+            else:
+                encoded = sd.encode_text([captions[j] for j in rows], progress=self.progress)
+            return {"targets": encoded.reshape(len(rows), -1)}
 
-        return _TARGETS.lookup(keys, encode)
+        model = [repr(sd), sd.fingerprint]
+        encoded = cache.arrays(f"targets-{part}", [*model, unique], encode)["targets"]
+        index = {key: i for i, key in enumerate(unique)}
+        return encoded[[index[key] for key in keys]]
 
     def _cross_decoded(self, decoder, X, Y, groups):
         """Decoded training features, each row by a model that did not see its image.
@@ -506,7 +487,7 @@ class LDMReconstructor(BaseEstimator):
         for train, test in cv_splits(5, len(X), groups):
             fold_groups = None if groups is None else groups[train]
             if isinstance(decoder, BaseRidgeCV):
-                fold = decoder._refit_at_chosen_alphas(X[train], Y[train], fold_groups)
+                fold = decoder.refit_at_chosen_alphas(X[train], Y[train], fold_groups)
             else:
                 fold = clone(decoder).fit(X[train], Y[train], groups=fold_groups)
             decoded[test] = fold.predict(X[test])
@@ -560,8 +541,8 @@ class LDMReconstructor(BaseEstimator):
 
         Returns
         -------
-        images : ndarray of shape (n_samples, n_samples_per_row, size, size, 3), uint8
-            ``n_samples`` images per row at the model's generation size (one
+        images : ndarray of shape (n_samples, n_samples_per_image, size, size, 3), uint8
+            ``n_samples_per_image`` images per row at the model's generation size (one
             for mode ``"coarse"``, ``X_z`` upsampled with LANCZOS), or of
             shape (n_samples, size, size, 3) with ``select="decoded"``.
         """
@@ -577,44 +558,37 @@ class LDMReconstructor(BaseEstimator):
 
         n = len(decoded.z if decoded.z is not None else decoded.c)
         chunks = [slice(start, min(start + _CHUNK, n)) for start in range(0, n, _CHUNK)]
-        folder = None if self.cache_dir is None else Path(self.cache_dir)
+        cache = check_cache(self.memory)
         parts = []
         for rows in tqdm(chunks, desc="reconstructing", unit="chunk", disable=not self.progress):
-            path = (
-                None if folder is None else folder / f"images-{self._chunk_key(decoded, rows)}.npz"
+            path = cache.path("images", self._chunk_parts(sd, decoded, rows))
+            chunk = Cache.load_or_compute(
+                path, lambda rows=rows: {"images": self._generate(sd, decoded, rows)}
             )
-            if path is not None and path.is_file():
-                with np.load(path) as saved:
-                    parts.append(saved["images"])
-                continue
-            chunk = self._generate(sd, decoded, rows)
-            if path is not None:
-                atomic_savez(path, {"images": chunk})
-            parts.append(chunk)
+            parts.append(chunk["images"])
         return np.concatenate(parts)
 
     def _generation_settings(self):
         return dict(
             steps=self.steps,
             guidance=self.guidance,
-            n_samples=self.n_samples,
-            seed=self.seed,
+            n_samples=self.n_samples_per_image,
+            seed=self.random_state,
             batch_size=self.batch_size,
         )
 
-    def _chunk_key(self, decoded, rows):
+    def _chunk_parts(self, sd, decoded, rows):
+        """What a chunk of generated images depends on: model, settings and decoded rows."""
         settings = dict(
             self._generation_settings(),
-            model=repr(self._model()),
-            model_fingerprint=self._model().fingerprint,
             mode=self.mode,
             strength=self.strength,
             noise_schedule=self.noise_schedule,
             preset=self.preset,
             start=rows.start,
         )
-        arrays = [decoded[part][rows].tobytes() for part in ("z", "c") if decoded[part] is not None]
-        return _digest(json.dumps(settings, sort_keys=True), *arrays)[:24]
+        arrays = [decoded[part][rows] for part in ("z", "c") if decoded[part] is not None]
+        return [repr(sd), sd.fingerprint, settings, *arrays]
 
     def _generate(self, sd, decoded, rows):
         settings = dict(self._generation_settings(), start_index=rows.start)
@@ -645,8 +619,8 @@ class LDMReconstructor(BaseEstimator):
         latents = sd.encode_images(flat).reshape(n, n_samples, -1)
         similarity = np.einsum(
             "if,isf->is",
-            _zscore_rows(z.reshape(n, -1)),
-            _zscore_rows(latents.reshape(n * n_samples, -1)).reshape(n, n_samples, -1),
+            standardize_rows(z.reshape(n, -1)),
+            standardize_rows(latents.reshape(n * n_samples, -1)).reshape(n, n_samples, -1),
         )
         return images[np.arange(n), similarity.argmax(1)]
 
@@ -677,7 +651,7 @@ class LDMReconstructor(BaseEstimator):
             raise ValueError(
                 f"X has {len(X)} rows but images has {len(images)}; pass the image of each row"
             )
-        keys = [_image_key(image) for image in images]
+        keys = [digest(image) for image in images]
         unique = list(dict.fromkeys(keys))
         if len(unique) < 2:
             raise ValueError(f"score needs at least 2 distinct images, got {len(unique)}")

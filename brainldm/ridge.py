@@ -35,7 +35,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from brainldm._backend import as_tensor, compute_dtype, to_output
-from brainldm._validation import DEPRECATED, check_finite, renamed, resolve_device
+from brainldm._validation import (
+    Interval,
+    check_finite,
+    check_parameter,
+    resolve_device,
+    validate_params,
+)
 
 __all__ = [
     "BaseRidgeCV",
@@ -75,6 +81,8 @@ _BLOCK = 2048
 # Rows per block when computing column statistics, to bound temporaries.
 _STATS_BLOCK = 4096
 _FLOAT_DTYPES = (np.float64, np.float32)
+# A number of targets solved together: a positive int, or None for all at once.
+_BATCH = (Interval(numbers.Integral, 1, None), None)
 
 
 def check_alphas(alphas):
@@ -353,8 +361,7 @@ def target_batches(n_targets, n_targets_batch):
     """Slices of at most ``n_targets_batch`` targets (None: all at once)."""
     if n_targets_batch is None:
         n_targets_batch = n_targets
-    if not isinstance(n_targets_batch, numbers.Integral) or n_targets_batch < 1:
-        raise ValueError(f"n_targets_batch must be a positive int or None, got {n_targets_batch!r}")
+    check_parameter(n_targets_batch, "n_targets_batch", "target_batches", *_BATCH)
     return [slice(start, start + n_targets_batch) for start in range(0, n_targets, n_targets_batch)]
 
 
@@ -373,7 +380,6 @@ def solve_ridge_cv(
     progress=False,
     check_input=True,
     distributed=False,
-    progress_bar=DEPRECATED,
 ):
     """Fit multi-target ridge regression, choosing alpha by K-fold cross-validation.
 
@@ -474,7 +480,6 @@ def solve_ridge_cv(
     >>> result.best_alphas
     array([  1., 100., 100.])
     """
-    progress = renamed(progress_bar, "progress_bar", progress, "progress", "solve_ridge_cv")
     alphas = _validate(X, Y, alphas) if check_input else check_alphas(alphas)
     splits = cv_splits(cv, X.shape[0], groups)
     batches = target_batches(1 if Y.ndim == 1 else Y.shape[1], n_targets_batch)
@@ -883,6 +888,14 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
     override the two feature methods. The parameters are those of the decoders.
     """
 
+    _parameter_constraints = {
+        "standardize": ["boolean"],
+        "fit_intercept": ["boolean"],
+        "alpha_per_target": ["boolean"],
+        "n_targets_batch": list(_BATCH),
+        "progress": ["boolean"],
+    }
+
     def __init__(
         self,
         alphas=DEFAULT_ALPHAS,
@@ -895,7 +908,6 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         n_targets_batch=2048,
         device=None,
         progress=False,
-        verbose=DEPRECATED,
     ):
         self.alphas = alphas
         self.cv = cv
@@ -906,7 +918,6 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         self.n_targets_batch = n_targets_batch
         self.device = device
         self.progress = progress
-        self.verbose = verbose
 
     def fit(self, X, y, groups=None):
         """Fit the decoder.
@@ -927,9 +938,6 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
             The fitted decoder.
         """
         X, y, splits = self._check_fit_input(X, y, groups)
-        # Estimators without some of these parameters take the solver's defaults.
-        verbose = getattr(self, "verbose", DEPRECATED)
-        progress = renamed(verbose, "verbose", self.progress, "progress", "fit")
         features, owned, shift, scale = self._fit_features(X, groups)
         result = solve_ridge_cv(
             features,
@@ -937,13 +945,12 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
             self.alphas,
             cv=splits,
             fit_intercept=self.fit_intercept,
-            alpha_per_target=getattr(self, "alpha_per_target", True),
             n_targets_batch=self.n_targets_batch,
             device=self.device,
             copy_X=not owned,
-            progress=progress,
+            progress=self.progress,
             check_input=False,
-            distributed=getattr(self, "distributed", False),
+            **self._solver_options(),
         )
         self._set_weights(result.coef, result.intercept, shift, scale, y.ndim)
         if y.ndim == 1:
@@ -963,12 +970,45 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         self.coef_ = coef.T
         self.intercept_ = float(intercept) if y_ndim == 1 else intercept
 
-    def _refit_at_chosen_alphas(self, X, y, groups=None):
+    def _solver_options(self):
+        """Options of :func:`solve_ridge_cv` that a subclass sets from its own parameters."""
+        return {"alpha_per_target": self.alpha_per_target}
+
+    def refit_at_chosen_alphas(self, X, y, groups=None):
         """A copy fitted on (X, y) at this fitted estimator's ``best_alphas_``, with no search.
 
         The copy prepares its features as `fit` does (columns, z-scoring, any reduction)
-        and solves one ridge per target; it predicts as a fitted estimator and keeps this
-        one's ``best_alphas_`` (``cv_scores_`` are not computed).
+        and solves one ridge per target at the alpha this estimator chose for it: the
+        same model refitted on other rows, e.g. on the training folds of a
+        cross-validation that must describe this estimator rather than alphas chosen
+        anew on each fold.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            The rows to fit on, with the columns seen in `fit`.
+        y : array of shape (n_samples, n_targets) or (n_samples,)
+            Their targets, with the targets seen in `fit`.
+        groups : array of shape (n_samples,), default=None
+            Group label of each row, for the features of subclasses that use them.
+
+        Returns
+        -------
+        refit : estimator
+            A fitted clone of this estimator that keeps its ``best_alphas_``
+            (``cv_scores_`` are not computed).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from brainldm.decoding import LatentDecoder
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((60, 8))
+        >>> y = X @ rng.standard_normal((8, 3)) + rng.standard_normal((60, 3))
+        >>> decoder = LatentDecoder().fit(X, y)
+        >>> half = decoder.refit_at_chosen_alphas(X[:30], y[:30])
+        >>> bool(np.array_equal(half.best_alphas_, decoder.best_alphas_)), half.coef_.shape
+        (True, (3, 8))
         """
         check_is_fitted(self, "best_alphas_")
         refit = clone(self)
@@ -988,6 +1028,7 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
 
     def _check_fit_input(self, X, y, groups):
         """Validate data and parameters before any work; return X, y and the folds."""
+        validate_params(self)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
@@ -1005,7 +1046,6 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         check_finite(X, "X")
         check_finite(y, "y")
         check_alphas(self.alphas)
-        target_batches(1 if y.ndim == 1 else y.shape[1], self.n_targets_batch)
         resolve_device(self.device)
         return X, y, cv_splits(self.cv, len(X), groups)
 

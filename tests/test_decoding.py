@@ -233,6 +233,25 @@ def test_bad_fit_input_raises_a_value_error_that_names_the_problem(X, y, params,
         LatentDecoder(**params).fit(X, y, groups=groups)
 
 
+@pytest.mark.parametrize("Decoder", [LatentDecoder, TextDecoder])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"standardize": "yes"}, "The 'standardize' parameter of {} must be a bool. Got 'yes'"),
+        ({"fit_intercept": 1}, "The 'fit_intercept' parameter of {} must be a bool. Got 1"),
+        (
+            {"n_targets_batch": 0},
+            r"The 'n_targets_batch' parameter of {} must be an int in the range \[1, inf\) or "
+            r"None\. Got 0 instead",
+        ),
+        ({"progress": None}, "The 'progress' parameter of {} must be a bool. Got None"),
+    ],
+)
+def test_decoders_check_the_constraints_they_inherit_before_any_work(Decoder, params, message):
+    with pytest.raises(ValueError, match=message.format(Decoder.__name__)):
+        Decoder(**params).fit(X_GOOD, Y_GOOD)
+
+
 def test_predict_with_another_number_of_voxels_raises():
     decoder = LatentDecoder(ALPHAS).fit(X_GOOD, Y_GOOD)
     with pytest.raises(ValueError, match="X has 7 features, but LatentDecoder is expecting 8"):

@@ -111,16 +111,6 @@ def test_encode_images_takes_the_posterior_mode_unless_asked_to_sample(sd, image
     assert np.abs(sampled - z).mean() > 1e-3
 
 
-def test_encode_images_sample_still_works_with_a_future_warning(sd, images):
-    with pytest.warns(FutureWarning, match="'sample' was renamed 'sample_posterior'") as caught:
-        old = sd.encode_images(images, sample=True, seed=3)
-    assert caught[0].filename == __file__  # points at the caller
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        new = sd.encode_images(images, sample_posterior=True, seed=3)
-    np.testing.assert_array_equal(old, new)
-
-
 def test_encode_images_accepts_a_sequence_of_images_of_any_size(sd, images, z):
     sequence = [Image.fromarray(images[0]), images[1], Image.fromarray(images[2]).resize((24, 24))]
     encoded = sd.encode_images(sequence)

@@ -234,7 +234,9 @@ def test_scorer_identification_equals_the_protocols_on_the_networks_features(sce
     true = extractor.extract_layers(originals)["late"]
     pred = extractor.extract_layers(samples.reshape(-1, 85, 85, 3))["late"].reshape(24, 3, -1)
     for protocol, sample in (("pairwise", 0), ("pairwise", 2), ("takagi2023", 0)):
-        scorer = IdentificationScorer(["toy_late"], suite="toy", protocol=protocol, sample=sample)
+        scorer = IdentificationScorer(
+            ["toy_late"], suite="toy", protocol=protocol, sample_index=sample
+        )
         got = scorer.score(originals, samples, per_image=True)["toy_late"]
         y_pred = pred if protocol == "takagi2023" else pred[:, sample]
         expected = two_way_identification(true, y_pred, protocol=protocol, per_image=True)
@@ -292,11 +294,17 @@ _NOWHERE = {network: "/nonexistent/weights" for network in ("alexnet", "clip", "
         (dict(metrics=[]), (4, 32, 32, 3), (4, 32, 32, 3), "choose among"),
         (dict(weights={"vgg": "x"}), (4, 32, 32, 3), (4, 32, 32, 3), "vgg"),
         (dict(batch_size=0), (4, 32, 32, 3), (4, 32, 32, 3), "batch_size"),
+        (
+            dict(sample_index=-1),
+            (4, 32, 32, 3),
+            (4, 32, 32, 3),
+            r"'sample_index' parameter of IdentificationScorer must be an int in the range \[0",
+        ),
         ({}, (1, 32, 32, 3), (1, 32, 32, 3), "at least 2 images"),
         ({}, (4, 32, 32, 3), (3, 32, 32, 3), "4 images but reconstructions has 3"),
         ({}, (4, 32, 32), (4, 32, 32, 3), "originals must have shape"),
         ({}, (4, 32, 32, 3), (4, 2, 2, 32, 32, 3), "reconstructions must have shape"),
-        (dict(sample=2), (4, 32, 32, 3), (4, 2, 32, 32, 3), "sample=2"),
+        (dict(sample_index=2), (4, 32, 32, 3), (4, 2, 32, 32, 3), "sample_index=2"),
         (dict(metrics=["ssim"]), (4, 8, 8, 3), (4, 8, 8, 3), "at least 11 px"),
     ],
 )

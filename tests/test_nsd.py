@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from brainldm.datasets import _cache, scenes
 from brainldm.datasets.nsd import VolumeMasker, _drop_columns, load_nsd
@@ -296,8 +297,18 @@ def test_masker_puts_voxels_back_in_the_subjects_volume(subj01, truth):
     np.testing.assert_array_equal(subj01.masker.transform(img), subj01.X_test)
 
 
-def test_masker_rejects_arrays_of_another_width():
+def test_masker_learns_its_mask_in_fit():
     masker = VolumeMasker(np.ones((2, 2, 2), dtype=bool), np.eye(4))
+    with pytest.raises(NotFittedError):
+        masker.transform(np.zeros((2, 2, 2)))
+    assert not hasattr(masker, "mask_")
+    np.testing.assert_array_equal(masker.fit().transform(np.ones((2, 2, 2))), np.ones((1, 8)))
+    with pytest.raises(ValueError, match=r"mask must be a 3-D volume, got shape \(8,\)"):
+        VolumeMasker(np.ones(8, dtype=bool), np.eye(4)).fit()
+
+
+def test_masker_rejects_arrays_of_another_width():
+    masker = VolumeMasker(np.ones((2, 2, 2), dtype=bool), np.eye(4)).fit()
     with pytest.raises(ValueError, match=r"X has shape \(3, 5\), but the masker has 8 voxels"):
         masker.inverse_transform(np.zeros((3, 5)))
 
@@ -609,12 +620,20 @@ def test_roi_volume_of_another_shape_is_refused(broken):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (dict(zscore="run"), "zscore must be 'session' or None, got 'run'"),
-        (dict(n_jobs=0), "n_jobs must be None, -1 or a positive integer, got 0"),
+        (
+            dict(zscore="run"),
+            r"The 'zscore' parameter of load_nsd must be a str among \{'session'\} or None\. "
+            "Got 'run' instead",
+        ),
+        (
+            dict(n_jobs=0),
+            r"'n_jobs' parameter of load_nsd must be an int in the range \[1, inf\), one of "
+            r"\{-1\} or None\. Got 0 instead",
+        ),
         (dict(sessions=[0]), r"sessions must be None or session numbers"),
         (dict(rois=[]), "rois must be a ROI name or a list of names"),
-        (dict(average_train="yes"), "average_train must be True or False, got 'yes'"),
-        (dict(mmap="auto"), "mmap must be None, True or False, got 'auto'"),
+        (dict(average_train="yes"), "'average_train' parameter of load_nsd must be a bool"),
+        (dict(mmap="auto"), "'mmap' parameter of load_nsd must be a bool or None. Got 'auto'"),
         (dict(max_memory="4 gigs"), r"max_memory must be None, a number of bytes or a size"),
         (dict(max_memory=-1), r"max_memory must be None, a number of bytes or a size"),
     ],

@@ -4,10 +4,8 @@ import ast
 import importlib
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "brainldm"
@@ -84,9 +82,7 @@ def test_every_module_declares_all_and_defines_it():
     for module, _ in _modules():
         if module.endswith("__main__"):
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # deprecated alias modules
-            imported = importlib.import_module(module)
+        imported = importlib.import_module(module)
         assert hasattr(imported, "__all__"), module
         missing = [name for name in imported.__all__ if not hasattr(imported, name)]
         assert not missing, (module, missing)
@@ -167,11 +163,7 @@ def test_the_api_reference_lists_every_public_name():
     for module, _ in _modules():
         if not _public(module) or module.endswith("__main__"):
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            imported = importlib.import_module(module)
-        if getattr(imported, "__deprecated_alias__", False):
-            continue
+        imported = importlib.import_module(module)
         for name in imported.__all__:
             defined = getattr(getattr(imported, name), "__module__", None) or module
             # A name re-exported from a public module is listed under that module;
@@ -180,31 +172,3 @@ def test_the_api_reference_lists_every_public_name():
                 if f"{module}.{name}" not in listed:
                     missing.append(f"{module}.{name}")
     assert missing == []
-
-
-@pytest.mark.parametrize(
-    ("call", "old", "new"),
-    [
-        ("solve_ridge_cv", "progress_bar", "progress"),
-        ("decoder", "verbose", "progress"),
-        ("latent_features", "sample", "sample_posterior"),
-    ],
-)
-def test_renamed_parameters_keep_working_with_a_future_warning(call, old, new):
-    from brainldm.decoding import LatentDecoder
-    from brainldm.features import LatentFeatures
-    from brainldm.ridge import solve_ridge_cv
-
-    rng = np.random.default_rng(0)
-    X, Y = rng.normal(size=(20, 3)), rng.normal(size=(20, 2))
-    run = {
-        "solve_ridge_cv": lambda **kw: solve_ridge_cv(X, Y, **kw).coef,
-        "decoder": lambda **kw: LatentDecoder(**kw).fit(X, Y).coef_,
-        "latent_features": lambda **kw: LatentFeatures(seed=3, **kw).fit_transform(images),
-    }[call]
-    images = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
-    with pytest.warns(FutureWarning, match=f"'{old}' was renamed '{new}'"):
-        renamed = run(**{old: True})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        np.testing.assert_array_equal(run(**{new: True}), renamed)

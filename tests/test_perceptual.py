@@ -245,11 +245,13 @@ def test_clip_loads_from_a_full_clip_model_folder(tmp_path, images):
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_each_network_is_loaded_once_per_weights_and_device(weights_dir):
+def test_each_network_is_loaded_once_per_weights_and_device(weights_dir, images):
     first = load_perceptual_network("efficientnet", weights=weights_dir)
     assert load_perceptual_network("efficientnet", weights=weights_dir, device="cpu") is first
-    extractor = EfficientNetFeatures(weights=weights_dir)
-    assert extractor._get_model() is first
+    loaded = set(MODEL_CACHE.keys())
+    EfficientNetFeatures(weights=weights_dir, size=32).fit_transform(images)
+    assert set(MODEL_CACHE.keys()) == loaded  # the extractor found the network loaded above
+    assert load_perceptual_network("efficientnet", weights=weights_dir) is first
     half = load_perceptual_network("efficientnet", weights=weights_dir, dtype="bfloat16")
     assert half is not first and next(half.parameters()).dtype == torch.bfloat16
     assert not first.training and not any(p.requires_grad for p in first.parameters())

@@ -101,7 +101,7 @@ def masker():
 
     i, j, k = np.indices(SHAPE)
     mask = ((i - 4.5) / 4.5) ** 2 + ((j - 5.5) / 5.5) ** 2 + ((k - 3.5) / 3.5) ** 2 < 1
-    return VolumeMasker(mask, AFFINE)
+    return VolumeMasker(mask, AFFINE).fit()
 
 
 @pytest.fixture(scope="module")

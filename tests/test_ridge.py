@@ -265,7 +265,11 @@ X_GOOD, Y_GOOD, _ = planted_problem(n_samples=30, n_features=4)
             "groups has 3 distinct values, fewer than cv=5 folds",
         ),
         (dict(cv=1), "cv must be an int >= 2, got 1"),
-        (dict(n_targets_batch=0), "n_targets_batch must be a positive int or None, got 0"),
+        (
+            dict(n_targets_batch=0),
+            r"The 'n_targets_batch' parameter of target_batches must be an int in the range "
+            r"\[1, inf\) or None\. Got 0 instead",
+        ),
     ],
     ids=[
         "nan-in-X",

@@ -15,6 +15,7 @@ import warnings
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 from pathlib import Path
 
 import h5py
@@ -22,10 +23,19 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import scipy.io
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from brainldm._validation import DEPRECATED, parse_subject, renamed, subject_name
+from brainldm._validation import (
+    Interval,
+    Options,
+    check_options,
+    check_parameter,
+    parse_subject,
+    subject_name,
+)
 from brainldm.datasets import _cache
 
 __all__ = ["BETAS_SCALE", "NSDCaptions", "NSDStimuli", "VolumeMasker", "ZSCORE_OPTIONS", "load_nsd"]
@@ -97,12 +107,14 @@ class _Layout:
         return _require(self.root, relative, what)
 
 
-class VolumeMasker:
+class VolumeMasker(TransformerMixin, BaseEstimator):
     """Map brain volumes to the voxels of a mask and back, like nilearn's ``NiftiMasker``.
 
-    The masker needs no fitting: it is built from a boolean volume mask and the affine of
-    the volume. Voxels are ordered as ``numpy.argwhere(mask)`` lists them (C order of
-    their ``(i, j, k)`` indices), the order of :attr:`voxel_ijk`.
+    Built from a boolean volume mask and the affine of the volume, which `fit`
+    checks and learns as ``mask_`` and ``affine_`` (as nilearn's maskers learn
+    theirs); :func:`load_nsd` returns a fitted one. Voxels are ordered as
+    ``numpy.argwhere(mask)`` lists them (C order of their ``(i, j, k)``
+    indices), the order of :attr:`voxel_ijk`.
 
     Parameters
     ----------
@@ -126,7 +138,7 @@ class VolumeMasker:
     >>> from brainldm.datasets.nsd import VolumeMasker
     >>> mask = np.zeros((3, 4, 5), dtype=bool)
     >>> mask[1, 2, 3] = mask[2, 0, 1] = True
-    >>> masker = VolumeMasker(mask, np.eye(4))
+    >>> masker = VolumeMasker(mask, np.eye(4)).fit()
     >>> img = masker.inverse_transform(np.array([[1.5, -2.0]]))
     >>> img.shape
     (3, 4, 5, 1)
@@ -137,12 +149,27 @@ class VolumeMasker:
     def __init__(self, mask, affine):
         self.mask = mask
         self.affine = affine
-        self.mask_ = np.asarray(mask, dtype=bool)
-        self.affine_ = np.asarray(affine, dtype=float)
-        if self.mask_.ndim != 3:
-            raise ValueError(f"mask must be a 3-D volume, got shape {self.mask_.shape}.")
-        if self.affine_.shape != (4, 4):
-            raise ValueError(f"affine must have shape (4, 4), got {self.affine_.shape}.")
+
+    def fit(self, imgs=None, y=None):
+        """Check the mask and the affine and learn them.
+
+        Parameters
+        ----------
+        imgs, y : ignored
+            Present for the scikit-learn API: the mask defines the voxels.
+
+        Returns
+        -------
+        self : VolumeMasker
+        """
+        mask = np.asarray(self.mask, dtype=bool)
+        affine = np.asarray(self.affine, dtype=float)
+        if mask.ndim != 3:
+            raise ValueError(f"mask must be a 3-D volume, got shape {mask.shape}.")
+        if affine.shape != (4, 4):
+            raise ValueError(f"affine must have shape (4, 4), got {affine.shape}.")
+        self.mask_, self.affine_ = mask, affine
+        return self
 
     @property
     def n_voxels(self):
@@ -159,10 +186,6 @@ class VolumeMasker:
         """The mask as a ``nibabel.Nifti1Image`` (uint8, 1 = in)."""
         return nib.Nifti1Image(self.mask_.astype(np.uint8), self.affine_)
 
-    def fit(self, imgs=None, y=None):
-        """Do nothing and return self: the masker is defined by its mask."""
-        return self
-
     def transform(self, imgs):
         """Extract the masked voxels of a 3-D or 4-D image.
 
@@ -175,6 +198,7 @@ class VolumeMasker:
         ndarray of shape (n, n_voxels), float32
             One row per volume (one row for a 3-D image).
         """
+        check_is_fitted(self)
         if isinstance(imgs, (str, Path)):
             imgs = nib.load(imgs)
         data = np.asarray(imgs.dataobj if hasattr(imgs, "dataobj") else imgs)
@@ -199,6 +223,7 @@ class VolumeMasker:
         nibabel.Nifti1Image
             3-D for a 1-D ``X``, 4-D with ``n`` volumes otherwise; float32.
         """
+        check_is_fitted(self)
         X = np.asarray(X, dtype=np.float32)
         if X.ndim not in (1, 2) or X.shape[-1] != self.n_voxels:
             raise ValueError(
@@ -210,6 +235,8 @@ class VolumeMasker:
         return nib.Nifti1Image(data, self.affine_)
 
     def __repr__(self):
+        if not hasattr(self, "mask_"):
+            return f"VolumeMasker(shape={np.shape(self.mask)}, unfitted)"
         return f"VolumeMasker(shape={self.mask_.shape}, n_voxels={self.n_voxels})"
 
 
@@ -851,7 +878,7 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, s
         n_repeats_test=arrays["n_repeats_test"],
         ncsnr=arrays.get("ncsnr"),
         roi_masks=dict(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
-        masker=VolumeMasker(mask, arrays["affine"]),
+        masker=VolumeMasker(mask, arrays["affine"]).fit(),
         voxel_ijk=arrays["voxel_ijk"],
         dropped_voxels=arrays["dropped_voxels"],
         stimuli=stimuli,
@@ -876,7 +903,6 @@ def load_nsd(
     max_memory="4GB",
     n_jobs=None,
     progress=True,
-    verbose=DEPRECATED,
 ):
     """Load one subject's single-trial betas from the Natural Scenes Dataset.
 
@@ -928,8 +954,6 @@ def load_nsd(
         adds one session of the selected voxels to the memory held.
     progress : bool, default=True
         Show progress over sessions.
-    verbose : bool
-        Deprecated alias of ``progress``.
 
     Returns
     -------
@@ -1047,17 +1071,13 @@ def load_nsd(
     >>> brain.ncsnr.shape == brain.X_train.shape[1:]
     True
     """
-    progress = renamed(verbose, "verbose", progress, "progress", "load_nsd")
     number = parse_subject(subject)
     layout = _Layout(root, number)
-    if zscore not in ZSCORE_OPTIONS:
-        raise ValueError(f"zscore must be 'session' or None, got {zscore!r}.")
-    if n_jobs is not None and not (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1)):
-        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}.")
-    if not isinstance(average_train, (bool, np.bool_)):
-        raise ValueError(f"average_train must be True or False, got {average_train!r}.")
-    if mmap not in (None, True, False):
-        raise ValueError(f"mmap must be None, True or False, got {mmap!r}.")
+    check_options(zscore, "zscore", "load_nsd", ZSCORE_OPTIONS)
+    check_parameter(n_jobs, "n_jobs", "load_nsd", Interval(Integral, 1, None), Options([-1]), None)
+    check_parameter(average_train, "average_train", "load_nsd", "boolean")
+    check_parameter(mmap, "mmap", "load_nsd", "boolean", None)
+    check_parameter(progress, "progress", "load_nsd", "boolean")
     if mmap is True and cache_dir is None:
         raise ValueError(
             "mmap=True memory-maps the betas from the on-disk cache, but cache_dir is None: "

@@ -2,9 +2,8 @@
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
 
-from brainldm._validation import check_finite
+from brainldm._validation import Options, check_finite, check_parameter
 
 __all__ = ["check_conditioning", "check_latents", "check_sample_posterior"]
 
@@ -62,11 +61,9 @@ def check_sample_posterior(value, caller):
     --------
     >>> check_sample_posterior("per-image", "img2img")
     'per-image'
-    >>> check_sample_posterior("per-sample", "img2img")  # doctest: +ELLIPSIS
+    >>> check_sample_posterior("per-sample", "img2img")
     Traceback (most recent call last):
     ...
-    sklearn.utils._param_validation.InvalidParameterError: The 'sample_posterior' parameter of img2img must be ... a str among {'per-image'}. Got 'per-sample' instead.
+    brainldm._validation.InvalidParameterError: The 'sample_posterior' parameter of img2img must be a bool or a str among {'per-image'}. Got 'per-sample' instead.
     """
-    constraints = {"sample_posterior": ["boolean", StrOptions({"per-image"})]}
-    validate_parameter_constraints(constraints, {"sample_posterior": value}, caller_name=caller)
-    return value
+    return check_parameter(value, "sample_posterior", caller, "boolean", Options(["per-image"]))

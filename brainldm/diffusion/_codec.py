@@ -5,7 +5,7 @@ import torch
 from tqdm.auto import tqdm
 
 from brainldm._images import from_tensor, resize, to_tensor
-from brainldm._validation import DEPRECATED, check_captions, check_int, check_options, renamed
+from brainldm._validation import check_captions, check_int, check_options
 from brainldm.diffusion._checks import check_latents
 from brainldm.diffusion._rng import generator_keys, sample_generator
 
@@ -37,7 +37,6 @@ class CodecMixin:
         start_index=0,
         batch_size=16,
         progress=False,
-        sample=DEPRECATED,
     ):
         """Encode images to ``z``, the scaled VAE latent.
 
@@ -65,8 +64,6 @@ class CodecMixin:
             Images encoded at once.
         progress : bool, default=False
             Show a progress bar.
-        sample : bool
-            Deprecated alias of ``sample_posterior``.
 
         Returns
         -------
@@ -84,9 +81,6 @@ class CodecMixin:
         >>> sd.encode_images(images, sample_posterior=True, seed=1).shape
         (3, 4, 16, 16)
         """
-        sample_posterior = renamed(
-            sample, "sample", sample_posterior, "sample_posterior", "encode_images"
-        )
         if size is None:
             size = self.image_size
         size = check_int(size, "size", "encode_images", min_val=1)

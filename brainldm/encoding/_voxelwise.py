@@ -283,6 +283,9 @@ class VoxelwiseEncoder(BaseRidgeCV):
         """
         return super().fit(X, Y, groups)
 
+    def _solver_options(self):
+        return {"distributed": self.distributed}
+
     def _check_fit_input(self, X, y, groups):
         if self.n_components is not None:
             check_int(self.n_components, "n_components", type(self).__name__, min_val=1)

@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from brainldm._validation import validate_params
+
 __all__ = ["MODEL_CACHE", "FeatureExtractor", "ModelCache", "clear_model_cache"]
 
 
@@ -28,8 +30,10 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     - ``_extract(self, X)``: features of all samples of ``X``, an array of
       shape ``(n_samples, *feature_shape)``.
 
-    The base class validates the shape, flattens the features to float32
-    columns and sets ``feature_shape_`` in ``fit``. Heavy objects (networks)
+    The base class checks the parameters against the class's
+    ``_parameter_constraints`` (:func:`brainldm._validation.validate_params`)
+    and sets ``feature_shape_`` in ``fit``, and validates the shape and
+    flattens the features to float32 columns in ``transform``. Heavy objects (networks)
     that a subclass loads should be kept in attributes whose names start with
     ``_model``: they are dropped when the extractor is pickled (e.g. into a
     ``Pipeline(memory=...)`` cache) and loaded again on use.
@@ -86,6 +90,7 @@ class FeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         self : FeatureExtractor
         """
+        validate_params(self)
         self.feature_shape_ = tuple(int(n) for n in self._feature_shape())
         self._n_features_out = int(np.prod(self.feature_shape_))
         return self

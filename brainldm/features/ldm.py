@@ -28,7 +28,7 @@ import hashlib
 
 import numpy as np
 
-from brainldm._validation import DEPRECATED, check_captions, renamed
+from brainldm._validation import check_captions
 from brainldm.diffusion import StableDiffusion
 from brainldm.features.base import MODEL_CACHE, FeatureExtractor
 
@@ -190,8 +190,6 @@ class LatentFeatures(LDMFeatures):
         Precision of a named model; ``None`` is float32.
     progress : bool, default=False
         Show a progress bar.
-    sample : bool
-        Deprecated alias of ``sample_posterior``.
 
     Attributes
     ----------
@@ -218,7 +216,6 @@ class LatentFeatures(LDMFeatures):
         device=None,
         dtype=None,
         progress=False,
-        sample=DEPRECATED,
     ):
         self.model = model
         self.sample_posterior = sample_posterior
@@ -227,18 +224,14 @@ class LatentFeatures(LDMFeatures):
         self.device = device
         self.dtype = dtype
         self.progress = progress
-        self.sample = sample
 
     def _feature_shape(self):
         return self._get_model().latent_shape
 
     def _extract(self, X):
-        sample_posterior = renamed(
-            self.sample, "sample", self.sample_posterior, "sample_posterior", "LatentFeatures"
-        )
         return self._get_model().encode_images(
             X,
-            sample_posterior=sample_posterior,
+            sample_posterior=self.sample_posterior,
             seed=self.seed,
             batch_size=self.batch_size,
             progress=self.progress,

@@ -27,14 +27,25 @@ file, its URL and where to put it (:data:`NETWORKS`).
 """
 
 import os
+import types
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from brainldm._images import check_images
-from brainldm._validation import check_int, check_options, resolve_device, resolve_dtype
+from brainldm._docs import fill_doc
+from brainldm._images import INTERPOLATIONS, check_images, resample_filter
+from brainldm._validation import (
+    Interval,
+    Options,
+    check_int,
+    check_options,
+    resolve_device,
+    resolve_dtype,
+    validate_params,
+)
 from brainldm.features.base import MODEL_CACHE, FeatureExtractor
 
 __all__ = [
@@ -60,8 +71,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 WEIGHTS_DIR_VARIABLE = "BRAINLDM_WEIGHTS_DIR"
 """Environment variable naming a folder that holds the weights under their standard names."""
-
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 
 
 @dataclass(frozen=True)
@@ -372,8 +381,7 @@ def prepare_images(images, size, crop=True, interpolation="bilinear"):
     (252, 128)
     """
     size = check_int(size, "size", "prepare_images", min_val=1)
-    check_options(interpolation, "interpolation", "prepare_images", INTERPOLATIONS)
-    resample = getattr(Image.Resampling, interpolation.upper())
+    resample = resample_filter(interpolation, "prepare_images")
     images = check_images(images)
     out = np.empty((len(images), size, size, 3), np.uint8)
     for j, image in enumerate(images):
@@ -401,18 +409,39 @@ class _Collected(Exception):
     """Raised by the last hook to skip the layers above the tapped ones."""
 
 
+@fill_doc
 class PerceptualFeatures(FeatureExtractor):
     """Base class of the extractors that tap a pretrained perceptual network.
 
     A subclass sets the class attributes ``network`` (a key of
-    :data:`NETWORKS`), ``mean`` and ``std`` (the normalisation), and
-    ``aliases`` (layer names -> module paths), and has the parameters
-    ``layer``, ``size``, ``crop``, ``interpolation``, ``weights``,
-    ``device``, ``dtype``, ``batch_size`` and ``progress``. Images are
+    :data:`NETWORKS`), ``mean`` and ``std`` (the normalisation), ``aliases``
+    (layer names -> module paths) and ``defaults`` (its defaults of
+    ``layer``, ``size`` and ``interpolation``), and inherits the parameters
+    below: its ``__init__`` is this class's with its own defaults, so that
+    ``get_params`` and ``clone`` see an explicit signature. Images are
     resized by :func:`prepare_images`, scaled to [0, 1], normalised, and run
     through the network; the output of the module at ``layer`` is the
     feature. The network is loaded on first use by
     :func:`load_perceptual_network`.
+
+    Parameters
+    ----------
+    layer : str
+        Module path of the tapped layer, or one of the class's ``aliases``.
+    size : int
+        Side in pixels of the network's input.
+    %(crop)s
+    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}
+        PIL's resizing filter.
+    %(perceptual_weights)s
+    %(device)s
+    %(dtype)s
+    %(batch_size_images)s
+    %(progress)s
+
+    Attributes
+    ----------
+    %(feature_shape_)s
 
     Examples
     --------
@@ -432,6 +461,48 @@ class PerceptualFeatures(FeatureExtractor):
     network = None
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     aliases = {}
+    defaults = {}
+
+    _parameter_constraints = {
+        "layer": [str],
+        "size": [Interval(Integral, 1, None)],
+        "crop": ["boolean"],
+        "interpolation": [Options(INTERPOLATIONS)],
+        "weights": [str, os.PathLike, None],
+        "batch_size": [Interval(Integral, 1, None)],
+        "progress": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        layer=None,
+        size=224,
+        crop=True,
+        interpolation="bilinear",
+        weights=None,
+        device=None,
+        dtype=None,
+        batch_size=32,
+        progress=False,
+    ):
+        self.layer, self.size, self.crop, self.interpolation = layer, size, crop, interpolation
+        self.weights, self.device, self.dtype = weights, device, dtype
+        self.batch_size, self.progress = batch_size, progress
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            return
+        # The base's __init__, with the subclass's defaults: one body, explicit signatures.
+        base = PerceptualFeatures.__init__
+        names = base.__code__.co_varnames[1 : base.__code__.co_argcount]
+        defaults = tuple(
+            cls.defaults.get(name, default)
+            for name, default in zip(names, base.__defaults__, strict=True)
+        )
+        init = types.FunctionType(base.__code__, base.__globals__, "__init__", defaults)
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = init
 
     def _get_model(self):
         key = (self.weights, self.device, self.dtype)
@@ -451,8 +522,7 @@ class PerceptualFeatures(FeatureExtractor):
     def _pixels(self, images, device, dtype):
         import torch
 
-        size = check_int(self.size, "size", type(self).__name__, min_val=1)
-        array = prepare_images(images, size, self.crop, self.interpolation)
+        array = prepare_images(images, self.size, self.crop, self.interpolation)
         # NCHW in memory as torchvision's ToTensor makes it (a permuted view runs other kernels).
         x = torch.from_numpy(array).to(device).permute(0, 3, 1, 2).contiguous().float() / 255.0
         mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
@@ -474,9 +544,9 @@ class PerceptualFeatures(FeatureExtractor):
         features : dict of str to ndarray of shape (n_images, ...), float32
             Each layer's output, unflattened.
         """
-
+        validate_params(self)
         layers = [self.layer] if layers is None else list(layers)
-        batch_size = check_int(self.batch_size, "batch_size", type(self).__name__, min_val=1)
+        batch_size = self.batch_size
         model = self._get_model()
         names = dict(model.named_modules())
         unknown = [layer for layer in layers if self._module_path(layer) not in names]
@@ -531,60 +601,14 @@ class PerceptualFeatures(FeatureExtractor):
         return {layer: caught[path] for layer, path in paths.items()}
 
     def _feature_shape(self):
-        size = check_int(self.size, "size", type(self).__name__, min_val=1)
-        grey = np.full((1, size, size, 3), 128, np.uint8)
+        grey = np.full((1, self.size, self.size, 3), 128, np.uint8)
         return self.extract_layers(grey)[self.layer].shape[1:]
 
     def _extract(self, X):
         return self.extract_layers(X)[self.layer]
 
 
-_PARAMETERS_DOC = """
-    Parameters
-    ----------
-    layer : str, default={layer!r}
-        Module path of the tapped layer{aliases}.
-    size : int, default={size}
-        Side in pixels of the network's input.
-    crop : bool, default=True
-        Resize the shorter side and take the centre square; False squashes
-        the image (the same on square images). See :func:`prepare_images`.
-    interpolation : {{"bilinear", "bicubic", "lanczos", "nearest"}}, default={interpolation!r}
-        PIL's resizing filter.
-    weights : str or path-like, optional
-        The weights file or a folder holding ``{file}``; None looks in
-        ``$BRAINLDM_WEIGHTS_DIR``, then torch's hub cache, then downloads
-        (see :func:`find_weights`).
-    device : str or torch.device, optional
-        Where to run the network; None is the CPU.
-    dtype : {{"float32", "float16", "bfloat16"}}, optional
-        Precision of the network; None is float32. Features are float32.
-    batch_size : int, default=32
-        Images per forward pass.
-    progress : bool, default=False
-        Show a progress bar over batches.
-
-    Attributes
-    ----------
-    feature_shape_ : tuple of int
-        Shape of one image's features at ``layer``.
-"""
-
-
-def _parameters_doc(cls):
-    network = NETWORKS[cls.network]
-    defaults = cls.__init__.__defaults__
-    names = cls.__init__.__code__.co_varnames[1 : 1 + len(defaults)]
-    values = dict(zip(names, defaults, strict=True))
-    aliases = f", or one of {sorted(cls.aliases)}" if cls.aliases else ""
-    cls.__doc__ = cls.__doc__.replace(
-        "    {parameters}\n",
-        _PARAMETERS_DOC.format(aliases=aliases, file=network.file, **values).lstrip("\n"),
-    )
-    return cls
-
-
-@_parameters_doc
+@fill_doc
 class AlexNetFeatures(PerceptualFeatures):
     """AlexNet (torchvision, ImageNet weights ``alexnet-owt-7be5be79.pth``) layer features.
 
@@ -594,7 +618,24 @@ class AlexNetFeatures(PerceptualFeatures):
     ``features.5``, ``features.12`` (the max-pools after them) and
     ``classifier.5`` (fc7) at 299 px.
 
-    {parameters}
+    Parameters
+    ----------
+    layer : str, default="features.4"
+        Module path of the tapped layer.
+    size : int, default=224
+        Side in pixels of the network's input.
+    %(crop)s
+    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
+        PIL's resizing filter.
+    %(perceptual_weights)s
+    %(device)s
+    %(dtype)s
+    %(batch_size_images)s
+    %(progress)s
+
+    Attributes
+    ----------
+    %(feature_shape_)s
 
     Examples
     --------
@@ -610,25 +651,10 @@ class AlexNetFeatures(PerceptualFeatures):
     """
 
     network = "alexnet"
-
-    def __init__(
-        self,
-        layer="features.4",
-        size=224,
-        crop=True,
-        interpolation="bilinear",
-        weights=None,
-        device=None,
-        dtype=None,
-        batch_size=32,
-        progress=False,
-    ):
-        self.layer, self.size, self.crop, self.interpolation = layer, size, crop, interpolation
-        self.weights, self.device, self.dtype = weights, device, dtype
-        self.batch_size, self.progress = batch_size, progress
+    defaults = dict(layer="features.4", size=224, interpolation="bilinear")
 
 
-@_parameters_doc
+@fill_doc
 class InceptionFeatures(PerceptualFeatures):
     """Inception V3 (torchvision, Google's weights ``inception_v3_google-0cc3c7bd.pth``) features.
 
@@ -640,7 +666,24 @@ class InceptionFeatures(PerceptualFeatures):
     ``flatten`` node is the same values once flattened (the dropout between
     them is off in evaluation mode), so ``"flatten"`` is an alias of it.
 
-    {parameters}
+    Parameters
+    ----------
+    layer : str, default="avgpool"
+        Module path of the tapped layer, or ``"flatten"`` (its alias).
+    size : int, default=299
+        Side in pixels of the network's input.
+    %(crop)s
+    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
+        PIL's resizing filter.
+    %(perceptual_weights)s
+    %(device)s
+    %(dtype)s
+    %(batch_size_images)s
+    %(progress)s
+
+    Attributes
+    ----------
+    %(feature_shape_)s
 
     Examples
     --------
@@ -655,25 +698,10 @@ class InceptionFeatures(PerceptualFeatures):
 
     network = "inception"
     aliases = {"flatten": "avgpool"}
-
-    def __init__(
-        self,
-        layer="avgpool",
-        size=299,
-        crop=True,
-        interpolation="bilinear",
-        weights=None,
-        device=None,
-        dtype=None,
-        batch_size=32,
-        progress=False,
-    ):
-        self.layer, self.size, self.crop, self.interpolation = layer, size, crop, interpolation
-        self.weights, self.device, self.dtype = weights, device, dtype
-        self.batch_size, self.progress = batch_size, progress
+    defaults = dict(layer="avgpool", size=299, interpolation="bilinear")
 
 
-@_parameters_doc
+@fill_doc
 class EfficientNetFeatures(PerceptualFeatures):
     """EfficientNet-B1 (torchvision, weights ``efficientnet_b1-c27df63c.pth``) features.
 
@@ -683,7 +711,24 @@ class EfficientNetFeatures(PerceptualFeatures):
     pass ``efficientnet_b1_rwightman-bac287d4.pth`` (``IMAGENET1K_V1``) as
     ``weights`` for the other set.
 
-    {parameters}
+    Parameters
+    ----------
+    layer : str, default="avgpool"
+        Module path of the tapped layer.
+    size : int, default=240
+        Side in pixels of the network's input.
+    %(crop)s
+    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
+        PIL's resizing filter.
+    %(perceptual_weights)s
+    %(device)s
+    %(dtype)s
+    %(batch_size_images)s
+    %(progress)s
+
+    Attributes
+    ----------
+    %(feature_shape_)s
 
     Examples
     --------
@@ -697,25 +742,10 @@ class EfficientNetFeatures(PerceptualFeatures):
     """
 
     network = "efficientnet"
-
-    def __init__(
-        self,
-        layer="avgpool",
-        size=240,
-        crop=True,
-        interpolation="bilinear",
-        weights=None,
-        device=None,
-        dtype=None,
-        batch_size=32,
-        progress=False,
-    ):
-        self.layer, self.size, self.crop, self.interpolation = layer, size, crop, interpolation
-        self.weights, self.device, self.dtype = weights, device, dtype
-        self.batch_size, self.progress = batch_size, progress
+    defaults = dict(layer="avgpool", size=240, interpolation="bilinear")
 
 
-@_parameters_doc
+@fill_doc
 class SwAVFeatures(PerceptualFeatures):
     """SwAV ResNet-50 (self-supervised, ``swav_800ep_pretrain.pth.tar``) features.
 
@@ -726,7 +756,24 @@ class SwAVFeatures(PerceptualFeatures):
     random and must not be tapped. The peers compare ``avgpool`` (2048
     values) by correlation distance at 224 px.
 
-    {parameters}
+    Parameters
+    ----------
+    layer : str, default="avgpool"
+        Module path of the tapped layer.
+    size : int, default=224
+        Side in pixels of the network's input.
+    %(crop)s
+    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
+        PIL's resizing filter.
+    %(perceptual_weights)s
+    %(device)s
+    %(dtype)s
+    %(batch_size_images)s
+    %(progress)s
+
+    Attributes
+    ----------
+    %(feature_shape_)s
 
     Examples
     --------
@@ -740,25 +787,10 @@ class SwAVFeatures(PerceptualFeatures):
     """
 
     network = "swav"
-
-    def __init__(
-        self,
-        layer="avgpool",
-        size=224,
-        crop=True,
-        interpolation="bilinear",
-        weights=None,
-        device=None,
-        dtype=None,
-        batch_size=32,
-        progress=False,
-    ):
-        self.layer, self.size, self.crop, self.interpolation = layer, size, crop, interpolation
-        self.weights, self.device, self.dtype = weights, device, dtype
-        self.batch_size, self.progress = batch_size, progress
+    defaults = dict(layer="avgpool", size=224, interpolation="bilinear")
 
 
-@_parameters_doc
+@fill_doc
 class CLIPVisionFeatures(PerceptualFeatures):
     """CLIP ViT-L/14 vision features through transformers' ``CLIPVisionModelWithProjection``.
 
@@ -772,7 +804,24 @@ class CLIPVisionFeatures(PerceptualFeatures):
     hub id or a ``save_pretrained`` folder of a ``CLIPModel`` or a
     ``CLIPVisionModelWithProjection``.
 
-    {parameters}
+    Parameters
+    ----------
+    layer : str, default="image_embeds"
+        Module path of the tapped layer, or one of ``"image_embeds"``, ``"pooler_output"``, ``"hidden_states.K"``.
+    size : int, default=224
+        Side in pixels of the network's input.
+    %(crop)s
+    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bicubic"
+        PIL's resizing filter.
+    %(perceptual_weights)s
+    %(device)s
+    %(dtype)s
+    %(batch_size_images)s
+    %(progress)s
+
+    Attributes
+    ----------
+    %(feature_shape_)s
 
     Examples
     --------
@@ -797,22 +846,7 @@ class CLIPVisionFeatures(PerceptualFeatures):
         "pooler_output": "vision_model.post_layernorm",
         "hidden_states.K": "vision_model.encoder.layers.<K - 1>",
     }
-
-    def __init__(
-        self,
-        layer="image_embeds",
-        size=224,
-        crop=True,
-        interpolation="bicubic",
-        weights=None,
-        device=None,
-        dtype=None,
-        batch_size=32,
-        progress=False,
-    ):
-        self.layer, self.size, self.crop, self.interpolation = layer, size, crop, interpolation
-        self.weights, self.device, self.dtype = weights, device, dtype
-        self.batch_size, self.progress = batch_size, progress
+    defaults = dict(layer="image_embeds", size=224, interpolation="bicubic")
 
     def _module_path(self, layer):
         prefix, _, index = layer.partition(".")
@@ -861,6 +895,12 @@ class ToyPerceptualFeatures(FeatureExtractor):
 
     layers = ("early", "middle", "late", "embedding")
 
+    _parameter_constraints = {
+        "layer": [Options(layers)],
+        "weights": [str, os.PathLike, None],
+        "batch_size": [Interval(Integral, 1, None)],
+    }
+
     def __init__(self, layer="embedding", weights=None, device=None, batch_size=256):
         self.layer, self.weights, self.device, self.batch_size = layer, weights, device, batch_size
 
@@ -899,11 +939,11 @@ class ToyPerceptualFeatures(FeatureExtractor):
         -------
         features : dict of str to ndarray of shape (n_images, n_features), float32
         """
+        validate_params(self)
         layers = [self.layer] if layers is None else list(layers)
         for layer in layers:
-            check_options(layer, "layer", type(self).__name__, self.layers)
-        batch_size = check_int(self.batch_size, "batch_size", type(self).__name__, min_val=1)
-        features = self._get_model().features(self._images(X), batch_size=batch_size)
+            check_options(layer, "layers", "extract_layers", self.layers)
+        features = self._get_model().features(self._images(X), batch_size=self.batch_size)
         return {layer: features[layer] for layer in layers}
 
     def predict_heads(self, X):
@@ -918,8 +958,8 @@ class ToyPerceptualFeatures(FeatureExtractor):
         -------
         predictions : dict of str to ndarray of shape (n_images,), int
         """
-        batch_size = check_int(self.batch_size, "batch_size", type(self).__name__, min_val=1)
-        return self._get_model().predict(self._images(X), batch_size=batch_size)
+        validate_params(self)
+        return self._get_model().predict(self._images(X), batch_size=self.batch_size)
 
     def _feature_shape(self):
         grey = np.full((1, 8, 8, 3), 128, np.uint8)

@@ -16,17 +16,15 @@ column; current scikit-image spells that ``channel_axis=-1``.
 import numpy as np
 from PIL import Image
 
-from brainldm._images import check_images
-from brainldm._validation import check_int, check_options
+from brainldm._images import check_images, resample_filter
+from brainldm._validation import check_int
 
 __all__ = ["pixel_correlation", "ssim", "ssim_braindiffuser"]
-
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 
 
 def _pairs(originals, reconstructions, size, interpolation, caller):
     """Yield (original, reconstruction) as float arrays in [0, 1] of one size."""
-    check_options(interpolation, "interpolation", caller, INTERPOLATIONS)
+    resample = resample_filter(interpolation, caller)
     if size is not None:
         size = check_int(size, "size", caller, min_val=1)
     originals = check_images(originals, "originals")
@@ -36,7 +34,6 @@ def _pairs(originals, reconstructions, size, interpolation, caller):
             f"originals has {len(originals)} images but reconstructions has "
             f"{len(reconstructions)}; pass one reconstruction per original"
         )
-    resample = getattr(Image.Resampling, interpolation.upper())
 
     def fit(image, shape):
         if image.shape[:2] == shape:

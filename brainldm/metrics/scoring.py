@@ -8,10 +8,14 @@ and Brain-Diffuser's with the paper's protocol, but only matching pairs
 reproduce a paper's numbers.
 """
 
+import os
+from numbers import Integral
+
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from brainldm._validation import check_int, check_options
+from brainldm._images import check_uint8
+from brainldm._validation import Interval, Options, validate_params
 from brainldm.metrics.identification import (
     PROTOCOLS,
     identification_from_correlations,
@@ -129,12 +133,12 @@ class IdentificationScorer(BaseEstimator):
     protocol : {"pairwise", "takagi2023"}, default="pairwise"
         Two-way identification protocol (see
         :func:`~brainldm.metrics.two_way_identification`). ``"pairwise"``
-        scores one sample per image, ``sample``; ``"takagi2023"`` all
+        scores one sample per image, ``sample_index``; ``"takagi2023"`` all
         samples, and per-image metrics (PixCorr, SSIM, distances, toy
         attributes) then average over the samples.
-    sample : int, default=0
-        The sample that ``"pairwise"`` scores when reconstructions hold
-        several per image.
+    sample_index : int, default=0
+        Index of the sample that ``"pairwise"`` scores when reconstructions
+        hold several per image.
     weights : str, path-like or dict, optional
         Where the networks' weights are: a folder holding the standard file
         names (:data:`~brainldm.features.perceptual.NETWORKS`), or a dict
@@ -176,7 +180,7 @@ class IdentificationScorer(BaseEstimator):
         metrics=None,
         suite="braindiffuser",
         protocol="pairwise",
-        sample=0,
+        sample_index=0,
         weights=None,
         device=None,
         dtype=None,
@@ -186,19 +190,24 @@ class IdentificationScorer(BaseEstimator):
         self.metrics = metrics
         self.suite = suite
         self.protocol = protocol
-        self.sample = sample
+        self.sample_index = sample_index
         self.weights = weights
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
         self.progress = progress
 
+    _parameter_constraints = {
+        "suite": [Options(SUITES)],
+        "protocol": [Options(PROTOCOLS)],
+        "sample_index": [Interval(Integral, 0, None)],
+        "weights": [str, os.PathLike, dict, None],
+        "batch_size": [Interval(Integral, 1, None)],
+        "progress": ["boolean"],
+    }
+
     def _check_params(self):
-        name = type(self).__name__
-        check_options(self.suite, "suite", name, tuple(SUITES))
-        check_options(self.protocol, "protocol", name, PROTOCOLS)
-        check_int(self.sample, "sample", name, min_val=0)
-        check_int(self.batch_size, "batch_size", name, min_val=1)
+        validate_params(self)
         taps = SUITES[self.suite]["taps"]
         metrics = SUITES[self.suite]["metrics"] if self.metrics is None else self.metrics
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -222,11 +231,7 @@ class IdentificationScorer(BaseEstimator):
             ("originals", originals, (4,)),
             ("reconstructions", reconstructions, (4, 5)),
         ):
-            if array.dtype != np.uint8:
-                raise ValueError(
-                    f"{name} must be uint8 in [0, 255], got {array.dtype}; convert with "
-                    "(images * 255).round().astype(np.uint8) for images in [0, 1]"
-                )
+            check_uint8(array, name)
             if array.ndim not in ndims or array.shape[-1] != 3:
                 shapes = " or ".join(
                     {4: "(n, height, width, 3)", 5: "(n, n_samples, height, width, 3)"}[d]
@@ -244,11 +249,12 @@ class IdentificationScorer(BaseEstimator):
             raise ValueError(f"scoring needs at least 2 images, got {len(originals)}")
         n_samples = reconstructions.shape[1]
         if self.protocol == "pairwise":
-            if self.sample >= n_samples:
+            if self.sample_index >= n_samples:
                 raise ValueError(
-                    f"sample={self.sample} but reconstructions hold {n_samples} sample(s) per image"
+                    f"sample_index={self.sample_index} but reconstructions hold {n_samples} "
+                    "sample(s) per image"
                 )
-            reconstructions = reconstructions[:, self.sample : self.sample + 1]
+            reconstructions = reconstructions[:, self.sample_index : self.sample_index + 1]
         for metric in metrics:
             if metric.startswith("ssim"):
                 size = taps[metric]["size"] or min(originals.shape[1:3])

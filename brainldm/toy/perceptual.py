@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainldm._images import resize, to_tensor
+from brainldm._images import check_uint8, resize, to_tensor
 from brainldm._validation import resolve_device
 
 __all__ = [
@@ -65,11 +65,10 @@ def resize_images(images, size):
     (2, 64, 64, 3)
     """
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+    check_uint8(images, "images")
+    if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
-            "images must be a uint8 array of shape (n_images, height, width, 3), got "
-            f"dtype {images.dtype} and shape {images.shape}; convert with "
-            "np.clip(x, 0, 255).astype(np.uint8)"
+            f"images must be one array of shape (n_images, height, width, 3), got {images.shape}"
         )
     return resize(images, size)
 

@@ -12,10 +12,8 @@ few minutes, and resume from it when the same command is run again.
 This package is the one fenced exception to the rule that only
 :mod:`brainldm.diffusion` imports diffusers: building and training the toy
 VAE and U-Net needs diffusers' model classes and noise schedulers, which the
-library's sampling code never does. The library never imports this package
-(only the deprecated aliases :mod:`brainldm.toy.train_ldm` and
-:mod:`brainldm.toy.train_perceptual` do), and its modules import diffusers
-inside the functions that need it.
+library's sampling code never does. The library never imports this package,
+and its modules import diffusers inside the functions that need it.
 """
 
 __all__ = []

@@ -1,0 +1,131 @@
+"""Shared descriptions of parameters, filled into docstrings by :func:`fill_doc`.
+
+A parameter that several functions or estimators take is described once, in
+:data:`docdict`, and a docstring names it by ``%(name)s`` (nilearn's
+mechanism), so that it reads the same everywhere. Entries are written for the
+indentation of a class's or a function's docstring (4 spaces for the name line,
+8 for the description).
+"""
+
+__all__ = ["docdict", "fill_doc"]
+
+docdict = {}
+"""Parameter (or section) name -> its description, as it appears in a docstring."""
+
+docdict["device"] = """device : str, torch.device or None, default=None
+        Where the computation runs: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or
+        ``"mps"``; None is the CPU."""
+
+docdict["progress"] = """progress : bool, default=False
+        Show a progress bar."""
+
+docdict["batch_size_images"] = """batch_size : int, default=32
+        Images per forward pass."""
+
+docdict["dtype"] = """dtype : {"float32", "float16", "bfloat16"} or None, default=None
+        Precision of the network; None is float32. Features are float32."""
+
+docdict["crop"] = """crop : bool, default=True
+        Resize the shorter side and take the centre square; False squashes
+        the image (the same on square images). See
+        :func:`~brainldm.features.perceptual.prepare_images`."""
+
+docdict["perceptual_weights"] = """weights : str, path-like or None, default=None
+        The weights file, or a folder holding it under its standard name
+        (:data:`~brainldm.features.perceptual.NETWORKS`); None looks in
+        ``$BRAINLDM_WEIGHTS_DIR``, then torch's hub cache, then downloads
+        (see :func:`~brainldm.features.perceptual.find_weights`)."""
+
+docdict["feature_shape_"] = """feature_shape_ : tuple of int
+        Shape of one image's features at ``layer``."""
+
+docdict["ridge_parameters"] = """alphas : sequence of float, default=DEFAULT_ALPHAS
+        Positive regularisation strengths tried for every target (by default
+        1e-2 to 1e8 by decades).
+    cv : int or scikit-learn splitter, default=5
+        Folds: an int gives unshuffled ``KFold``, or ``GroupKFold`` when
+        ``groups`` are passed to `fit`; or any splitter.
+    voxels : array of bool or int, default=None
+        Columns of X used (an ROI mask of length n_features, or indices);
+        None uses all.
+    standardize : bool, default=True
+        Z-score each voxel with the train mean and standard deviation, as the
+        paper does. The scaling is folded into ``coef_``.
+    fit_intercept : bool, default=True
+        Fit an intercept per target (the original code fits none).
+    alpha_per_target : bool, default=True
+        Choose an alpha per target, else one shared by all targets.
+    n_targets_batch : int or None, default=2048
+        Targets solved together; bounds peak memory.
+    %(device)s
+    progress : bool, default=False
+        Show a progress bar over target batches."""
+
+docdict["ridge_attributes"] = """coef_ : array of shape (n_targets, n_voxels) or (n_voxels,)
+        Weights on the raw columns ``voxel_indices_`` of X.
+    intercept_ : array of shape (n_targets,) or float
+    best_alphas_ : array of shape (n_targets,) or float
+        Alpha chosen for each target.
+    cv_scores_ : array of shape (n_targets,) or float
+        Mean over folds of the negative MSE at the chosen alpha.
+    voxel_indices_ : array of shape (n_voxels,)
+        Columns of X the decoder reads.
+    n_features_in_ : int
+        Number of columns of X seen in `fit`."""
+
+
+docdict["ridge_notes"] = """Notes
+    -----
+    A decoder built with ``**brainldm.ridge.TAKAGI2023`` reproduces the
+    original code (no intercept, unshuffled ``KFold(5)`` that ignores
+    groups, alphas 1e-6 to 1); the defaults fit an intercept and group folds
+    by image when ``groups`` are given, which avoids the leak of repeated
+    images across folds.
+
+    See Also
+    --------
+    brainldm.ridge.solve_ridge_cv : the solver.
+    reshape_targets : restore the shape of the flat targets."""
+
+
+def fill_doc(obj):
+    """Fill the ``%(name)s`` placeholders of ``obj``'s docstring from :data:`docdict`.
+
+    Entries may themselves name other entries, filled first.
+
+    Parameters
+    ----------
+    obj : function or class
+        Decorated; its docstring is replaced in place.
+
+    Returns
+    -------
+    obj
+
+    Raises
+    ------
+    KeyError
+        If the docstring names an entry :data:`docdict` lacks.
+
+    Examples
+    --------
+    >>> @fill_doc
+    ... def run(progress=False):
+    ...     '''Run.
+    ...
+    ...     Parameters
+    ...     ----------
+    ...     %(progress)s
+    ...     '''
+    >>> print(run.__doc__.splitlines()[4])
+        progress : bool, default=False
+    """
+    if obj.__doc__:
+        filled = {name: text % docdict if "%(" in text else text for name, text in docdict.items()}
+        try:
+            obj.__doc__ = obj.__doc__ % filled
+        except KeyError as error:
+            raise KeyError(
+                f"{obj.__qualname__}'s docstring names {error.args[0]!r}, which docdict lacks"
+            ) from None
+    return obj
