@@ -553,7 +553,7 @@ def plot_unique_variance(result, *, xlabel="img2img strength", title=None, path=
     ...                    for roi, u in (("early", 0.02), ("ventral", 0.1 * k))}
     ...            for k, label in enumerate(["0.40", "0.80"])}
     >>> figure = plot_unique_variance(Bunch(labels=("0.40", "0.80"), summary=summary))
-    >>> [line.get_label() for line in figure.axes[0].get_legend().get_texts()]
+    >>> [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     ['early', 'ventral']
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
