@@ -30,12 +30,12 @@ def _subjects(subjects):
     return [subject_name(s) for s in ([subjects] if np.ndim(subjects) == 0 else subjects)]
 
 
-def _settings(model, subjects, caller, **given):
-    """The run's settings, every one checked: what ``summary.json`` records."""
+def _settings(given, caller):
+    """The settings ``summary.json`` records, from a workflow's arguments, every one checked."""
     from brainldm.features.ldm import load_ldm
     from brainldm.metrics import SUITES
 
-    subjects = _subjects(subjects)
+    subjects = _subjects(given["subjects"])
     if given["n_images"] is not None:
         check_int(given["n_images"], "n_images", caller, min_val=2)
     for name in ("n_samples", "steps", "batch_size"):
@@ -43,13 +43,14 @@ def _settings(model, subjects, caller, **given):
     check_number(given["strength"], "strength", caller, min_val=0, max_val=1, closed="right")
     check_number(given["guidance"], "guidance", caller, min_val=0)
     check_options(given["preset"], "preset", caller, ("takagi2023", None))
-    if given["suite"] is None:
-        sd = load_ldm(model, device=given["device"], dtype=given["dtype"])
-        given["suite"] = "toy" if sd.trained_on_toy_world else "braindiffuser"
-    check_options(given["suite"], "suite", caller, tuple(SUITES))
+    suite = given["suite"]
+    if suite is None:
+        sd = load_ldm(given["model"], device=given["device"], dtype=given["dtype"])
+        suite = "toy" if sd.trained_on_toy_world else "braindiffuser"
+    check_options(suite, "suite", caller, tuple(SUITES))
     metrics = given["metrics"]
     return dict(
-        model=str(model),
+        model=str(given["model"]),
         subjects=subjects,
         n_images=given["n_images"],
         n_samples=given["n_samples"],
@@ -58,7 +59,7 @@ def _settings(model, subjects, caller, **given):
         guidance=given["guidance"],
         batch_size=given["batch_size"],
         preset=given["preset"],
-        suite=given["suite"],
+        suite=suite,
         metrics=None if metrics is None else list(metrics),
         protocols=list(PROTOCOLS),
         pairwise_sample=0,
@@ -268,15 +269,19 @@ def _selector(settings):
     return CLIPVisionFeatures(weights=clip, device=settings["device"], dtype=settings["dtype"])
 
 
-def _run(nsd_root, settings, out, memory, weights, progress, log):
-    """Reconstruct and score every subject of checked ``settings``; write figures and tables."""
+def _run(nsd_root, settings, given):
+    """Reconstruct and score every subject of checked ``settings``; write figures and tables.
+
+    ``given`` holds the workflow's other arguments: ``out``, ``memory``, ``weights``,
+    ``progress`` and ``log``.
+    """
     start = time.time()
-    out = Path(out)
-    cache = check_cache(out / "cache" if memory is None else memory)
+    out = Path(given["out"])
+    cache = check_cache(out / "cache" if given["memory"] is None else given["memory"])
     if cache.location is None:
         raise ValueError("memory must be a folder or a joblib.Memory with a location, got None")
-    log = log or (lambda line: None)
-    run = settings | dict(weights=weights, progress=progress)
+    log = given["log"] or (lambda line: None)
+    run = settings | dict(weights=given["weights"], progress=given["progress"])
     run["selector"] = _selector(run)
     subjects = settings["subjects"]
     # Every subject's test set is checked before any subject is fitted.
@@ -406,23 +411,8 @@ def reconstruct(
     >>> result = reconstruct("toy_nsd", "subj01", "toy", "out", n_images=10)  # doctest: +SKIP
     >>> print(result.report())  # doctest: +SKIP
     """
-    settings = _settings(
-        model,
-        subjects,
-        "reconstruct",
-        n_images=n_images,
-        n_samples=n_samples,
-        steps=steps,
-        strength=strength,
-        guidance=guidance,
-        batch_size=batch_size,
-        preset=preset,
-        suite=suite,
-        metrics=metrics,
-        device=device,
-        dtype=dtype,
-    )
-    return _run(nsd_root, settings, out, memory, weights, progress, log)
+    given = locals()
+    return _run(nsd_root, _settings(given, "reconstruct"), given)
 
 
 def demo(
@@ -473,23 +463,9 @@ def demo(
     >>> result.mean_table("pairwise").loc["zc", "toy_embedding"]  # doctest: +SKIP
     0.769
     """
+    given = dict(locals(), model="toy")
+    settings = _settings(given, "demo")
     from brainldm.datasets.toy import make_toy_nsd
 
-    settings = _settings(
-        "toy",
-        subjects,
-        "demo",
-        n_images=n_images,
-        n_samples=n_samples,
-        steps=steps,
-        strength=strength,
-        guidance=guidance,
-        batch_size=batch_size,
-        preset=preset,
-        suite=suite,
-        metrics=metrics,
-        device=device,
-        dtype=dtype,
-    )
     nsd_root = make_toy_nsd(Path(out) / "toy_nsd", seed=seed, progress=progress)
-    return _run(nsd_root, settings, out, memory, weights, progress, log)
+    return _run(nsd_root, settings, given)
