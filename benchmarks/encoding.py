@@ -288,12 +288,12 @@ def _partition(n_samples, n_features, n_voxels, n_iter):
 
 
 def _encode(folder):
-    from brainldm.cli import encode
     from brainldm.datasets.toy import make_toy_nsd
+    from brainldm.workflows import encode
 
     root = make_toy_nsd(Path(folder) / "toy_nsd", progress=False)
     begin = time.perf_counter()
-    summary = encode(root, ["subj01"], "toy", Path(folder) / "out", progress=False, log=print)
+    summary = encode(root, ["subj01"], "toy", Path(folder) / "out", log=print).summary
     total = time.perf_counter() - begin
     seconds = summary["subjects"]["subj01"]["seconds"]
     parts = ", ".join(f"{name} {value:.0f} s" for name, value in seconds.items())

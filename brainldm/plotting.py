@@ -6,7 +6,12 @@ their reconstructions, as the paper's figures do) into one PIL image;
 with error bars and a chance line, as a matplotlib figure;
 :func:`plot_brain_map` draws a per-voxel map (an encoding model's r, a unique
 variance) with nilearn on slices of the subject's own volume, thresholded by
-a significance mask, with optional ROI outlines. All save a PNG atomically
+a significance mask, with optional ROI outlines. The encoding analyses'
+figures (the paper's Figures 6-9) build on them: :func:`plot_encoding_maps`
+draws every per-voxel map of the analyses, :func:`plot_unique_variance` z_c's
+unique variance per ROI against noise level or denoising step, and
+:func:`plot_best_layers` the U-Net layer that wins each ROI's voxels. All save
+a PNG atomically
 when given a path. Figures are drawn on matplotlib's Agg canvas directly, so
 nothing needs a display; matplotlib and nilearn are imported only when a
 figure is drawn.
@@ -22,10 +27,19 @@ from brainldm._images import resize
 from brainldm._io import atomic_write
 from brainldm.maps import to_nifti
 
-__all__ = ["identification_bars", "image_grid", "plot_brain_map"]
+__all__ = [
+    "identification_bars",
+    "image_grid",
+    "plot_best_layers",
+    "plot_brain_map",
+    "plot_encoding_maps",
+    "plot_unique_variance",
+]
 
 # Pixels between tiles and above the first row (for the column names).
 _PAD, _HEADER = 4, 16
+# ROIs drawn in the encoding analyses' line and bar plots, when the summary has them.
+_PLOTTED = ("early", "midventral", "ventral", "lateral", "parietal", "nsdgeneral")
 
 
 def image_grid(columns, names, path=None, size=None):
@@ -502,3 +516,201 @@ def plot_brain_map(
     if path is not None:
         atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
     return display
+
+
+def _save(figure, path):
+    figure.set_layout_engine("constrained")
+    if path is not None:
+        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150))
+    return figure
+
+
+def plot_unique_variance(result, *, xlabel="img2img strength", title=None, path=None):
+    """z_c's mean unique variance per ROI against noise level or denoising step (Figures 7-8).
+
+    Parameters
+    ----------
+    result : Bunch
+        The ``noise_levels`` or ``denoising_stages`` analysis of
+        :func:`brainldm.encoding.run_encoding_analyses`: its ``labels`` (the
+        x axis) and its ``summary`` (label -> ROI -> ``mean`` of
+        ``unique_zc`` and its bootstrap standard error ``unique_zc_se``).
+    xlabel : str, default="img2img strength"
+    title : str, optional
+    path : str or path-like, optional
+        Where to save the figure as PNG (150 dpi), atomically.
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+        One line per ROI found in the summary, with error bars.
+
+    Examples
+    --------
+    >>> from sklearn.utils import Bunch
+    >>> from brainldm.plotting import plot_unique_variance
+    >>> summary = {label: {roi: {"mean": {"unique_zc": u}, "unique_zc_se": 0.01}
+    ...                    for roi, u in (("early", 0.02), ("ventral", 0.1 * k))}
+    ...            for k, label in enumerate(["0.40", "0.80"])}
+    >>> figure = plot_unique_variance(Bunch(labels=("0.40", "0.80"), summary=summary))
+    >>> [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    ['early', 'ventral']
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels, summary = list(result.labels), result.summary
+    figure = Figure(figsize=(6.0, 3.6))
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    x = np.arange(len(labels))
+    for roi in (r for r in _PLOTTED if r in summary[labels[0]]):
+        mean = [summary[label][roi]["mean"]["unique_zc"] for label in labels]
+        se = [summary[label][roi]["unique_zc_se"] for label in labels]
+        ax.errorbar(x, mean, yerr=se, marker="o", capsize=3, label=roi)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("unique variance of z_c (r², mean)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(figure, path)
+
+
+def plot_best_layers(result, *, title=None, path=None):
+    """Per read step, the fraction of each ROI's significant voxels each U-Net layer wins (Figure 9).
+
+    Parameters
+    ----------
+    result : Bunch
+        The ``unet_layers`` analysis of
+        :func:`brainldm.encoding.run_encoding_analyses`: its ``steps``,
+        ``layers`` and ``summary`` (step -> ROI -> ``best_fraction`` ->
+        layer -> fraction).
+    title : str, optional
+    path : str or path-like, optional
+        Where to save the figure as PNG (150 dpi), atomically.
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+        One panel per step, one stacked bar per ROI found in the summary.
+
+    Examples
+    --------
+    >>> from sklearn.utils import Bunch
+    >>> from brainldm.plotting import plot_best_layers
+    >>> shares = {"early": {"down_blocks.0": 0.7, "mid_block": 0.3},
+    ...           "ventral": {"down_blocks.0": 0.2, "mid_block": 0.8}}
+    >>> result = Bunch(steps=("early", "late"), layers=("down_blocks.0", "mid_block"),
+    ...                summary={step: {roi: {"best_fraction": f} for roi, f in shares.items()}
+    ...                         for step in ("early", "late")})
+    >>> figure = plot_best_layers(result, title="best layer per ROI")
+    >>> [len(ax.patches) for ax in figure.axes]
+    [4, 4]
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3.2 * len(result.steps), 3.4))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(result.steps), squeeze=False, sharey=True)[0]
+    for ax, step in zip(axes, result.steps, strict=True):
+        rois = [r for r in _PLOTTED if r in result.summary[step]]
+        bottom = np.zeros(len(rois))
+        for layer in result.layers:
+            share = np.array(
+                [result.summary[step][r]["best_fraction"][layer] for r in rois], dtype=float
+            )
+            ax.bar(rois, np.nan_to_num(share), bottom=bottom, label=layer)
+            bottom += np.nan_to_num(share)
+        ax.set_title(f"{step} step", fontsize=10)
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+    axes[0].set_ylabel("fraction of significant voxels best predicted")
+    axes[-1].legend(fontsize=6)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def plot_encoding_maps(analyses, masker, folder, *, bg_img=None, contours=None, subject=""):
+    """Every per-voxel map of the encoding analyses (Figures 6-9), one PNG each, in ``folder``.
+
+    ``fig6_r_<space>.png``: each feature space's r, significant voxels
+    (FDR q < 0.05) only; ``fig7_unique_zc_<strength>.png`` and
+    ``fig8_unique_zc_<step>.png``: z_c's unique variance at each noise level
+    and denoising step, on one colour scale (the 99th percentile of its
+    magnitude); ``fig9_best_layer_<step>.png``: the best U-Net layer per
+    voxel (1 is the first layer). Each is :func:`plot_brain_map`'s.
+
+    Parameters
+    ----------
+    analyses : mapping of str to Bunch
+        Analysis name -> its result in
+        :func:`brainldm.encoding.run_encoding_analyses` (``representations``,
+        ``noise_levels``, ``denoising_stages``, ``unet_layers``); those absent
+        are not drawn.
+    masker : brainldm.datasets.nsd.VolumeMasker
+        The subject's masker.
+    folder : str or path-like
+        Where the PNGs go.
+    bg_img, contours
+        As :func:`plot_brain_map`.
+    subject : str, default=""
+        Named in the titles.
+
+    Returns
+    -------
+    paths : list of Path
+        The PNG files written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn.utils import Bunch
+    >>> from brainldm.datasets.nsd import VolumeMasker
+    >>> from brainldm.plotting import plot_encoding_maps
+    >>> mask = np.zeros((8, 8, 6), dtype=bool)
+    >>> mask[1:7, 1:7, 1:5] = True
+    >>> masker = VolumeMasker(mask, np.diag([1.8, 1.8, 1.8, 1.0]))
+    >>> r = np.random.default_rng(0).uniform(0, 0.5, (2, masker.n_voxels))
+    >>> representations = Bunch(spaces=("z", "c"), r=r, significant=r > 0.2)
+    >>> paths = plot_encoding_maps({"representations": representations}, masker,
+    ...                            tempfile.mkdtemp(), subject="subj01")
+    >>> [path.name for path in paths]
+    ['fig6_r_z.png', 'fig6_r_c.png']
+    """
+    folder = Path(folder)
+    common = dict(masker=masker, bg_img=bg_img, contours=contours)
+    maps = []  # (values, plot_brain_map's settings, file name)
+    if "representations" in analyses:
+        result = analyses["representations"]
+        vmax = float(np.nanmax(result.r))
+        for k, space in enumerate(result.spaces):
+            title = f"{subject}: r of {space} (FDR q < 0.05)"
+            settings = dict(significant=result.significant[k], vmax=vmax, title=title)
+            maps.append((result.r[k], settings, f"fig6_r_{space}.png"))
+    for name, number in (("noise_levels", 7), ("denoising_stages", 8)):
+        if name in analyses:
+            result = analyses[name]
+            unique = result.unique["zc"]
+            vmax = float(np.nanpercentile(np.abs(unique), 99)) or 1.0
+            for k, label in enumerate(result.labels):
+                title = f"{subject}: unique variance of z_c, {label}"
+                settings = dict(significant=result.significant[k], vmax=vmax, title=title)
+                maps.append((unique[k], settings, f"fig{number}_unique_zc_{label}.png"))
+    if "unet_layers" in analyses:
+        result = analyses["unet_layers"]
+        for i, step in enumerate(result.steps):
+            best = np.where(result.best_layer[i] >= 0, result.best_layer[i] + 1.0, np.nan)
+            title = (
+                f"{subject}: best layer, {step} step (1-{len(result.layers)}: "
+                f"{', '.join(result.layers)})"
+            )
+            settings = dict(cmap="tab10", vmin=0.5, vmax=10.5, threshold=0.5, title=title)
+            maps.append((best, settings, f"fig9_best_layer_{step}.png"))
+    for values, settings, name in maps:
+        plot_brain_map(values, path=folder / name, **settings, **common)
+    return [folder / name for _, _, name in maps]

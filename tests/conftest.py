@@ -51,6 +51,23 @@ def small_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def encode_world(tmp_path_factory):
+    """Two subjects with 12 x 14 x 12 volumes (~530 voxels) and 100 training images each."""
+    from brainldm.datasets.toy import make_toy_nsd
+
+    return make_toy_nsd(
+        tmp_path_factory.mktemp("encode-world") / "nsd",
+        n_sessions=6,
+        n_released_sessions=6,
+        trials_per_session=60,
+        n_shared=20,
+        volume_shape=(12, 14, 12),
+        subjects=("subj01", "subj02"),
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
 def toy_world(tmp_path_factory):
     """The default toy NSD (10 released sessions of 300 trials, 250 shared images), subj01 only."""
     from brainldm.datasets.toy import make_toy_nsd

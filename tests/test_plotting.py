@@ -245,6 +245,83 @@ def test_brain_map_outlines_each_roi_in_a_legend(masker, r):
         plot_brain_map(r, masker, contours={"early": early * 2.0})
 
 
+def sweep(labels, means, se=0.01):
+    """A noise_levels-like result: label -> ROI -> z_c's mean unique variance and its SE."""
+    from sklearn.utils import Bunch
+
+    summary = {
+        label: {roi: {"mean": {"unique_zc": v[k]}, "unique_zc_se": se} for roi, v in means.items()}
+        for k, label in enumerate(labels)
+    }
+    return Bunch(labels=tuple(labels), summary=summary)
+
+
+def test_unique_variance_draws_one_line_per_roi_at_the_means_in_the_rois_order(tmp_path):
+    from brainldm.plotting import plot_unique_variance
+
+    means = {"ventral": [0.05, 0.1, 0.2], "early": [0.01, 0.02, 0.0], "V9": [0.3, 0.3, 0.3]}
+    result = sweep(["0.20", "0.50", "0.80"], means, se=0.02)
+    figure = plot_unique_variance(result, title="subj01", path=tmp_path / "fig7.png")
+    (ax,) = figure.axes
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    # The ROIs plotted are the known ones (not V9), early first; x is the label's position.
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["early", "ventral"]
+    np.testing.assert_allclose(np.asarray(lines[1].get_ydata(), float), means["ventral"])
+    np.testing.assert_allclose(np.asarray(lines[0].get_xdata(), float), [0, 1, 2])
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["0.20", "0.50", "0.80"]
+    assert ax.get_xlabel() == "img2img strength" and ax.get_title() == "subj01"
+    assert Image.open(tmp_path / "fig7.png").size == (900, 540)  # 6 x 3.6 inches at 150 dpi
+
+
+def test_best_layers_stack_each_layers_share_per_roi_and_step():
+    from sklearn.utils import Bunch
+
+    from brainldm.plotting import plot_best_layers
+
+    shares = {"early": {"a": 0.6, "b": 0.4}, "ventral": {"a": 0.25, "b": float("nan")}}
+    steps = ("early", "late")
+    result = Bunch(
+        steps=steps,
+        layers=("a", "b"),
+        summary={step: {roi: {"best_fraction": f} for roi, f in shares.items()} for step in steps},
+    )
+    figure = plot_best_layers(result)
+    assert [ax.get_title() for ax in figure.axes] == ["early step", "late step"]
+    for ax in figure.axes:
+        a, b = bar_groups(ax)
+        assert [p.get_height() for p in a] == [0.6, 0.25]
+        # b sits on a; a NaN share (no significant voxel) draws no bar.
+        assert [p.get_height() for p in b] == [0.4, 0.0]
+        assert [p.get_y() for p in b] == [0.6, 0.25]
+
+
+def test_encoding_maps_draw_one_file_per_map_of_each_analysis(masker, r, tmp_path):
+    from sklearn.utils import Bunch
+
+    from brainldm.plotting import plot_encoding_maps
+
+    n = masker.n_voxels
+    analyses = {
+        "representations": Bunch(
+            spaces=("z", "zc"), r=np.stack([r, -r]), significant=[r > 0.4] * 2
+        ),
+        "denoising_stages": Bunch(
+            labels=("early", "late"),
+            unique={"zc": np.stack([r / 10, r / 20])},
+            significant=np.ones((2, n), bool),
+        ),
+        "unet_layers": Bunch(
+            steps=("late",), layers=("a", "b"), best_layer=np.where(r > 0.4, 1, -1)[None]
+        ),
+    }
+    paths = plot_encoding_maps(analyses, masker, tmp_path, subject="subj01")
+    names = ["fig6_r_z.png", "fig6_r_zc.png", "fig8_unique_zc_early.png"]
+    names += ["fig8_unique_zc_late.png", "fig9_best_layer_late.png"]
+    assert paths == [tmp_path / name for name in names]
+    assert all(Image.open(path).size[0] > 300 for path in paths)
+    assert not list(tmp_path.glob("fig7*"))
+
+
 def test_importing_the_plotting_module_loads_neither_matplotlib_nor_nilearn():
     import subprocess
     import sys

@@ -1,0 +1,298 @@
+"""The encoding half: the paper's four analyses per subject, their maps, figures and summary."""
+
+import contextlib
+import time
+from pathlib import Path
+
+from sklearn.utils import Bunch
+
+from brainldm._cache import check_cache
+from brainldm._io import write_json
+from brainldm._validation import subject_name
+from brainldm.workflows._results import EncodingResult
+
+__all__ = ["ENCODE_CHUNK_SIZE", "ENCODE_N_ITER", "ENCODE_STEPS", "ENCODE_STRENGTHS", "encode"]
+
+# Defaults measured on the toy world (docs/encoding_analyses.md).
+ENCODE_STRENGTHS = (0.2, 0.4, 0.6, 0.8)
+ENCODE_STEPS = 25
+ENCODE_N_ITER = 20
+# Voxels fitted together: the toy world's 4,884 in one chunk, NSD's ~15,700 nsdgeneral in two.
+ENCODE_CHUNK_SIZE = 8192
+# ROIs outlined on the brain maps.
+_OUTLINED = ("early", "ventral", "lateral", "parietal")
+
+
+def _run_analyses(data, model, analyses, memory, settings):
+    """:func:`brainldm.encoding.run_encoding_analyses` on one subject, cached in ``memory``."""
+    from brainldm.encoding import run_encoding_analyses
+
+    return run_encoding_analyses(data, model, analyses, cache_dir=memory, **settings)
+
+
+def _anatomy(nsd_root, subject):
+    """NSD's anatomy in the functional space, if the folder has one (the toy world does)."""
+    path = Path(nsd_root) / f"nsddata/ppdata/{subject}/func1pt8mm/T1_to_func1pt8mm.nii.gz"
+    return path if path.exists() else None
+
+
+@contextlib.contextmanager
+def _torch_threads(n):
+    """torch's intra-op threads set to ``n`` (None: unchanged) for the block."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def draw_figures(maps, subject, folder):
+    """A subject's Figures 6-9 from what :func:`encode` keeps of its analyses."""
+    from brainldm.plotting import plot_best_layers, plot_encoding_maps, plot_unique_variance
+
+    analyses = maps.analyses
+    paths = plot_encoding_maps(
+        analyses, maps.masker, folder, bg_img=maps.anatomy, contours=maps.contours, subject=subject
+    )
+    lines = (
+        ("noise_levels", "img2img strength", "against noise level", "by_strength"),
+        (
+            "denoising_stages",
+            f"step of the strength-{maps.stage_strength} chain",
+            "along the denoising",
+            "by_stage",
+        ),
+    )
+    for number, (name, xlabel, title, stem) in enumerate(lines, start=7):
+        if name in analyses:
+            paths.append(folder / f"fig{number}_unique_zc_{stem}.png")
+            title = f"{subject}: z_c's unique variance {title}"
+            plot_unique_variance(analyses[name], xlabel=xlabel, title=title, path=paths[-1])
+    if "unet_layers" in analyses:
+        paths.append(folder / "fig9_best_layer_by_roi.png")
+        title = f"{subject}: best U-Net layer per ROI"
+        plot_best_layers(analyses["unet_layers"], title=title, path=paths[-1])
+    return paths
+
+
+def _encode_subject(nsd_root, subject, model, memory, out, settings):
+    """One subject's four analyses: maps, figures, its part of the summary and its maps."""
+    from threadpoolctl import threadpool_limits
+
+    from brainldm.datasets.nsd import load_nsd
+    from brainldm.maps import save_maps
+
+    own = ("analyses", "threads", "average_train")
+    analysis_settings = {k: v for k, v in settings.items() if k not in own}
+    with threadpool_limits(settings["threads"]), _torch_threads(settings["threads"]):
+        data = load_nsd(
+            nsd_root,
+            subject,
+            average_train=settings["average_train"],
+            progress=settings["progress"],
+            cache_dir=memory,
+        )
+        results = _run_analyses(
+            data, model, settings["analyses"], memory / data.subject, analysis_settings
+        )
+    folder = out / data.subject
+    files = [
+        path
+        for name in settings["analyses"]
+        for path in save_maps(
+            results[name].map_values, data.masker, folder / "maps" / name
+        ).values()
+    ]
+    maps = Bunch(
+        analyses={name: results[name] for name in settings["analyses"]},
+        masker=data.masker,
+        contours={roi: data.roi_masks[roi] for roi in _OUTLINED if roi in data.roi_masks},
+        anatomy=_anatomy(nsd_root, data.subject),
+        stage_strength=results.features.stage_strength,
+    )
+    files += draw_figures(maps, data.subject, folder / "figures")
+    summary = {name: results[name].summary for name in settings["analyses"]}
+    summary["pool_size"] = results.features.pool_size
+    summary["layers"] = list(results.features.layer_names)
+    summary["seconds"] = results.seconds
+    return data.subject, summary, maps, files
+
+
+def _dask_client(dask):
+    """A dask.distributed client: ``dask`` local worker processes, or a scheduler's address."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as error:
+        raise RuntimeError(
+            "dask needs dask.distributed: pip install 'brainldm[distributed]'"
+        ) from error
+    if str(dask).isdigit():
+        cluster = LocalCluster(n_workers=int(dask), threads_per_worker=1, processes=True)
+        return Client(cluster)
+    return Client(str(dask))
+
+
+def encode(
+    nsd_root,
+    subjects,
+    model,
+    out,
+    *,
+    analyses=None,
+    strengths=ENCODE_STRENGTHS,
+    steps=ENCODE_STEPS,
+    stage_strength=0.8,
+    layers=None,
+    pool_size="auto",
+    n_components=6400,
+    n_iter=ENCODE_N_ITER,
+    chunk_size=ENCODE_CHUNK_SIZE,
+    guidance=5.0,
+    seed=42,
+    batch_size=16,
+    device=None,
+    threads=1,
+    average_train=True,
+    dask=None,
+    memory=None,
+    progress=False,
+    log=None,
+):
+    """Run the paper's four encoding analyses on NSD subjects; write maps, figures and a summary.
+
+    For each subject, :func:`brainldm.encoding.run_encoding_analyses`: (i)
+    encoders from ``z``, ``c`` and ``z_c``; (ii) ``z_c``'s unique variance in a
+    ``[z, z_c]`` banded ridge against img2img strength; (iii) the same along
+    the steps of the ``stage_strength`` chain; (iv) the best U-Net layer per
+    voxel at the early, middle and late steps. Every setting is checked
+    before any work.
+
+    Writes under ``out``: ``SUBJ/maps/ANALYSIS/*.nii.gz`` (every per-voxel
+    map, float32 in the subject's functional space), ``SUBJ/figures/``
+    (``fig6_r_*.png``, ``fig7_unique_zc_*.png``,
+    ``fig7_unique_zc_by_strength.png``, ``fig8_*``, ``fig9_best_layer_*.png``
+    and ``fig9_best_layer_by_roi.png``, mirroring the paper's Figures 6-9;
+    see :meth:`EncodingResult.plot_figures`) and ``summary.json`` (settings,
+    wall seconds per analysis, and per subject, analysis and ROI the paired
+    comparisons of :func:`brainldm.encoding.summarize_paired`). Features, PCA
+    scores, voxel chunks and finished analyses are cached (in ``out/cache``
+    by default), so an interrupted run resumes and a finished one, from
+    Python or from the ``brainldm`` command, recomputes nothing.
+
+    Parameters
+    ----------
+    nsd_root : str, path-like or None
+        Folder in NSD's layout (the real NSD or a toy world); None makes the
+        default toy world under ``out/toy_nsd`` (after the settings are checked).
+    subjects : int, str or sequence of them
+        Subjects, e.g. ``["subj01", "subj02"]``.
+    model : str, path-like or StableDiffusion
+        ``"toy"``, a hub id such as ``CompVis/stable-diffusion-v1-4`` or a folder.
+    out : str or path-like
+        Output folder.
+    analyses : sequence of str, default=None
+        Among :data:`brainldm.encoding.ANALYSES`; None runs all four.
+    strengths, steps, stage_strength, layers, pool_size, n_components, n_iter, chunk_size, guidance, seed, batch_size, device
+        As in :func:`brainldm.encoding.run_encoding_analyses`; the defaults
+        (4 strengths, 25 steps, ``n_iter=20``, ``chunk_size=8192``) were
+        measured on the toy world.
+    threads : int or None, default=1
+        Threads of torch and of the BLAS libraries during each subject's
+        run (None: their defaults). One is the default because on a 2-core
+        machine shared with other work, two threads spin against each other:
+        measured with other jobs running, a toy denoising pass took 53 s with
+        two torch threads and 3.1 s with one, and a banded ridge fit 34 s
+        with two OpenBLAS threads and 0.9 s with one. On a machine of your
+        own, give its cores.
+    average_train : bool, default=True
+        Fit on each training image's mean betas (one row per image) rather
+        than on single trials: the banded ridge's cost grows with the rows,
+        and on the toy world one [z, z_c] partition took over 5 minutes on
+        the 2,359 single trials.
+    dask : int or str, default=None
+        Run one subject per dask worker: a number of local worker processes,
+        or the address of a running scheduler (e.g. a dask-jobqueue cluster's).
+    memory : str, path-like or joblib.Memory, default=None
+        Where the cache lives; None is ``out/cache``.
+    progress : bool, default=False
+        Show progress bars (not on dask workers).
+    log : callable, default=None
+        Receives progress lines (e.g. ``print``); None discards them.
+
+    Returns
+    -------
+    result : EncodingResult
+        The summary written to ``summary.json``, per subject what its
+        figures are drawn from, and the paths written.
+
+    Examples
+    --------
+    >>> from brainldm.workflows import encode
+    >>> result = encode(None, "subj01", "toy", "out", analyses=["representations"])  # doctest: +SKIP
+    >>> result.plot_figures("subj01", "figures")  # doctest: +SKIP
+    """
+    from brainldm.encoding import ANALYSES, check_encoding_settings
+
+    out = Path(out)
+    subjects = [
+        subject_name(s) for s in ([subjects] if isinstance(subjects, (str, int)) else subjects)
+    ]
+    settings = dict(
+        analyses=check_encoding_settings(
+            model,
+            ANALYSES if analyses is None else analyses,
+            strengths=strengths,
+            steps=steps,
+            stage_strength=stage_strength,
+            layers=layers,
+            pool_size=pool_size,
+        ),
+        strengths=tuple(strengths),
+        steps=steps,
+        stage_strength=stage_strength,
+        layers=layers,
+        pool_size=pool_size,
+        n_components=n_components,
+        n_iter=n_iter,
+        chunk_size=chunk_size,
+        guidance=guidance,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+        average_train=average_train,
+        progress=progress,
+    )
+    cache = check_cache(out / "cache" if memory is None else memory)
+    if cache.location is None:
+        raise ValueError("memory must be a folder or a joblib.Memory with a location, got None")
+    log = log or (lambda line: None)
+    if nsd_root is None:
+        from brainldm.datasets.toy import make_toy_nsd
+
+        nsd_root = make_toy_nsd(out / "toy_nsd", progress=progress)
+    started = time.time()
+    job = (model, cache.location, out)
+    if dask is None:
+        results = [_encode_subject(nsd_root, s, *job, settings) for s in subjects]
+    else:
+        with _dask_client(dask) as client:
+            log(f"dask: {len(subjects)} subjects on {client}")
+            remote = dict(settings, progress=False)
+            futures = [
+                client.submit(_encode_subject, nsd_root, s, *job, remote, pure=False)
+                for s in subjects
+            ]
+            results = client.gather(futures)
+    summary = {
+        "settings": dict(settings, model=str(model), nsd_root=str(nsd_root), dask=dask),
+        "seconds": time.time() - started,
+        "subjects": {subject: part for subject, part, _, _ in results},
+    }
+    summary = write_json(out / "summary.json", summary)
+    maps = {subject: subject_maps for subject, _, subject_maps, _ in results}
+    files = [out / "summary.json"] + [path for *_, paths in results for path in paths]
+    return EncodingResult(summary=summary, subjects=maps, files=files)
