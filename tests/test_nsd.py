@@ -16,7 +16,8 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from brainldm.datasets import _cache, scenes
-from brainldm.datasets.nsd import VolumeMasker, _drop_columns, load_nsd
+from brainldm.datasets._arrays import drop_columns_in_place
+from brainldm.datasets.nsd import VolumeMasker, load_nsd
 from brainldm.datasets.toy import load_toy_ground_truth, make_toy_nsd
 
 # Dropped voxels are reported with a warning on every load; one test checks it.
@@ -544,7 +545,7 @@ def test_dropping_columns_in_place_equals_fancy_indexing():
     X = rng.standard_normal((37, 11)).astype(np.float32)
     keep = rng.random(11) > 0.3
     expected = X[:, keep]
-    np.testing.assert_array_equal(_drop_columns(X, keep, block_bytes=5 * 4 * 11), expected)
+    np.testing.assert_array_equal(drop_columns_in_place(X, keep, block_bytes=5 * 4 * 11), expected)
 
 
 # Bad input

@@ -37,6 +37,7 @@ from brainldm._validation import (
     subject_name,
 )
 from brainldm.datasets import _cache
+from brainldm.datasets._arrays import drop_columns_in_place
 
 __all__ = ["BETAS_SCALE", "NSDCaptions", "NSDStimuli", "VolumeMasker", "ZSCORE_OPTIONS", "load_nsd"]
 
@@ -665,25 +666,6 @@ def _standardise(betas, zscore):
     return bad
 
 
-def _drop_columns(X, keep, block_bytes=_READ_CHUNK_BYTES):
-    """``X[:, keep]`` of a C-contiguous ``X``, built in X's own memory.
-
-    At NSD's scale X is gigabytes; a fancy-indexed copy would double the peak memory.
-    Rows are moved down block by block: the kept part of rows ``a:b`` goes to flat
-    positions ``a * n_keep`` to ``b * n_keep``, which never reach an unread row.
-    """
-    n_rows, n_cols = X.shape
-    n_keep = int(keep.sum())
-    if n_keep == n_cols:
-        return X
-    flat = X.reshape(-1)
-    step = max(1, block_bytes // (X.itemsize * n_cols))
-    for start in range(0, n_rows, step):
-        stop = min(start + step, n_rows)
-        flat[start * n_keep : stop * n_keep] = X[start:stop][:, keep].ravel()
-    return flat[: n_rows * n_keep].reshape(n_rows, n_keep)
-
-
 def _volume(layout, relative, what, shape, betas_path, dtype=np.int64):
     """A 3-D volume of the subject, checked against the shape of the betas."""
     volume = _read_volume(layout.root, relative, what, dtype)
@@ -827,7 +809,7 @@ def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
             f"Every voxel of the requested ROIs has no variance or non-finite values in "
             f"some session of {plan.subject}: the betas files hold no usable data."
         )
-    arrays = {name: _drop_columns(out[name], keep) for name in _LARGE}
+    arrays = {name: drop_columns_in_place(out[name], keep, _READ_CHUNK_BYTES) for name in _LARGE}
     arrays.update(
         images_train=images_train,
         n_repeats_train=n_repeats_train,

@@ -208,8 +208,21 @@ class CodecMixin:
         )
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
-    def _unconditional(self):
-        """``c`` of the empty prompt, the unconditional branch of guidance, encoded once."""
+    def empty_prompt_embedding(self):
+        """``c`` of the empty prompt, the unconditional branch of guidance, encoded once.
+
+        Returns
+        -------
+        torch.Tensor of shape (1, *text_shape)
+            On the model's device and in its precision.
+
+        Examples
+        --------
+        >>> from brainldm.diffusion import StableDiffusion
+        >>> sd = StableDiffusion.from_pretrained("toy")
+        >>> tuple(sd.empty_prompt_embedding().shape[1:]) == sd.text_shape
+        True
+        """
         if self._empty_prompt is None:
             with torch.inference_mode():
                 self._empty_prompt = self._encode_prompts([""]).to(self.dtype)

@@ -366,5 +366,5 @@ class ProbesMixin:
         side = 2 ** (len(self.unet.config.block_out_channels) - 1)
         x = torch.zeros((1, self.unet.config.in_channels, side, side), device=self.device)
         with ActivationReader(self.unet, layers, pool_size, False, 1, [0], 1) as reader:
-            self.unet(x.to(self.dtype), 999, encoder_hidden_states=self._unconditional())
+            self.unet(x.to(self.dtype), 999, encoder_hidden_states=self.empty_prompt_embedding())
         return {name: tuple(reader.latest[name].shape[1:]) for name in layers}

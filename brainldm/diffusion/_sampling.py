@@ -40,7 +40,7 @@ def uses_guidance(c, guidance):
 
 def predict_noise(model, x, t, cond, guidance):
     """The U-Net's noise prediction for ``x`` at ``t``, guided against the empty prompt."""
-    uncond = model._unconditional()
+    uncond = model.empty_prompt_embedding()
     if cond is None:
         context, model_input = uncond.expand(len(x), -1, -1), x
     elif not uses_guidance(cond, guidance):
