@@ -49,10 +49,7 @@ __all__ = [
     "TAKAGI2023",
     "check_alphas",
     "check_finite",
-    "cluster_client",
     "cv_splits",
-    "fit_target_chunk",
-    "refit_target_chunk",
     "solve_ridge",
     "solve_ridge_cv",
     "standardize_columns",
@@ -424,7 +421,7 @@ def solve_ridge_cv(
         5 GiB `Y` is not scanned twice.
     distributed : bool, default=False
         Fit the target batches on the workers of the current dask.distributed
-        client (:func:`cluster_client`) instead of in this process: each
+        client (``distributed.get_client()``) instead of in this process: each
         fold is decomposed once here and broadcast, and each worker task
         receives one batch of targets and returns its weights, so that voxels
         spread over processes or machines without recomputing a decomposition
@@ -555,7 +552,7 @@ def _solve_serial(problem, splits, Y_matrix, batches, alphas_tensor, alpha_per_t
     return coef, intercept, alpha_scores, best
 
 
-def cluster_client():
+def _cluster_client():
     """The dask.distributed client that ``distributed=True`` computes on.
 
     Returns
@@ -588,7 +585,7 @@ def cluster_client():
         ) from error
 
 
-def fit_target_chunk(problem, folds, Y, alphas, alpha_per_target):
+def _fit_target_chunk(problem, folds, Y, alphas, alpha_per_target):
     """Score a chunk of targets on every fold and, with an alpha per target, refit it.
 
     The unit of work of ``solve_ridge_cv(..., distributed=True)``, run on a
@@ -622,7 +619,7 @@ def fit_target_chunk(problem, folds, Y, alphas, alpha_per_target):
     return scores, problem.refit(Y_batch, y_mean, XtY, alphas[scores.argmax(0)])
 
 
-def refit_target_chunk(problem, Y, alphas):
+def _refit_target_chunk(problem, Y, alphas):
     """Refit a chunk of targets with given alphas (one per target), on a dask worker."""
     Y_batch, y_mean = problem.load(Y, slice(None))
     return problem.refit(Y_batch, y_mean, problem.cross(Y_batch), alphas)
@@ -671,7 +668,7 @@ def _solve_on_cluster(
     full problem to every worker; workers receive one batch of targets per
     task and return its scores (and weights).
     """
-    client = cluster_client()
+    client = _cluster_client()
     if problem.X.device.type != "cpu":
         raise ValueError(
             "distributed=True computes on the dask workers' CPUs: leave device=None "
@@ -692,7 +689,7 @@ def _solve_on_cluster(
     chunks = [chunk(batch) for batch in batches]
     results = _run_on_cluster(
         client,
-        fit_target_chunk,
+        _fit_target_chunk,
         shared,
         chunks,
         lambda index: (alphas_tensor, alpha_per_target),
@@ -708,7 +705,7 @@ def _solve_on_cluster(
     best = alpha_scores.mean(1).argmax().repeat(n_targets)
     results = _run_on_cluster(
         client,
-        refit_target_chunk,
+        _refit_target_chunk,
         shared[:1],
         chunks,
         lambda index: (alphas_tensor[best[batches[index]]],),
