@@ -9,6 +9,9 @@ indentation of a class's or a function's docstring (4 spaces for the name line,
 
 __all__ = ["docdict", "fill_doc"]
 
+# Entries name entries that name entries, at most this deep.
+_MAX_DEPTH = 4
+
 docdict = {}
 """Parameter (or section) name -> its description, as it appears in a docstring."""
 
@@ -35,6 +38,17 @@ docdict["perceptual_weights"] = """weights : str, path-like or None, default=Non
         (:data:`~brainldm.features.perceptual.NETWORKS`); None looks in
         ``$BRAINLDM_WEIGHTS_DIR``, then torch's hub cache, then downloads
         (see :func:`~brainldm.features.perceptual.find_weights`)."""
+
+docdict["perceptual_network"] = """%(perceptual_weights)s
+    %(device)s
+    %(dtype)s
+    %(batch_size_images)s
+    %(progress)s"""
+
+docdict["perceptual_parameters"] = """%(crop)s
+    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
+        PIL's resizing filter.
+    %(perceptual_network)s"""
 
 docdict["feature_shape_"] = """feature_shape_ : tuple of int
         Shape of one image's features at ``layer``."""
@@ -91,7 +105,7 @@ docdict["ridge_notes"] = """Notes
 def fill_doc(obj):
     """Fill the ``%(name)s`` placeholders of ``obj``'s docstring from :data:`docdict`.
 
-    Entries may themselves name other entries, filled first.
+    Entries may themselves name other entries, at any depth, filled first.
 
     Parameters
     ----------
@@ -121,7 +135,9 @@ def fill_doc(obj):
         progress : bool, default=False
     """
     if obj.__doc__:
-        filled = {name: text % docdict if "%(" in text else text for name, text in docdict.items()}
+        filled = dict(docdict)
+        for _ in range(_MAX_DEPTH):
+            filled = {name: text % filled for name, text in filled.items()}
         try:
             obj.__doc__ = obj.__doc__ % filled
         except KeyError as error:

@@ -624,14 +624,7 @@ class AlexNetFeatures(PerceptualFeatures):
         Module path of the tapped layer.
     size : int, default=224
         Side in pixels of the network's input.
-    %(crop)s
-    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
-        PIL's resizing filter.
-    %(perceptual_weights)s
-    %(device)s
-    %(dtype)s
-    %(batch_size_images)s
-    %(progress)s
+    %(perceptual_parameters)s
 
     Attributes
     ----------
@@ -672,14 +665,7 @@ class InceptionFeatures(PerceptualFeatures):
         Module path of the tapped layer, or ``"flatten"`` (its alias).
     size : int, default=299
         Side in pixels of the network's input.
-    %(crop)s
-    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
-        PIL's resizing filter.
-    %(perceptual_weights)s
-    %(device)s
-    %(dtype)s
-    %(batch_size_images)s
-    %(progress)s
+    %(perceptual_parameters)s
 
     Attributes
     ----------
@@ -717,14 +703,7 @@ class EfficientNetFeatures(PerceptualFeatures):
         Module path of the tapped layer.
     size : int, default=240
         Side in pixels of the network's input.
-    %(crop)s
-    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
-        PIL's resizing filter.
-    %(perceptual_weights)s
-    %(device)s
-    %(dtype)s
-    %(batch_size_images)s
-    %(progress)s
+    %(perceptual_parameters)s
 
     Attributes
     ----------
@@ -762,14 +741,7 @@ class SwAVFeatures(PerceptualFeatures):
         Module path of the tapped layer.
     size : int, default=224
         Side in pixels of the network's input.
-    %(crop)s
-    interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bilinear"
-        PIL's resizing filter.
-    %(perceptual_weights)s
-    %(device)s
-    %(dtype)s
-    %(batch_size_images)s
-    %(progress)s
+    %(perceptual_parameters)s
 
     Attributes
     ----------
@@ -813,11 +785,7 @@ class CLIPVisionFeatures(PerceptualFeatures):
     %(crop)s
     interpolation : {"bilinear", "bicubic", "lanczos", "nearest"}, default="bicubic"
         PIL's resizing filter.
-    %(perceptual_weights)s
-    %(device)s
-    %(dtype)s
-    %(batch_size_images)s
-    %(progress)s
+    %(perceptual_network)s
 
     Attributes
     ----------
