@@ -674,7 +674,7 @@ def plot_encoding_maps(analyses, masker, folder, *, bg_img=None, contours=None, 
     >>> from brainldm.plotting import plot_encoding_maps
     >>> mask = np.zeros((8, 8, 6), dtype=bool)
     >>> mask[1:7, 1:7, 1:5] = True
-    >>> masker = VolumeMasker(mask, np.diag([1.8, 1.8, 1.8, 1.0]))
+    >>> masker = VolumeMasker(mask, np.diag([1.8, 1.8, 1.8, 1.0])).fit()
     >>> r = np.random.default_rng(0).uniform(0, 0.5, (2, masker.n_voxels))
     >>> representations = Bunch(spaces=("z", "c"), r=r, significant=r > 0.2)
     >>> paths = plot_encoding_maps({"representations": representations}, masker,
