@@ -804,8 +804,9 @@ def _encode_subject(nsd_root, subject, model, out, settings):
     from brainldm.maps import save_maps
 
     progress = settings["progress"]
-    own = ("analyses", "threads", "average_train")
+    own = ("analyses", "threads", "average_train", "seed")
     analysis_settings = {k: v for k, v in settings.items() if k not in own}
+    analysis_settings["random_state"] = settings["seed"]
     with threadpool_limits(settings["threads"]), _torch_threads(settings["threads"]):
         data = load_nsd(
             nsd_root,
