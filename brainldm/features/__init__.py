@@ -40,6 +40,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "LatentFeatures": _LDM,
         "TextFeatures": _LDM,
         "UNetLayerFeatures": _LDM,
+        "content_id": _LDM,
         "denoising_features": _LDM,
         "image_caption_pairs": _LDM,
         "load_ldm": _LDM,

@@ -43,6 +43,7 @@ __all__ = [
     "LatentFeatures",
     "TextFeatures",
     "UNetLayerFeatures",
+    "content_id",
     "denoising_features",
     "image_caption_pairs",
     "load_ldm",
@@ -134,8 +135,33 @@ def _split_pairs(X):
     return list(X[:, 0]), list(X[:, 1])
 
 
-def _content_id(image, captions):
-    """A 63-bit id of an image and its captions, so its noise does not depend on its row."""
+def content_id(image, captions):
+    """A 63-bit id of an image and its captions: the id that seeds its img2img noise.
+
+    :class:`DenoisedLatentFeatures` and :class:`UNetLayerFeatures` pass it as
+    ``image_ids`` to :meth:`StableDiffusion.denoise
+    <brainldm.diffusion.StableDiffusion.denoise>`, so an image's noise does not
+    depend on its row.
+
+    Parameters
+    ----------
+    image : uint8 array of shape (height, width, 3)
+    captions : sequence of str
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.features import content_id
+    >>> image = np.zeros((4, 4, 3), np.uint8)
+    >>> content_id(image, ["a red circle"]) == content_id(image.copy(), ["a red circle"])
+    True
+    >>> content_id(image, ["a red circle"]) == content_id(image, ["a blue circle"])
+    False
+    """
     digest = hashlib.sha256(np.ascontiguousarray(np.asarray(image)).tobytes())
     digest.update("\n".join(captions).encode())
     return int.from_bytes(digest.digest()[:8], "little") >> 1
@@ -315,7 +341,7 @@ class _DenoisingFeatures(LDMFeatures):
             eta=self.eta,
             seed=self.seed,
             image_ids=[
-                _content_id(image, texts) for image, texts in zip(images, captions, strict=True)
+                content_id(image, texts) for image, texts in zip(images, captions, strict=True)
             ],
             noise_schedule=self.noise_schedule,
             batch_size=self.batch_size,
