@@ -354,6 +354,18 @@ def _inputs(caller, X_train, X_test, groups, rows_train, rows_test, roi_masks, m
     return inputs
 
 
+def _analysis_inputs(caller, arguments):
+    """The inputs of an analysis from its arguments (its ``locals()``)."""
+    names = ("X_train", "X_test", "groups", "rows_train", "rows_test", "roi_masks", "masker")
+    options = ("n_iter", "solver_params", "n_components", "chunk_size", "device", "distributed")
+    options += ("memory", "progress")
+    return _inputs(
+        caller,
+        *(arguments[name] for name in names),
+        **{name: arguments[name] for name in options if name in arguments},
+    )
+
+
 def _scores(inputs, array, key):
     """PCA scores (every row) of one feature space, fitted on the training images; cached.
 
@@ -565,22 +577,7 @@ def representations(
     >>> result.spaces, result.r.diagonal().round(1).tolist()  # r of z at voxel 0, of c at 1
     (('z', 'c'), [1.0, 1.0])
     """
-    inputs = _inputs(
-        "representations",
-        X_train,
-        X_test,
-        groups,
-        rows_train,
-        rows_test,
-        roi_masks,
-        masker,
-        n_components=n_components,
-        chunk_size=chunk_size,
-        device=device,
-        distributed=distributed,
-        memory=memory,
-        progress=progress,
-    )
+    inputs = _analysis_inputs("representations", locals())
     names = tuple(spaces)
     keys = {name: digest(array) for name, array in spaces.items()}
 
@@ -688,17 +685,6 @@ def _series_summary(result, masks):
     return summary
 
 
-def _partition_inputs(caller, arguments):
-    """The inputs of a partition analysis from its arguments (its ``locals()``)."""
-    names = ("X_train", "X_test", "groups", "rows_train", "rows_test", "roi_masks", "masker")
-    options = ("n_iter", "solver_params", "n_components", "chunk_size", "device", "distributed")
-    return _inputs(
-        caller,
-        *(arguments[name] for name in names),
-        **{name: arguments[name] for name in (*options, "memory", "progress")},
-    )
-
-
 @_doc
 def noise_levels(
     X_train,
@@ -749,7 +735,7 @@ def noise_levels(
     >>> result.labels, round(float(result.unique["zc"][0, 1]), 1)  # z_c's own at voxel 1
     (('0.80',), 0.9)
     """
-    inputs = _partition_inputs("noise_levels", locals())
+    inputs = _analysis_inputs("noise_levels", locals())
     series = {_strength_name(s): array for s, array in zc.items()}
     result = _partition_series(inputs, z, series, "noise_levels")
     result.strengths = np.asarray(list(zc), dtype=float)
@@ -798,7 +784,7 @@ def denoising_stages(
     See :func:`noise_levels`, which takes the same arrays; ``stages`` is
     ``{{"early": ..., "middle": ..., "late": ...}}``.
     """
-    inputs = _partition_inputs("denoising_stages", locals())
+    inputs = _analysis_inputs("denoising_stages", locals())
     return _partition_series(inputs, z, dict(stages), "denoising_stages")
 
 
@@ -865,22 +851,7 @@ def unet_layers(
         raise ValueError(
             "unet_layers: no U-Net layers were given; pass layers to encoding_features"
         )
-    inputs = _inputs(
-        "unet_layers",
-        X_train,
-        X_test,
-        groups,
-        rows_train,
-        rows_test,
-        roi_masks,
-        masker,
-        n_components=n_components,
-        chunk_size=chunk_size,
-        device=device,
-        distributed=distributed,
-        memory=memory,
-        progress=progress,
-    )
+    inputs = _analysis_inputs("unet_layers", locals())
     names = tuple(dict.fromkeys(layer for layer, _ in layers))
     steps = tuple(dict.fromkeys(step for _, step in layers))
     keys = {pair: digest(array) for pair, array in layers.items()}
