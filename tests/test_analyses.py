@@ -120,6 +120,23 @@ def test_summary_counts_wins_medians_and_holm_corrects_paired_tests():
     assert holm_max <= min(1.0, 6 * max(p[0], p[3]))
 
 
+def test_roi_summaries_and_mode_comparisons_share_one_paired_test():
+    from brainldm.metrics import compare_modes, paired_wilcoxon
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(0.3, 0.1, 80)
+    b = a - 0.02 + rng.normal(0, 0.05, 80)
+    a[[3, 7]] = np.nan  # left out of both, in the same way
+    summary = summarize_paired({"a": a, "b": b}, {"all": np.ones(80, bool)})
+    table = compare_modes({"a": {"r": a}, "b": {"r": b}}, pairs=[("a", "b")])
+    finite = np.isfinite(a)
+    expected = stats.wilcoxon(a[finite] - b[finite]).pvalue
+    assert summary["all"]["comparisons"]["a-b"]["p"] == table["p"][0] == expected
+    assert table["n"][0] == 78
+    # Fewer than two differing pairs: nothing to test, in both.
+    assert np.isnan(paired_wilcoxon([1.0, 2.0], [1.0, 0.0])[1])
+
+
 def test_summary_compares_only_the_voxels_kept():
     values = {"a": np.array([1.0, 2.0, 3.0, np.nan]), "b": np.array([0.0, 3.0, 1.0, 0.0])}
     summary = summarize_paired(values, {"all": np.ones(4, bool)}, voxels=[True, True, False, True])
