@@ -390,3 +390,12 @@ def test_normalized_accuracy_is_r2_over_the_ceiling_fraction():
             normalized_accuracy([0.5, -0.3, np.nan, 0.2], [50.0, 9.0, 40.0, 0.0]),
             [0.5, 1.0, np.nan, np.nan],
         )
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_fit_leaves_the_features_it_is_given_unchanged(standardize):
+    X, Y, images, *_ = planted(n_train=60, n_test=0, n_features=7, n_voxels=4)
+    X = np.asfortranarray(X)  # a layout the solver could have centred in place
+    before = X.copy()
+    VoxelwiseEncoder(ALPHAS, n_components=None, standardize=standardize).fit(X, Y, groups=images)
+    np.testing.assert_array_equal(X, before)

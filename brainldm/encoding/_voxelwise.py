@@ -194,7 +194,8 @@ class VoxelwiseEncoder(BaseRidgeCV):
         self.reducer_ = FeatureReducer(self.n_components, standardize=self.standardize)
         features = self.reducer_.fit_transform(X, groups=groups)
         self.n_components_ = features.shape[1]
-        return features, features is not X, None, None
+        # The solver may overwrite the features only when they are not (a view of) X.
+        return features, not np.may_share_memory(features, X), None, None
 
     def _predict_features(self, X):
         return self.reducer_.transform(X)
