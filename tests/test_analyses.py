@@ -133,8 +133,10 @@ def test_roi_summaries_and_mode_comparisons_share_one_paired_test():
     expected = stats.wilcoxon(a[finite] - b[finite]).pvalue
     assert summary["all"]["comparisons"]["a-b"]["p"] == table["p"][0] == expected
     assert table["n"][0] == 78
-    # Fewer than two differing pairs: nothing to test, in both.
-    assert np.isnan(paired_wilcoxon([1.0, 2.0], [1.0, 0.0])[1])
+    # Equal values: no evidence of a difference; a summary's ROI needs two differing voxels.
+    assert paired_wilcoxon([1.0, 2.0], [1.0, 2.0])[1] == 1.0
+    single = summarize_paired({"a": np.array([1.0, 2.0]), "b": np.array([1.0, 0.0])}, {"r": [1, 1]})
+    assert np.isnan(single["r"]["comparisons"]["a-b"]["p"])
 
 
 def test_summary_compares_only_the_voxels_kept():

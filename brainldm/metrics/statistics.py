@@ -5,8 +5,7 @@ c) per metric with Wilcoxon signed-rank tests over the test images, Holm
 corrected, and report means across subjects with their standard errors. The
 encoding analyses compare models per ROI the same way, paired voxel by voxel.
 One paired test serves both (:func:`paired_wilcoxon`), with one treatment of
-missing values: pairs with a non-finite value are left out, and fewer than two
-non-zero differences give NaN, which Holm's correction does not count.
+missing values: pairs with a non-finite value are left out.
 """
 
 import numpy as np
@@ -75,7 +74,8 @@ def paired_wilcoxon(a, b, alternative="two-sided"):
     Returns
     -------
     statistic, p : float
-        NaN both when fewer than two pairs differ (nothing to test).
+        When no pair differs, ``statistic`` is NaN and ``p`` is 1 (no evidence
+        of a difference).
     n : int
         Pairs with finite values.
 
@@ -85,8 +85,8 @@ def paired_wilcoxon(a, b, alternative="two-sided"):
     >>> statistic, p, n = paired_wilcoxon([1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 0.0, 0.0, 0.0, 0.0])
     >>> float(statistic), float(p), n
     (0.0, 0.0625, 5)
-    >>> paired_wilcoxon([1.0, 2.0, float("nan")], [1.0, 0.0, 3.0])
-    (nan, nan, 2)
+    >>> paired_wilcoxon([1.0, 2.0, float("nan")], [1.0, 2.0, 3.0])
+    (nan, 1.0, 2)
     """
     from scipy.stats import wilcoxon
 
@@ -94,8 +94,8 @@ def paired_wilcoxon(a, b, alternative="two-sided"):
     b = np.asarray(b, dtype=np.float64).ravel()
     finite = np.isfinite(a) & np.isfinite(b)
     difference = a[finite] - b[finite]
-    if np.count_nonzero(difference) < 2:
-        return float("nan"), float("nan"), len(difference)
+    if not np.any(difference):
+        return float("nan"), 1.0, len(difference)
     result = wilcoxon(difference, alternative=alternative)
     return float(result.statistic), float(result.pvalue), len(difference)
 
@@ -134,9 +134,8 @@ def compare_modes(
         ``p_holm``, from :func:`paired_wilcoxon`: images with equal scores
         in both modes are dropped by the test (scipy's
         ``zero_method="wilcox"``), images with a non-finite score in either
-        mode are left out (``n`` counts the others); when fewer than two
-        images differ, ``statistic`` and ``p`` are NaN, and Holm's
-        correction does not count them.
+        mode are left out (``n`` counts the others); when all are equal,
+        ``statistic`` is NaN and p is 1.
 
     Examples
     --------
@@ -147,7 +146,7 @@ def compare_modes(
     >>> scores = {"zc": {"clip": base + 0.1}, "z": {"clip": base}, "c": {"clip": base + 0.1}}
     >>> table = compare_modes(scores)
     >>> table[["mode", "other", "p_holm"]].round(6).to_numpy().tolist()
-    [['zc', 'z', 0.0], ['zc', 'c', nan]]
+    [['zc', 'z', 0.0], ['zc', 'c', 1.0]]
     """
     import pandas as pd
 
@@ -230,8 +229,9 @@ def summarize_paired(values, masks, pairs=None, voxels=None, alpha=0.05):
     For each ROI and pair (a, b), over the same voxels (the ROI's, within
     ``voxels``, where both values are finite): the fraction of voxels where a
     beats b, the median of the paired differences a - b, and a two-sided
-    Wilcoxon signed-rank p (:func:`paired_wilcoxon`), Holm-corrected over
-    every ROI and pair of the call.
+    Wilcoxon signed-rank p (:func:`paired_wilcoxon` of the voxels where they
+    differ; NaN when fewer than two do, and then not counted by Holm's
+    correction), Holm-corrected over every ROI and pair of the call.
 
     Parameters
     ----------
@@ -287,12 +287,15 @@ def summarize_paired(values, masks, pairs=None, voxels=None, alpha=0.05):
             x, y = values[a][chosen], values[b][chosen]
             finite = np.isfinite(x) & np.isfinite(y)
             difference = x[finite] - y[finite]
+            differ = difference != 0
             comparison = {
                 "fraction_a_wins": float(np.mean(difference > 0))
                 if len(difference)
                 else float("nan"),
                 "median_difference": _finite_stat(np.median, difference),
-                "p": paired_wilcoxon(x, y)[1],
+                "p": paired_wilcoxon(x[finite][differ], y[finite][differ])[1]
+                if differ.sum() >= 2
+                else float("nan"),
             }
             entry["comparisons"][f"{a}-{b}"] = comparison
             tests.append(comparison)
