@@ -21,7 +21,6 @@ def load_run(nsd_root, encode_out, subject="subj01", model="toy"):
         model,
         strengths=ENCODE_STRENGTHS,
         steps=ENCODE_STEPS,
-        cache_dir=out / "cache" / data.subject,
-        progress=False,
+        memory=out / "cache" / data.subject,
     )
     return data, features

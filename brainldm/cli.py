@@ -257,7 +257,7 @@ def _run(args):
             n_components=args.n_components,
             n_iter=args.n_iter,
             chunk_size=args.chunk_size,
-            seed=args.seed,
+            random_state=args.seed,
             batch_size=args.batch_size,
             device=args.device,
             threads=args.threads,

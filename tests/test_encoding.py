@@ -68,16 +68,17 @@ def test_encoder_approaches_the_r_that_signal_and_noise_allow(rank, n_components
 def test_pca_is_fitted_on_one_row_per_training_image_only():
     X, Y, images, *_ = planted(rank=8, n_features=40)
     encoder = VoxelwiseEncoder(ALPHAS, n_components=8).fit(X, Y, groups=images)
-    assert encoder.pca_.n_samples_ == 300  # 900 trials of 300 images
+    reducer = encoder.reducer_
+    assert reducer.pca_.n_samples_ == 300  # 900 trials of 300 images
     first = np.sort(np.unique(images, return_index=True)[1])
-    standardized = (X - encoder.feature_mean_) / encoder.feature_scale_
+    standardized = (X - reducer.mean_) / reducer.scale_
     expected = PCA(8, random_state=0).fit(standardized[first])
-    np.testing.assert_allclose(encoder.pca_.mean_, expected.mean_, atol=1e-12)
+    np.testing.assert_allclose(reducer.pca_.mean_, expected.mean_, atol=1e-12)
     np.testing.assert_allclose(
-        np.abs(encoder.pca_.components_ @ expected.components_.T), np.eye(8), atol=1e-6
+        np.abs(reducer.pca_.components_ @ expected.components_.T), np.eye(8), atol=1e-6
     )
     # The z-scoring comes from the training rows, never from the rows predicted later.
-    np.testing.assert_allclose(encoder.feature_mean_, X.mean(0))
+    np.testing.assert_allclose(reducer.mean_, X.mean(0))
 
 
 def test_n_components_is_capped_at_the_training_images_and_features_with_a_warning():
@@ -93,7 +94,7 @@ def test_n_components_is_capped_at_the_training_images_and_features_with_a_warni
 def test_no_pca_when_n_components_is_none():
     X, Y, images, *_ = planted(n_train=60, n_test=0, n_features=7, n_voxels=4)
     encoder = VoxelwiseEncoder(ALPHAS, n_components=None).fit(X, Y, groups=images)
-    assert encoder.pca_ is None
+    assert encoder.reducer_.pca_ is None
     assert encoder.n_components_ == 7
     standardized = (X - X.mean(0)) / X.std(0)
     np.testing.assert_allclose(
@@ -235,7 +236,7 @@ def test_bad_input_raises_before_any_work(monkeypatch, change, match):
         encoder.set_params(n_components=0)
     else:
         groups = images % 3
-    monkeypatch.setattr("brainldm.encoding._voxelwise.PCA", _no_work)
+    monkeypatch.setattr("brainldm.features.FeatureReducer.fit_transform", _no_work)
     monkeypatch.setattr("brainldm.ridge.solve_ridge_cv", _no_work)
     with pytest.raises(ValueError, match=match):
         encoder.fit(X, Y, groups=groups)
@@ -389,3 +390,12 @@ def test_normalized_accuracy_is_r2_over_the_ceiling_fraction():
             normalized_accuracy([0.5, -0.3, np.nan, 0.2], [50.0, 9.0, 40.0, 0.0]),
             [0.5, 1.0, np.nan, np.nan],
         )
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_fit_leaves_the_features_it_is_given_unchanged(standardize):
+    X, Y, images, *_ = planted(n_train=60, n_test=0, n_features=7, n_voxels=4)
+    X = np.asfortranarray(X)  # a layout the solver could have centred in place
+    before = X.copy()
+    VoxelwiseEncoder(ALPHAS, n_components=None, standardize=standardize).fit(X, Y, groups=images)
+    np.testing.assert_array_equal(X, before)

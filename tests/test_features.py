@@ -14,9 +14,9 @@ from brainldm.features import (
     LatentFeatures,
     TextFeatures,
     UNetLayerFeatures,
+    content_id,
     image_caption_pairs,
 )
-from brainldm.features.ldm import _content_id
 
 DENOISING = dict(steps=10, strength=0.8, batch_size=4)
 
@@ -78,7 +78,7 @@ def test_denoised_latent_features_are_z_c_at_the_read_steps(sd, pairs, images, c
 
 
 def _ids(pairs):
-    return [_content_id(image, texts) for image, texts in pairs]
+    return [content_id(image, texts) for image, texts in pairs]
 
 
 def test_a_single_read_step_gives_the_latent_shape(sd, pairs):
@@ -129,11 +129,21 @@ def test_clone_shares_the_model_object(sd):
     assert clone(extractor).model is sd
 
 
-def test_a_named_model_is_loaded_on_first_use_not_at_construction(tiny_folder, images):
+def test_a_named_model_is_loaded_on_first_use_not_at_construction(tiny_folder, images, monkeypatch):
+    from brainldm.features import clear_model_cache
+
+    clear_model_cache()
+    loaded = []
+    original = StableDiffusion.from_pretrained.__func__
+    monkeypatch.setattr(
+        StableDiffusion,
+        "from_pretrained",
+        classmethod(lambda cls, *a, **k: (loaded.append(1), original(cls, *a, **k))[1]),
+    )
     extractor = LatentFeatures(tiny_folder)
-    assert not hasattr(extractor, "_model_loaded")
+    assert loaded == []
     extractor.fit(images)
-    assert isinstance(extractor._model_loaded, StableDiffusion)
+    assert loaded == [1]
 
 
 def test_a_pickled_extractor_leaves_the_model_behind(tiny_folder, images):

@@ -9,8 +9,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import brainldm
-import brainldm.encoding._partition as partition_module
 from brainldm.encoding import BandedVariancePartitioner
+from brainldm.features import FeatureReducer
 from brainldm.ridge import cv_splits, standardize_columns
 
 ALPHAS = np.logspace(-2, 5, 8)
@@ -151,9 +151,9 @@ def test_each_band_is_reduced_by_a_pca_on_one_row_per_training_image():
     X, Y, images, X_test, Y_test, _ = planted(n_images=120, n_test=20)
     model = partitioner(n_components=3).fit(X, Y, groups=images)
     assert model.n_components_ == {"a": 3, "b": 3}
-    assert [model.reductions_[band].pca.n_samples_ for band in "ab"] == [120, 120]
+    assert [model.reducers_[band].pca_.n_samples_ for band in "ab"] == [120, 120]
     assert model.coef_.shape == (3 * N_PER_CLASS, 6)
-    np.testing.assert_allclose(model.reductions_["a"].mean, X[:, :WIDTH].mean(0))
+    np.testing.assert_allclose(model.reducers_["a"].mean_, X[:, :WIDTH].mean(0))
     assert model.partition(X_test, Y_test).r2_joint.shape == (3 * N_PER_CLASS,)
 
 
@@ -234,15 +234,33 @@ def test_the_himalaya_backend_is_restored_after_fit_and_partition(device):
 
 
 def test_the_backend_is_restored_when_the_fit_fails(monkeypatch):
+    from himalaya.ridge import GroupRidgeCV
+
     X, Y, images, *_ = planted(n_images=60, n_test=10)
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         raise RuntimeError("solver failed")
 
-    monkeypatch.setattr(partition_module, "_fit_himalaya", failing)
-    with pytest.raises(RuntimeError, match="solver failed"):
-        partitioner(device="cpu").fit(X, Y, groups=images)
-    assert get_backend().name == "numpy"
+    monkeypatch.setattr(GroupRidgeCV, "fit", failing)
+    previous = get_backend().name
+    set_backend("torch")
+    try:
+        with pytest.raises(RuntimeError, match="solver failed"):
+            partitioner().fit(X, Y, groups=images)
+        assert get_backend().name == "torch"
+    finally:
+        set_backend(previous)
+
+
+def test_device_none_and_cpu_are_the_same_computation():
+    # As everywhere in brainldm, device=None is the CPU: the same fit as device="cpu".
+    X, Y, images, X_test, Y_test, _ = planted(n_images=60, n_test=10)
+    default = partitioner().fit(X, Y, groups=images)
+    cpu = partitioner(device="cpu").fit(X, Y, groups=images)
+    np.testing.assert_array_equal(cpu.coef_, default.coef_)
+    np.testing.assert_array_equal(
+        cpu.partition(X_test, Y_test).split["a"], default.partition(X_test, Y_test).split["a"]
+    )
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
@@ -285,7 +303,7 @@ def test_bad_input_is_refused_before_any_work(monkeypatch, params, data, match):
     if data == "nan_in_b":
         X = X.copy()
         X[3, WIDTH + 1] = np.nan
-    monkeypatch.setattr(partition_module, "fit_reduction", None)  # any work would fail
+    monkeypatch.setattr(FeatureReducer, "fit_transform", None)  # any work would fail
     with pytest.raises(ValueError, match=match):
         partitioner(**params).fit(X, Y, groups=images)
 

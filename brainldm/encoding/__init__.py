@@ -17,16 +17,18 @@ images maps where that feature space is represented.
   together, and each voxel's held-out accuracy split between them (himalaya's
   product measure, the paper's maps), beside the classic unique variance
   from the models fitted without each band.
-- :func:`fit_reduction` / :func:`apply_reduction`: the encoders' z-scoring and
-  PCA fitted on the training images.
+- Both reduce features by :class:`brainldm.features.FeatureReducer`: z-scoring
+  and PCA fitted on the training images.
 - :func:`significance`: one-sided p of each r against the correlation of two
   independent Gaussian vectors, and Benjamini-Hochberg q values.
-- :func:`run_encoding_analyses`: the paper's four analyses (Figures 6-9) on
-  one subject, resumable: :func:`representations` (z, c and z_c encoders),
-  :func:`noise_levels` and :func:`denoising_stages` (z_c's unique variance
-  against img2img strength and denoising step, by banded ridge) and
-  :func:`unet_layers` (the best U-Net layer per voxel), on the features of
-  :func:`encoding_features`; :func:`summarize_paired` compares models per ROI.
+- The paper's four analyses (Figures 6-9), on arrays, resumable:
+  :func:`representations` (z, c and z_c encoders), :func:`noise_levels` and
+  :func:`denoising_stages` (z_c's unique variance against img2img strength and
+  denoising step, by banded ridge) and :func:`unet_layers` (the best U-Net
+  layer per voxel); :func:`run_encoding_analyses` runs them on a
+  :func:`~brainldm.datasets.nsd.load_nsd` subject and the features of
+  :func:`encoding_features`. :func:`brainldm.metrics.summarize_paired`
+  compares their models per ROI.
 - :func:`noise_ceiling`: NSD's noise ceiling from single-trial betas, and
   :func:`normalized_accuracy`, r² as a fraction of it.
 
@@ -45,30 +47,26 @@ from brainldm.encoding._analyses import (
     noise_levels,
     representations,
     run_encoding_analyses,
-    summarize_paired,
     unet_layers,
 )
 from brainldm.encoding._partition import BandedVariancePartitioner
 from brainldm.encoding._statistics import noise_ceiling, normalized_accuracy, significance
-from brainldm.encoding._voxelwise import VoxelwiseEncoder, apply_reduction, fit_reduction
+from brainldm.encoding._voxelwise import VoxelwiseEncoder
 
 __all__ = [
     "ANALYSES",
     "BandedVariancePartitioner",
     "VoxelwiseEncoder",
-    "apply_reduction",
     "check_encoding_settings",
     "choose_pool_size",
     "denoising_stages",
     "encoding_features",
-    "fit_reduction",
     "noise_ceiling",
     "noise_levels",
     "normalized_accuracy",
     "representations",
     "run_encoding_analyses",
     "significance",
-    "summarize_paired",
     "unet_layers",
 ]
 

@@ -1,27 +1,29 @@
 """The paper's four encoding analyses (Takagi & Nishimoto 2023, Figures 6-9), resumable.
 
-One denoising pass per img2img strength serves them all (:func:`encoding_features`);
-each analysis fits voxelwise models on those features, one chunk of voxels at a
-time, and every finished chunk and analysis is saved atomically under a cache
-folder and reused when found.
+Each analysis takes arrays: the betas (train rows, test rows), the feature spaces
+(one row per image, with each beta row's position among them), the training
+images as groups, the ROI masks and an optional masker for maps. It fits
+voxelwise models one chunk of voxels at a time; with ``memory``, every PCA,
+finished chunk and finished analysis is saved there (:mod:`brainldm._cache`) and
+reused when found. :func:`run_encoding_analyses` builds those arrays from a
+:func:`~brainldm.datasets.nsd.load_nsd` subject and the features of
+:func:`encoding_features` (one denoising pass per img2img strength).
 """
 
-import hashlib
-import json
-from pathlib import Path
+import time
 
 import numpy as np
-from scipy import stats
-from sklearn.decomposition import IncrementalPCA
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from brainldm._io import atomic_savez
+from brainldm._cache import Cache, check_cache, digest
 from brainldm._validation import check_int
+from brainldm.encoding._partition import BandedVariancePartitioner
 from brainldm.encoding._statistics import significance
-from brainldm.encoding._voxelwise import VoxelwiseEncoder, apply_reduction, fit_reduction
+from brainldm.encoding._voxelwise import VoxelwiseEncoder
+from brainldm.features.reduction import FeatureReducer
 from brainldm.maps import to_nifti
-from brainldm.metrics.statistics import holm
+from brainldm.metrics.statistics import bootstrap_se, summarize_paired
 
 __all__ = [
     "ANALYSES",
@@ -32,43 +34,11 @@ __all__ = [
     "noise_levels",
     "representations",
     "run_encoding_analyses",
-    "summarize_paired",
     "unet_layers",
 ]
 
 #: The four analyses, in the order of the paper's Figures 6-9.
 ANALYSES = ("representations", "noise_levels", "denoising_stages", "unet_layers")
-
-# Features larger than this (bytes, float32) are reduced by IncrementalPCA in row batches.
-_PCA_IN_MEMORY = 2 * 1024**3
-_BOOTSTRAP_SEED = 0
-_N_BOOTSTRAP = 1000
-
-
-def _digest(*parts):
-    """A short hash of settings and arrays, naming a cache entry."""
-    digest = hashlib.blake2b(digest_size=10)
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            digest.update(np.ascontiguousarray(part).tobytes())
-        else:
-            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
-
-
-def _cached(path, compute):
-    """The arrays saved at ``path``, else ``compute()``'s, saved there atomically."""
-    if path is not None and Path(path).exists():
-        with np.load(path) as saved:
-            return {key: saved[key] for key in saved.files}
-    arrays = compute()
-    if path is not None:
-        atomic_savez(path, arrays)
-    return arrays
-
-
-def _step_name(step):
-    return step if isinstance(step, str) else f"step{int(step)}"
 
 
 def _strength_name(strength):
@@ -142,44 +112,6 @@ def choose_pool_size(output_shapes, n_components, native_sizes=None):
     return max(pool, 1)
 
 
-def _image_index(data):
-    """Sorted 73k ids of the train and test images, and each row's position among them."""
-    images = np.unique(np.concatenate([data.images_train, data.images_test]))
-    return (
-        images,
-        np.searchsorted(images, data.images_train),
-        np.searchsorted(images, data.images_test),
-    )
-
-
-def _denoise_strength(sd, x0, c, images, strength, read_steps, layers, settings):
-    """One denoising pass: z_c at each read step, pooled activations of ``layers``."""
-    out = sd.denoise(
-        x0,
-        c,
-        strength=strength,
-        steps=settings["steps"],
-        read_steps=list(read_steps),
-        layers=list(layers),
-        pool_size=settings["pool_size"],
-        guidance=settings["guidance"],
-        seed=settings["seed"],
-        image_ids=images,
-        batch_size=settings["batch_size"],
-        progress=settings["progress"],
-    )
-    arrays = {
-        f"zc/{_step_name(s)}": out.latents[:, k].reshape(len(x0), -1)
-        for k, s in enumerate(read_steps)
-    }
-    for layer in layers:
-        for k, step in enumerate(read_steps):
-            arrays[f"{layer}/{_step_name(step)}"] = out.activations[layer][:, k].reshape(
-                len(x0), -1
-            )
-    return arrays
-
-
 def _feature_settings(sd, strengths, steps, stage_strength, read_steps, layers, pool_size, **rest):
     """The checked settings of :func:`encoding_features`, before any work."""
     strengths = _check_strengths(strengths, "encoding_features")
@@ -220,20 +152,19 @@ def encoding_features(
     pool_size="auto",
     n_components=6400,
     guidance=5.0,
-    seed=42,
+    random_state=42,
     batch_size=16,
-    cache_dir=None,
-    progress=True,
+    memory=None,
+    progress=False,
 ):
-    """The features of the four analyses, from one denoising pass per strength.
+    """The features of the four analyses for a subject's images, one denoising pass per strength.
 
-    ``z`` (the VAE latent at the model's image size) and ``c`` (the mean text
-    encoding of each image's captions) of every train and test image; ``z_c``
-    at the end of the img2img chain from each of ``strengths``; and, during
-    the chain from ``stage_strength``, ``z_c`` (the scheduler's
-    ``prev_sample``) and the pooled activations of ``layers`` at each of
-    ``read_steps``. The chain from ``stage_strength`` is run once and serves
-    the noise-level, stage and layer analyses.
+    :func:`~brainldm.features.denoising_features` of every train and test
+    image of ``data`` (each once, in 73k-id order): ``z``, ``c``, ``z_c`` at
+    the end of the img2img chain from each of ``strengths`` and, along the
+    chain from ``stage_strength``, ``z_c`` and the pooled activations of
+    ``layers`` at each of ``read_steps``; with each data row's position among
+    the images, which the analyses take as ``rows_train`` and ``rows_test``.
 
     Parameters
     ----------
@@ -261,15 +192,15 @@ def encoding_features(
         The PCA size of the encoders, which "auto" pooling keeps per layer.
     guidance : float, default=5.0
         Classifier-free guidance scale.
-    seed : int, default=42
+    random_state : int, default=42
         Seed of the img2img noise; each image's generator is seeded from it
         and the image's 73k id.
     batch_size : int, default=16
         Images denoised at once.
-    cache_dir : str or path-like, optional
-        Folder where each piece (``z`` and ``c``, each strength's pass) is
-        saved atomically and reused.
-    progress : bool, default=True
+    memory : None, str, path-like or joblib.Memory, default=None
+        Cache location where each piece (``z`` and ``c``, each strength's
+        pass) is saved atomically and reused.
+    progress : bool, default=False
         Show progress bars.
 
     Returns
@@ -298,17 +229,17 @@ def encoding_features(
     >>> data = Bunch(images_train=np.arange(4), images_test=np.arange(4, 6),
     ...              stimuli=scenes.images, captions=scenes.captions)
     >>> features = encoding_features(data, strengths=[0.5, 1.0], steps=4, layers=["mid_block"],
-    ...                              pool_size=2, progress=False)
+    ...                              pool_size=2)
     >>> features.z.shape, features.zc[0.5].shape, sorted(features.stages)
     ((6, 1024), (6, 1024), ['early', 'late', 'middle'])
     >>> features.layers["mid_block", "early"].shape
     (6, 256)
-    >>> encoding_features(data, strengths=[1.5], progress=False)
+    >>> encoding_features(data, strengths=[1.5])
     Traceback (most recent call last):
     ...
     ValueError: encoding_features: strengths must lie in (0, 1] (the img2img noise level), got [1.5]
     """
-    from brainldm.features import load_ldm
+    from brainldm.features import denoising_features, load_ldm
 
     sd = load_ldm(model)
     settings = _feature_settings(
@@ -319,277 +250,184 @@ def encoding_features(
         read_steps,
         layers,
         pool_size,
-        guidance=float(guidance),
-        seed=int(seed),
         batch_size=check_int(batch_size, "batch_size", "encoding_features", min_val=1),
-        progress=progress,
     )
-    images, rows_train, rows_test = _image_index(data)
+    images = np.unique(np.concatenate([data.images_train, data.images_test]))
+    rows_train = np.searchsorted(images, data.images_train)
     if settings["pool_size"] == "auto":
         n_keep = min(n_components, len(np.unique(rows_train)))
         settings["pool_size"] = (
             choose_pool_size(settings["shapes"], n_keep) if settings["shapes"] else 1
         )
-    settings_key = {k: v for k, v in settings.items() if k != "progress"}
-    key = _digest(repr(sd), sd.fingerprint, images, settings_key)
-    folder = None if cache_dir is None else Path(cache_dir) / f"features-{key}"
-    path = (lambda name: None) if folder is None else (lambda name: folder / f"{name}.npz")
     stimuli = (
         data.stimuli[images]
         if hasattr(data.stimuli, "shape")
         else [data.stimuli[i] for i in images]
     )
-    captions = [data.captions[i] for i in images]
-    base = _cached(
-        path("z_c"),
-        lambda: {
-            "z": sd.encode_images(stimuli, batch_size=settings["batch_size"], progress=progress),
-            "c": sd.encode_text(captions, progress=progress),
-        },
+    features = denoising_features(
+        stimuli,
+        [data.captions[i] for i in images],
+        sd,
+        strengths=settings["strengths"],
+        steps=settings["steps"],
+        stage_strength=settings["stage_strength"],
+        read_steps=settings["read_steps"],
+        layers=settings["layers"],
+        pool_size=settings["pool_size"],
+        guidance=guidance,
+        random_state=random_state,
+        image_ids=images,
+        batch_size=settings["batch_size"],
+        memory=memory,
+        progress=progress,
     )
-    x0 = None
-    result = Bunch(
+    features.update(
         images=images,
         rows_train=rows_train,
-        rows_test=rows_test,
-        z=base["z"].reshape(len(images), -1),
-        c=base["c"].reshape(len(images), -1),
-        zc={},
-        stages={},
-        layers={},
+        rows_test=np.searchsorted(images, data.images_test),
         strengths=settings["strengths"],
-        read_steps=tuple(_step_name(s) for s in settings["read_steps"]),
         layer_names=settings["layers"],
         pool_size=settings["pool_size"],
         stage_strength=settings["stage_strength"],
-        key=key,
     )
-    passes = sorted(set(settings["strengths"]) | {settings["stage_strength"]})
-    for strength in passes:
-        staged = strength == settings["stage_strength"]
-        read = tuple(dict.fromkeys(settings["read_steps"] + ("late",))) if staged else ("late",)
+    return features
 
-        def compute(strength=strength, staged=staged, read=read):
-            nonlocal x0
-            if x0 is None:
-                # z is the generation-size latent already when the two sizes agree (the toy's).
-                x0 = (
-                    base["z"]
-                    if sd.image_size == sd.generation_size
-                    else sd.encode_images(
-                        stimuli, size=sd.generation_size, batch_size=settings["batch_size"]
-                    )
-                )
-            layers_read = settings["layers"] if staged else ()
-            return _denoise_strength(
-                sd, x0, base["c"], images, strength, read, layers_read, settings
+
+def _check_inputs(X_train, X_test, groups, rows_train, rows_test, caller):
+    """The row indices into the feature spaces, after checking the arrays agree."""
+    if np.ndim(X_train) != 2 or np.ndim(X_test) != 2 or X_train.shape[1] != X_test.shape[1]:
+        raise ValueError(
+            f"{caller}: X_train and X_test must be 2-D with the same voxels, got shapes "
+            f"{np.shape(X_train)} and {np.shape(X_test)}"
+        )
+    rows_train = np.arange(len(X_train)) if rows_train is None else np.asarray(rows_train)
+    rows_test = (
+        len(X_train) + np.arange(len(X_test)) if rows_test is None else np.asarray(rows_test)
+    )
+    for name, rows, X in (("rows_train", rows_train, X_train), ("groups", groups, X_train)):
+        if rows is not None and len(rows) != len(X):
+            raise ValueError(
+                f"{caller}: {name} must have one entry per row of X_train ({len(X)}), "
+                f"got {len(rows)}"
             )
-
-        arrays = _cached(path(f"strength-{_strength_name(strength)}"), compute)
-        result.zc[strength] = arrays["zc/late"]
-        if staged:
-            for step in result.read_steps:
-                result.stages[step] = arrays[f"zc/{step}"]
-                for layer in settings["layers"]:
-                    result.layers[layer, step] = arrays[f"{layer}/{step}"]
-    return result
+    if len(rows_test) != len(X_test):
+        raise ValueError(
+            f"{caller}: rows_test must have one entry per row of X_test ({len(X_test)}), "
+            f"got {len(rows_test)}"
+        )
+    return rows_train, rows_test
 
 
-def _reduce(features, rows_fit, n_components, progress=False):
-    """Z-score on ``rows_fit`` (one per training image), PCA fitted on them; every row's scores.
+def _inputs(caller, X_train, X_test, groups, rows_train, rows_test, roi_masks, masker, **options):
+    """The checked arrays and fitting options of an analysis, with its cache."""
+    rows_train, rows_test = _check_inputs(X_train, X_test, groups, rows_train, rows_test, caller)
+    cache = check_cache(options.pop("memory"))
+    groups = None if groups is None else np.asarray(groups)
+    first = rows_train if groups is None else rows_train[np.unique(groups, return_index=True)[1]]
+    inputs = Bunch(
+        **options,
+        X_train=X_train,
+        X_test=X_test,
+        groups=groups,
+        rows_train=rows_train,
+        rows_test=rows_test,
+        # The PCA is fitted on one row per training image.
+        rows_fit=np.unique(first),
+        masks={name: np.asarray(mask, bool) for name, mask in (roi_masks or {}).items()},
+        masker=masker,
+        cache=cache,
+    )
+    inputs.n_components = check_int(inputs.n_components, "n_components", caller, min_val=1)
+    inputs.chunk_size = check_int(inputs.chunk_size, "chunk_size", caller, min_val=1)
+    if "n_iter" in inputs:
+        inputs.n_iter = check_int(inputs.n_iter, "n_iter", caller, min_val=1)
+        inputs.solver_params = dict(inputs.solver_params or {})
+    # What identifies the data in cache names: its shape, test betas and rows (the training
+    # betas are not hashed: a whole brain's single trials would take long to read).
+    inputs.data_key = digest(
+        list(np.shape(X_train)),
+        np.asarray(X_test, dtype=np.float32),
+        rows_train,
+        rows_test,
+        groups,
+    )
+    return inputs
 
-    :func:`fit_reduction`, the encoders' own reduction, when the features fit
-    in memory; an IncrementalPCA over row batches when they pass
-    ``_PCA_IN_MEMORY`` bytes in float32 (e.g. SD's U-Net layers at a fine grid).
+
+def _analysis_inputs(caller, arguments):
+    """The inputs of an analysis from its arguments (its ``locals()``)."""
+    names = ("X_train", "X_test", "groups", "rows_train", "rows_test", "roi_masks", "masker")
+    options = ("n_iter", "solver_params", "n_components", "chunk_size", "device", "distributed")
+    options += ("memory", "progress")
+    return _inputs(
+        caller,
+        *(arguments[name] for name in names),
+        **{name: arguments[name] for name in options if name in arguments},
+    )
+
+
+def _scores(inputs, array, key):
+    """PCA scores (every row) of one feature space, fitted on the training images; cached.
+
+    Named by what the scores depend on alone (the features, the rows the PCA is fitted
+    on, its size), so that every analysis shares them.
     """
-    fit = features[rows_fit]
-    if fit.size * 4 <= _PCA_IN_MEMORY:
-        _, reduction = fit_reduction(fit, n_components=n_components, name="features")
-        return np.asarray(apply_reduction(features, reduction), dtype=np.float32)
-    mean = fit.mean(0, dtype=np.float64)
-    scale = fit.std(0, dtype=np.float64)
-    scale[scale == 0] = 1.0
-    pca = IncrementalPCA(min(n_components, len(fit), fit.shape[1]))
-    pca.batch_size = max(pca.n_components, 2048)
-    for start in tqdm(range(0, len(fit), pca.batch_size), disable=not progress, desc="PCA"):
-        pca.partial_fit((fit[start : start + pca.batch_size] - mean) / scale)
-    scores = np.empty((len(features), pca.n_components), dtype=np.float32)
-    for start in range(0, len(features), pca.batch_size):
-        block = features[start : start + pca.batch_size]
-        scores[start : start + len(block)] = pca.transform((block - mean) / scale)
-    return scores
+
+    def compute():
+        reducer = FeatureReducer(inputs.n_components, progress=inputs.progress)
+        reducer.fit(array[inputs.rows_fit])
+        return {"scores": np.asarray(reducer.transform(array), dtype=np.float32)}
+
+    return inputs.cache.arrays("pca", [inputs.n_components, key, inputs.rows_fit], compute)[
+        "scores"
+    ]
 
 
-def _chunked(folder, n_voxels, chunk_size, fit_chunk, desc, progress):
-    """``fit_chunk(columns)`` over chunks of voxels, each saved under ``folder``; joined."""
-    starts = range(0, n_voxels, chunk_size)
+def _chunked(folder, inputs, fit_chunk, desc):
+    """``fit_chunk(columns)`` over chunks of voxels, each saved under ``folder``; joined.
+
+    Chunks are named by the voxels they hold, so a finished analysis is found again
+    whatever ``chunk_size`` asks for it.
+    """
+    n_voxels = inputs.X_test.shape[1]
+    starts = range(0, n_voxels, inputs.chunk_size)
     parts = []
-    for i, start in enumerate(tqdm(starts, desc=desc, disable=not progress, leave=False)):
-        columns = slice(start, min(start + chunk_size, n_voxels))
-        path = None if folder is None else Path(folder) / f"chunk-{i:04d}.npz"
-        parts.append(_cached(path, lambda columns=columns: fit_chunk(columns)))
+    for start in tqdm(starts, desc=desc, disable=not inputs.progress, leave=False):
+        columns = slice(start, min(start + inputs.chunk_size, n_voxels))
+        path = None if folder is None else folder / f"voxels-{columns.start}-{columns.stop}.npz"
+        parts.append(Cache.load_or_compute(path, lambda columns=columns: fit_chunk(columns)))
     return {key: np.concatenate([part[key] for part in parts], axis=-1) for key in parts[0]}
 
 
-def _check_fit_settings(settings):
-    settings = dict(settings)
-    settings["n_components"] = check_int(
-        settings["n_components"], "n_components", "analysis", min_val=1
-    )
-    settings["chunk_size"] = check_int(settings["chunk_size"], "chunk_size", "analysis", min_val=1)
-    return settings
+def _finish(inputs, name, parts, compute):
+    """An analysis's arrays, saved whole once finished and reused on rerun.
+
+    The key holds what the results depend on: not ``chunk_size``, ``device`` nor
+    ``progress``, so runs that differ only in those share the entry.
+    """
+    keep = {k: inputs.get(k) for k in ("n_components", "solver_params", "n_iter")}
+    folder = inputs.cache.folder(name, [keep, inputs.data_key, *parts])
+    path = None if folder is None else folder / "result.npz"
+    return Cache.load_or_compute(path, lambda: compute(folder))
 
 
-def _encoder_r(data, reduced, settings):
-    """Held-out r per voxel of a VoxelwiseEncoder on (already PCA-reduced) features."""
-    features, rows_train, rows_test = reduced
+def _encoder_r(inputs, label, array, key, folder):
+    """Held-out r per voxel of a VoxelwiseEncoder on one feature space, chunk by chunk."""
+    scores = _scores(inputs, array, key)
 
     def fit_chunk(columns):
+        # The features are PCA scores already: neither reduced nor z-scored again.
         encoder = VoxelwiseEncoder(
             n_components=None,
             standardize=False,
-            device=settings["device"],
-            distributed=settings["distributed"],
+            device=inputs.device,
+            distributed=inputs.distributed,
         )
-        encoder.fit(features[rows_train], data.X_train[:, columns], groups=data.images_train)
-        return {"r": encoder.score_voxels(features[rows_test], data.X_test[:, columns])}
+        encoder.fit(scores[inputs.rows_train], inputs.X_train[:, columns], groups=inputs.groups)
+        return {"r": encoder.score_voxels(scores[inputs.rows_test], inputs.X_test[:, columns])}
 
-    return fit_chunk
-
-
-def _cache_folder(settings, name, *parts):
-    """``cache_dir/name/<hash of parts>``, or None without a cache."""
-    if settings["cache_dir"] is None:
-        return None
-    return Path(settings["cache_dir"]) / name / _digest(*parts)
-
-
-def _analysis_folder(settings, name, *parts):
-    keep = {k: settings.get(k) for k in ("n_components", "chunk_size", "solver_params", "n_iter")}
-    return _cache_folder(settings, name, keep, settings["data_key"], *parts)
-
-
-def _reduced(features, space, settings, array=None):
-    """PCA scores of one feature space, cached, with the train and test rows."""
-    array = getattr(features, space) if array is None else array
-    rows_fit = np.unique(features.rows_train)
-    # Named by what the scores depend on alone (the features, the training images the PCA
-    # is fitted on, its size), so every analysis shares them.
-    folder = _cache_folder(settings, "pca", settings["n_components"], features.key, space, rows_fit)
-    path = None if folder is None else folder / "scores.npz"
-    scores = _cached(
-        path,
-        lambda: {
-            "scores": _reduce(array, rows_fit, settings["n_components"], settings["progress"])
-        },
-    )["scores"]
-    return scores, features.rows_train, features.rows_test
-
-
-def _wilcoxon(difference):
-    """Two-sided Wilcoxon signed-rank p of paired differences; NaN when undefined."""
-    difference = difference[difference != 0]
-    if len(difference) < 2:
-        return float("nan")
-    return float(stats.wilcoxon(difference).pvalue)
-
-
-def summarize_paired(values, masks, pairs=None, voxels=None, alpha=0.05):
-    """Per ROI, compare per-voxel values of named models paired voxel by voxel.
-
-    For each ROI and pair (a, b), over the same voxels (the ROI's, within
-    ``voxels``, where both values are finite): the fraction of voxels where a
-    beats b, the median of the paired differences a - b, and a two-sided
-    Wilcoxon signed-rank p, Holm-corrected over every ROI and pair of the call.
-
-    Parameters
-    ----------
-    values : dict of str to array of shape (n_voxels,)
-        Per-voxel values (r, unique variance...) of each model.
-    masks : dict of str to bool array of shape (n_voxels,)
-        ROI name -> voxels, e.g. ``data.roi_masks``.
-    pairs : sequence of (str, str), default=None
-        Pairs to compare; None is every pair, in the order of ``values``.
-    voxels : bool array of shape (n_voxels,), default=None
-        Voxels to keep (e.g. significant for either model); None keeps all.
-    alpha : float, default=0.05
-        Family-wise level of ``significant``.
-
-    Returns
-    -------
-    summary : dict
-        ROI -> ``{"n_voxels", "median": {name: float}, "mean": {name: float},
-        "comparisons": {"a-b": {"fraction_a_wins", "median_difference", "p",
-        "p_holm", "significant"}}}``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from brainldm.encoding import summarize_paired
-    >>> rng = np.random.default_rng(0)
-    >>> z = rng.normal(0.5, 0.1, 200)
-    >>> values = {"z": z, "c": z - 0.1 + rng.normal(0, 0.05, 200)}
-    >>> summary = summarize_paired(values, {"early": np.arange(200) < 100})
-    >>> comparison = summary["early"]["comparisons"]["z-c"]
-    >>> comparison["fraction_a_wins"], round(comparison["median_difference"], 2)
-    (0.95, 0.12)
-    >>> bool(comparison["significant"])
-    True
-    """
-    names = list(values)
-    pairs = (
-        [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]] if pairs is None else pairs
-    )
-    keep = (
-        np.ones(len(values[names[0]]), dtype=bool) if voxels is None else np.asarray(voxels, bool)
-    )
-    summary, tests = {}, []
-    for roi, mask in masks.items():
-        chosen = np.asarray(mask, bool) & keep
-        entry = {
-            "n_voxels": int(chosen.sum()),
-            "median": {n: _nan_stat(np.nanmedian, values[n][chosen]) for n in names},
-            "mean": {n: _nan_stat(np.nanmean, values[n][chosen]) for n in names},
-            "comparisons": {},
-        }
-        for a, b in pairs:
-            x, y = values[a][chosen], values[b][chosen]
-            finite = np.isfinite(x) & np.isfinite(y)
-            difference = x[finite] - y[finite]
-            comparison = {
-                "fraction_a_wins": float(np.mean(difference > 0))
-                if len(difference)
-                else float("nan"),
-                "median_difference": _nan_stat(np.median, difference),
-                "p": _wilcoxon(difference),
-            }
-            entry["comparisons"][f"{a}-{b}"] = comparison
-            tests.append(comparison)
-        summary[roi] = entry
-    for comparison, p_holm in zip(tests, holm([t["p"] for t in tests]), strict=True):
-        comparison["p_holm"] = float(p_holm)
-        comparison["significant"] = bool(p_holm < alpha)
-    return summary
-
-
-def _nan_stat(function, values):
-    values = values[np.isfinite(values)]
-    return float(function(values)) if len(values) else float("nan")
-
-
-def _bootstrap_se(values, n_boot=_N_BOOTSTRAP, seed=_BOOTSTRAP_SEED):
-    """Bootstrap standard error of the mean over voxels (finite values)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(len(values), size=(n_boot, len(values)))].mean(axis=1)
-    return float(means.std(ddof=1))
-
-
-def _masks(data):
-    return {name: np.asarray(mask, bool) for name, mask in data.roi_masks.items()}
+    sub = None if folder is None else folder / label
+    return _chunked(sub, inputs, fit_chunk, f"encoder {label}")["r"]
 
 
 def _maps(arrays, masker):
@@ -599,118 +437,155 @@ def _maps(arrays, masker):
     return {name: to_nifti(values, masker) for name, values in arrays.items()}
 
 
-def _data_key(data):
-    """What identifies a subject's data in cache names: its images, voxels and test betas."""
-    return _digest(
-        str(data.get("subject", "")),
-        np.asarray(data.images_train),
-        np.asarray(data.images_test),
-        list(np.shape(data.X_train)),
-        np.asarray(data.X_test, dtype=np.float32),
-    )
+def _significant(r, n):
+    return significance(np.clip(r, -1, 1), n).significant
 
 
-_OPTIONS = ("n_iter", "solver_params", "n_components", "chunk_size", "device", "distributed")
-_OPTIONS += ("cache_dir", "progress")
+_ARRAYS_DOC = """X_train : array of shape (n_train, n_voxels)
+        Training betas, one row per trial or per image (read one chunk of
+        voxels at a time, so a ``np.memmap`` is never loaded whole).
+    X_test : array of shape (n_test, n_voxels)
+        Held-out betas, e.g. the test images' averaged repetitions.
+"""
 
+_ROWS_DOC = """groups : array of shape (n_train,), default=None
+        The image of each training row: folds never split an image's trials,
+        and each PCA is fitted on one row per image.
+    rows_train, rows_test : arrays of int, default=None
+        The row of the feature arrays that each row of ``X_train`` and
+        ``X_test`` shows (e.g. ``rows_train`` of :func:`encoding_features`);
+        None: the feature arrays hold one row per row of ``X_train``, then one
+        per row of ``X_test``.
+    roi_masks : dict of str to bool array of shape (n_voxels,), default=None
+        ROIs of the per-ROI summaries (e.g. ``load_nsd``'s ``roi_masks``);
+        None summarizes none.
+    masker : VolumeMasker, default=None
+        Turns the per-voxel maps into NIfTI images (``maps``); None makes none.
+"""
 
-def _options(arguments):
-    """The fitting options among an analysis's arguments."""
-    return {name: arguments[name] for name in _OPTIONS if name in arguments}
-
-
-def _settings(data, features, **options):
-    settings = _check_fit_settings(options)
-    settings["data_key"] = _data_key(data)
-    settings["solver_params"] = dict(settings.get("solver_params") or {})
-    settings.setdefault("n_iter", None)
-    return settings
-
-
-def _finish(settings, name, compute):
-    """An analysis's arrays, saved whole once finished and reused on rerun."""
-    folder = _analysis_folder(settings, name, *settings["parts"])
-    return _cached(None if folder is None else folder / "result.npz", lambda: compute(folder))
-
-
-_FIT_DOC = """
-    n_components : int, default=6400
+_FIT_DOC = """n_components : int, default=6400
         PCA size of each feature space (fitted on the training images), capped
         at what the data allow.
-    chunk_size : int, default=2048
-        Voxels fitted together; each finished chunk is saved under ``cache_dir``.
+    chunk_size : int, default=8192
+        Voxels fitted together; each finished chunk is saved in ``memory``.
+        Not part of the cache key: a finished analysis is reused whatever
+        ``chunk_size`` asks for it.
     device : str, default=None
-        Where the ridge solvers run (``"cuda"``); None is the CPU.
+        Where the ridge solvers run: None (the CPU), ``"cpu"`` or ``"cuda"``.
     distributed : bool, default=False
         Fit each encoder's voxel batches on the current dask client
         (:class:`VoxelwiseEncoder` ``distributed=True``).
-    cache_dir : str or path-like, optional
-        Folder of the saved chunks and results; a rerun with the same data
-        and settings recomputes nothing.
-    progress : bool, default=True
+    memory : None, str, path-like or joblib.Memory, default=None
+        Cache location of the PCA scores, voxel chunks and results; a rerun
+        with the same data and settings recomputes nothing.
+    progress : bool, default=False
         Show progress bars.
 """
 
 
-def representations(
-    data,
-    features,
-    *,
-    n_components=6400,
-    chunk_size=2048,
-    device=None,
-    distributed=False,
-    cache_dir=None,
-    progress=True,
-):
-    """Analysis (i), the paper's Figure 6: separate encoders from ``z``, ``c`` and ``z_c``.
-
-    A :class:`VoxelwiseEncoder` per feature space (``z_c`` from the end of the
-    ``stage_strength`` chain), its held-out Pearson r per voxel and the
-    significance of r (one-sided t test, Benjamini-Hochberg over voxels).
-
-    Parameters
-    ----------
-    data : Bunch
-        From :func:`~brainldm.datasets.nsd.load_nsd`: ``X_train``,
-        ``images_train``, ``X_test``, ``roi_masks`` and ``masker`` (None
-        skips the images) are used.
-    features : Bunch
-        From :func:`encoding_features` for the same data.
+_PARTITION_DOC = """n_iter : int, default=20
+        Band weightings tried by the banded ridge's random search
+        (:class:`BandedVariancePartitioner`'s ``n_iter``; 20 was measured on
+        the toy world, docs/encoding_analyses.md).
+    solver_params : dict, default=None
+        Passed to :class:`BandedVariancePartitioner` (himalaya's random search:
+        ``alphas``, ``n_targets_batch``...).
     {fit}
+
     Returns
     -------
     result : Bunch
-        ``spaces`` (``("z", "c", "zc")``), ``r``, ``p``, ``q`` and
-        ``significant`` of shape (3, n_voxels), ``map_values`` (``r_z``, ``r_c``,
-        ``r_zc``, ``significant_z``... per voxel) and ``maps`` (the same as
-        NIfTI images through ``data.masker``) and ``summary``
-        (:func:`summarize_paired` of the r per ROI: z-c, z-zc, c-zc).
+        ``labels``; per label (axis 0) and voxel: ``r_joint``, ``r2_joint``,
+        ``significant`` (the joint model's r, FDR over voxels), and per band
+        (``"z"``, ``"zc"``): ``split`` (himalaya's split r², the paper's
+        view), ``r2_alone`` and ``unique`` (r² of the joint model less that of
+        the other band alone); ``map_values`` (``unique_zc_LABEL``,
+        ``split_zc_LABEL``, ``r_joint_LABEL``) and ``maps`` (as NIfTI images) and
+        ``summary``: per label and ROI,
+        :func:`~brainldm.metrics.summarize_paired` of z_c against z for
+        ``unique`` and ``split`` (Holm over the ROIs and both measures of a
+        label) and ``unique_zc_se``, the bootstrap standard error over voxels
+        of z_c's mean unique variance
+        (:func:`~brainldm.metrics.bootstrap_se`)."""
+
+
+def _doc(function):
+    """Fill the parameters the analyses share into ``function``'s docstring."""
+    fit = _FIT_DOC.strip("\n")
+    function.__doc__ = function.__doc__.format(
+        arrays=_ARRAYS_DOC.strip("\n"),
+        rows=_ROWS_DOC.strip("\n"),
+        fit=fit,
+        partition=_PARTITION_DOC.format(fit=fit),
+    )
+    return function
+
+
+@_doc
+def representations(
+    X_train,
+    X_test,
+    spaces,
+    *,
+    groups=None,
+    rows_train=None,
+    rows_test=None,
+    roi_masks=None,
+    masker=None,
+    n_components=6400,
+    chunk_size=8192,
+    device=None,
+    distributed=False,
+    memory=None,
+    progress=False,
+):
+    """Analysis (i), the paper's Figure 6: a separate encoder from each feature space.
+
+    A :class:`VoxelwiseEncoder` per feature space (the paper's ``z``, ``c``
+    and ``z_c`` from the end of the ``stage_strength`` chain), its held-out
+    Pearson r per voxel and the significance of r (one-sided t test,
+    Benjamini-Hochberg over voxels).
+
+    Parameters
+    ----------
+    {arrays}
+    spaces : dict of str to array of shape (n_images, n_features)
+        Name -> features, e.g. ``{{"z": features.z, "c": features.c, "zc":
+        features.zc[0.8]}}`` of :func:`encoding_features`.
+    {rows}
+    {fit}
+
+    Returns
+    -------
+    result : Bunch
+        ``spaces`` (the names), ``r``, ``p``, ``q`` and ``significant`` of
+        shape (n_spaces, n_voxels), ``map_values`` (``r_NAME``,
+        ``significant_NAME`` per voxel) and ``maps`` (the same as NIfTI
+        images through ``masker``) and ``summary``
+        (:func:`~brainldm.metrics.summarize_paired` of the r per ROI, every
+        pair of spaces).
 
     Examples
     --------
-    See :func:`run_encoding_analyses`, which runs the four analyses.
+    >>> import numpy as np
+    >>> from brainldm.encoding import representations
+    >>> rng = np.random.default_rng(0)
+    >>> z, c = rng.standard_normal((2, 60, 8))  # 60 images: the first 40 to train on
+    >>> X = np.column_stack([z @ rng.standard_normal(8), c @ rng.standard_normal(8)])
+    >>> X += 0.5 * rng.standard_normal(X.shape)  # voxel 0 sees z, voxel 1 c
+    >>> result = representations(X[:40], X[40:], {{"z": z, "c": c}}, n_components=8)
+    >>> result.spaces, result.r.diagonal().round(1).tolist()  # r of z at voxel 0, of c at 1
+    (('z', 'c'), [1.0, 1.0])
     """
-    settings = _settings(data, features, **_options(locals()))
-    spaces = {"z": features.z, "c": features.c, "zc": features.zc[features.stage_strength]}
-    settings["parts"] = (features.key,)
+    inputs = _analysis_inputs("representations", locals())
+    names = tuple(spaces)
+    keys = {name: digest(array) for name, array in spaces.items()}
 
     def compute(folder):
-        r = []
-        for space, array in spaces.items():
-            reduced = _reduced(features, space, settings, array)
-            sub = None if folder is None else folder / space
-            fit = _encoder_r(data, reduced, settings)
-            r.append(
-                _chunked(sub, data.X_test.shape[1], chunk_size, fit, f"encoder {space}", progress)[
-                    "r"
-                ]
-            )
-        return {"r": np.stack(r)}
+        return {"r": np.stack([_encoder_r(inputs, n, spaces[n], keys[n], folder) for n in names])}
 
-    r = _finish(settings, "representations", compute)["r"]
-    tests = [significance(np.clip(row, -1, 1), len(data.X_test)) for row in r]
-    names = tuple(spaces)
+    r = _finish(inputs, "representations", [[keys[n] for n in names], list(names)], compute)["r"]
+    tests = [significance(np.clip(row, -1, 1), len(X_test)) for row in r]
     significant = np.stack([t.significant for t in tests])
     arrays = {f"r_{n}": r[k] for k, n in enumerate(names)}
     arrays.update({f"significant_{n}": significant[k] for k, n in enumerate(names)})
@@ -721,23 +596,17 @@ def representations(
         q=np.stack([t.q for t in tests]),
         significant=significant,
         map_values=arrays,
-        maps=_maps(arrays, data.get("masker")),
-        summary=summarize_paired(dict(zip(names, r, strict=True)), _masks(data)),
+        maps=_maps(arrays, masker),
+        summary=summarize_paired(dict(zip(names, r, strict=True)), inputs.masks),
     )
-
-
-representations.__doc__ = representations.__doc__.format(fit=_FIT_DOC.strip("\n").lstrip())
 
 
 _PARTITION_FIELDS = ("r_joint", "r2_joint")
 _BAND_FIELDS = ("split", "r2_alone", "unique")
 
 
-def _partition_fit(data, reduced_z, reduced_zc, settings):
-    """A chunk fitter of the banded [z, z_c] partition on PCA scores."""
-    from brainldm.encoding._partition import BandedVariancePartitioner
-
-    (z, rows_train, rows_test), (zc, _, _) = reduced_z, reduced_zc
+def _partition_r(inputs, z, zc, folder, desc):
+    """The banded [z, z_c] partition of every voxel on PCA scores, chunk by chunk."""
     X = np.hstack([z, zc])
 
     def fit_chunk(columns):
@@ -746,12 +615,12 @@ def _partition_fit(data, reduced_z, reduced_zc, settings):
             bands={"z": z.shape[1], "zc": zc.shape[1]},
             n_components=None,
             standardize=False,
-            **({} if settings["n_iter"] is None else {"n_iter": settings["n_iter"]}),
-            solver_params=settings["solver_params"] or None,
-            device=settings["device"],
+            n_iter=inputs.n_iter,
+            solver_params=inputs.solver_params or None,
+            device=inputs.device,
         )
-        partitioner.fit(X[rows_train], data.X_train[:, columns], groups=data.images_train)
-        result = partitioner.partition(X[rows_test], data.X_test[:, columns])
+        partitioner.fit(X[inputs.rows_train], inputs.X_train[:, columns], groups=inputs.groups)
+        result = partitioner.partition(X[inputs.rows_test], inputs.X_test[:, columns])
         arrays = {field: np.asarray(result[field], np.float64) for field in _PARTITION_FIELDS}
         for field in _BAND_FIELDS:
             arrays.update(
@@ -759,43 +628,31 @@ def _partition_fit(data, reduced_z, reduced_zc, settings):
             )
         return arrays
 
-    return fit_chunk
+    return _chunked(folder, inputs, fit_chunk, desc)
 
 
-def _partition_series(data, features, series, name, settings):
+def _partition_series(inputs, z, series, name):
     """The [z, z_c] partition for each labelled z_c of ``series``, stacked along axis 0."""
-    settings["parts"] = (features.key, list(series))
-    reduced_z = _reduced(features, "z", settings)
+    z_key = digest(z)
+    keys = {label: digest(array) for label, array in series.items()}
 
     def compute(folder):
+        z_scores = _scores(inputs, z, z_key)
         fits = []
-        for label, (space, array) in series.items():
-            reduced_zc = _reduced(features, space, settings, array)
-            fit = _partition_fit(data, reduced_z, reduced_zc, settings)
+        for label, array in series.items():
             sub = None if folder is None else folder / label
-            desc = f"{name} {label}"
-            fits.append(
-                _chunked(
-                    sub,
-                    data.X_test.shape[1],
-                    settings["chunk_size"],
-                    fit,
-                    desc,
-                    settings["progress"],
-                )
-            )
+            zc_scores = _scores(inputs, array, keys[label])
+            fits.append(_partition_r(inputs, z_scores, zc_scores, sub, f"{name} {label}"))
         return {key: np.stack([fit[key] for fit in fits]) for key in fits[0]}
 
-    arrays = _finish(settings, name, compute)
-    labels = list(series)
-    significant = np.stack(
-        [significance(np.clip(r, -1, 1), len(data.X_test)).significant for r in arrays["r_joint"]]
-    )
+    arrays = _finish(inputs, name, [z_key, keys], compute)
+    labels = tuple(series)
+    n_test = len(inputs.X_test)
     result = Bunch(
-        labels=tuple(labels),
+        labels=labels,
         r_joint=arrays["r_joint"],
         r2_joint=arrays["r2_joint"],
-        significant=significant,
+        significant=np.stack([_significant(r, n_test) for r in arrays["r_joint"]]),
         **{field: {b: arrays[f"{field}/{b}"] for b in ("z", "zc")} for field in _BAND_FIELDS},
     )
     maps = {}
@@ -805,8 +662,8 @@ def _partition_series(data, features, series, name, settings):
         )
         maps[f"r_joint_{label}"] = result.r_joint[k]
     result.map_values = maps
-    result.maps = _maps(maps, data.get("masker"))
-    result.summary = _series_summary(result, _masks(data))
+    result.maps = _maps(maps, inputs.masker)
+    result.summary = _series_summary(result, inputs.masks)
     return result
 
 
@@ -823,125 +680,131 @@ def _series_summary(result, masks):
             values, masks, pairs=[("unique_zc", "unique_z"), ("split_zc", "split_z")]
         )
         for roi, mask in masks.items():
-            entry[roi]["unique_zc_se"] = _bootstrap_se(result.unique["zc"][k][mask])
+            entry[roi]["unique_zc_se"] = bootstrap_se(result.unique["zc"][k][mask])
         summary[label] = entry
     return summary
 
 
-_PARTITION_DOC = """
-    n_iter : int, default=None
-        Band weightings tried by the banded ridge's random search; None is
-        :class:`BandedVariancePartitioner`'s default (100).
-    solver_params : dict, default=None
-        Passed to :class:`BandedVariancePartitioner` (himalaya's random search:
-        ``n_iter``, ``alphas``, ``n_targets_batch``...).
-    {fit}
-    Returns
-    -------
-    result : Bunch
-        ``labels``; per label (axis 0) and voxel: ``r_joint``, ``r2_joint``,
-        ``significant`` (the joint model's r, FDR over voxels), and per band
-        (``"z"``, ``"zc"``): ``split`` (himalaya's split r², the paper's
-        view), ``r2_alone`` and ``unique`` (r² of the joint model less that of
-        the other band alone); ``map_values`` (``unique_zc_LABEL``,
-        ``split_zc_LABEL``, ``r_joint_LABEL``) and ``maps`` (as NIfTI images) and
-        ``summary``: per label and ROI, :func:`summarize_paired` of z_c
-        against z for ``unique`` and ``split`` (Holm over the ROIs and both
-        measures of a label) and ``unique_zc_se``, the bootstrap standard
-        error over voxels of z_c's mean unique variance.
-"""
-
-
+@_doc
 def noise_levels(
-    data,
-    features,
+    X_train,
+    X_test,
+    z,
+    zc,
     *,
-    n_iter=None,
+    groups=None,
+    rows_train=None,
+    rows_test=None,
+    roi_masks=None,
+    masker=None,
+    n_iter=20,
     solver_params=None,
     n_components=6400,
-    chunk_size=2048,
+    chunk_size=8192,
     device=None,
     distributed=False,
-    cache_dir=None,
-    progress=True,
+    memory=None,
+    progress=False,
 ):
     """Analysis (ii), the paper's Figure 7: z_c's unique variance against the noise level.
 
-    For each img2img strength of ``features``, a banded ridge on ``[z, z_c]``
+    For each img2img strength, a banded ridge on ``[z, z_c]``
     (:class:`BandedVariancePartitioner`) splits each voxel's explained
     variance between ``z`` and ``z_c`` denoised from that strength. Labels
     are the strengths with two decimals (``"0.20"``).
 
     Parameters
     ----------
-    data : Bunch
-        As in :func:`representations`.
-    features : Bunch
-        From :func:`encoding_features`.
+    {arrays}
+    z : array of shape (n_images, n_features)
+        The first band, e.g. ``features.z`` of :func:`encoding_features`.
+    zc : dict of float to array of shape (n_images, n_features_zc)
+        Strength -> the second band, e.g. ``features.zc``.
+    {rows}
     {partition}
+
     Examples
     --------
-    See :func:`run_encoding_analyses`.
+    >>> import numpy as np
+    >>> from brainldm.encoding import noise_levels
+    >>> rng = np.random.default_rng(0)
+    >>> z, zc = rng.standard_normal((2, 60, 8))  # 60 images: the first 40 to train on
+    >>> X = np.column_stack([z @ rng.standard_normal(8), zc @ rng.standard_normal(8)])
+    >>> X += 0.5 * rng.standard_normal(X.shape)  # voxel 0 sees z, voxel 1 z_c
+    >>> result = noise_levels(X[:40], X[40:], z, {{0.8: zc}}, n_components=8, n_iter=5)
+    >>> result.labels, round(float(result.unique["zc"][0, 1]), 1)  # z_c's own at voxel 1
+    (('0.80',), 0.9)
     """
-    series = {
-        _strength_name(s): (f"zc-{_strength_name(s)}", features.zc[s]) for s in features.strengths
-    }
-    settings = _settings(data, features, **_options(locals()))
-    result = _partition_series(data, features, series, "noise_levels", settings)
-    result.strengths = np.asarray(features.strengths)
+    inputs = _analysis_inputs("noise_levels", locals())
+    series = {_strength_name(s): array for s, array in zc.items()}
+    result = _partition_series(inputs, z, series, "noise_levels")
+    result.strengths = np.asarray(list(zc), dtype=float)
     return result
 
 
+@_doc
 def denoising_stages(
-    data,
-    features,
+    X_train,
+    X_test,
+    z,
+    stages,
     *,
-    n_iter=None,
+    groups=None,
+    rows_train=None,
+    rows_test=None,
+    roi_masks=None,
+    masker=None,
+    n_iter=20,
     solver_params=None,
     n_components=6400,
-    chunk_size=2048,
+    chunk_size=8192,
     device=None,
     distributed=False,
-    cache_dir=None,
-    progress=True,
+    memory=None,
+    progress=False,
 ):
     """Analysis (iii), the paper's Figure 8: z_c's unique variance along the denoising.
 
     A banded ridge on ``[z, z_c]`` with ``z_c`` the latent after each read
-    step (early, middle, late) of the chain from ``stage_strength``; labels
-    are the read steps' names.
+    step (early, middle, late) of one img2img chain; labels are the read
+    steps' names.
 
     Parameters
     ----------
-    data : Bunch
-        As in :func:`representations`.
-    features : Bunch
-        From :func:`encoding_features`.
+    {arrays}
+    z : array of shape (n_images, n_features)
+        The first band, e.g. ``features.z`` of :func:`encoding_features`.
+    stages : dict of str to array of shape (n_images, n_features_zc)
+        Read step -> z_c after it, e.g. ``features.stages``.
+    {rows}
     {partition}
+
     Examples
     --------
-    See :func:`run_encoding_analyses`.
+    See :func:`noise_levels`, which takes the same arrays; ``stages`` is
+    ``{{"early": ..., "middle": ..., "late": ...}}``.
     """
-    series = {step: (f"stage-{step}", features.stages[step]) for step in features.read_steps}
-    settings = _settings(data, features, **_options(locals()))
-    return _partition_series(data, features, series, "denoising_stages", settings)
+    inputs = _analysis_inputs("denoising_stages", locals())
+    return _partition_series(inputs, z, dict(stages), "denoising_stages")
 
 
-_PARTITION_TEXT = _PARTITION_DOC.format(fit=_FIT_DOC.strip("\n").lstrip()).strip("\n").lstrip()
-noise_levels.__doc__ = noise_levels.__doc__.format(partition=_PARTITION_TEXT)
-denoising_stages.__doc__ = denoising_stages.__doc__.format(partition=_PARTITION_TEXT)
-
-
+@_doc
 def unet_layers(
-    data,
-    features,
+    X_train,
+    X_test,
+    layers,
     *,
+    groups=None,
+    rows_train=None,
+    rows_test=None,
+    roi_masks=None,
+    masker=None,
     n_components=6400,
-    chunk_size=2048,
+    chunk_size=8192,
     device=None,
     distributed=False,
-    cache_dir=None,
-    progress=True,
+    memory=None,
+    progress=False,
 ):
     """Analysis (iv), the paper's Figure 9: which U-Net layer predicts each voxel best, per step.
 
@@ -951,11 +814,13 @@ def unet_layers(
 
     Parameters
     ----------
-    data : Bunch
-        As in :func:`representations`.
-    features : Bunch
-        From :func:`encoding_features`, with layers read.
+    {arrays}
+    layers : dict of (str, str) to array of shape (n_images, n_features)
+        (layer, read step) -> pooled activations, e.g. ``features.layers`` of
+        :func:`encoding_features`; layers and steps in the order first met.
+    {rows}
     {fit}
+
     Returns
     -------
     result : Bunch
@@ -963,69 +828,70 @@ def unet_layers(
         n_layers, n_voxels); ``best_layer`` (n_steps, n_voxels), the index
         into ``layers`` of the best layer, -1 where no layer is significant;
         ``map_values`` (``best_layer_STEP``, NaN where none is
-        significant, and ``r_LAYER_STEP``) and ``maps`` (as NIfTI images) and ``summary``: per step and ROI,
-        ``best_fraction`` (layer -> fraction of the significant voxels it
-        wins) beside :func:`summarize_paired` of every pair of layers over
-        those voxels.
+        significant, and ``r_LAYER_STEP``) and ``maps`` (as NIfTI images) and
+        ``summary``: per step and ROI, ``best_fraction`` (layer -> fraction of
+        the significant voxels it wins) beside
+        :func:`~brainldm.metrics.summarize_paired` of every pair of layers
+        over those voxels.
 
     Examples
     --------
-    See :func:`run_encoding_analyses`.
+    >>> import numpy as np
+    >>> from brainldm.encoding import unet_layers
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.standard_normal((2, 60, 8))  # 60 images: the first 40 to train on
+    >>> X = np.column_stack([a @ rng.standard_normal(8), b @ rng.standard_normal(8)])
+    >>> X += 0.5 * rng.standard_normal(X.shape)  # voxel 0 sees layer a, voxel 1 layer b
+    >>> result = unet_layers(X[:40], X[40:], {{("a", "late"): a, ("b", "late"): b}},
+    ...                      n_components=8)
+    >>> result.layers, result.steps, result.best_layer.tolist()
+    (('a', 'b'), ('late',), [[0, 1]])
     """
-    if not features.layer_names:
+    if not layers:
         raise ValueError(
-            "unet_layers: features has no U-Net layers; pass layers to encoding_features"
+            "unet_layers: no U-Net layers were given; pass layers to encoding_features"
         )
-    settings = _settings(data, features, **_options(locals()))
-    layers, steps = features.layer_names, features.read_steps
-    settings["parts"] = (features.key, list(layers), list(steps))
+    inputs = _analysis_inputs("unet_layers", locals())
+    names = tuple(dict.fromkeys(layer for layer, _ in layers))
+    steps = tuple(dict.fromkeys(step for _, step in layers))
+    keys = {pair: digest(array) for pair, array in layers.items()}
 
     def compute(folder):
-        r = np.empty((len(steps), len(layers), data.X_test.shape[1]))
-        for (i, step), (j, layer) in ((a, b) for a in enumerate(steps) for b in enumerate(layers)):
-            space = f"{layer}-{step}"
-            reduced = _reduced(features, space, settings, features.layers[layer, step])
-            sub = None if folder is None else folder / space
-            fit = _encoder_r(data, reduced, settings)
-            r[i, j] = _chunked(
-                sub, data.X_test.shape[1], chunk_size, fit, f"encoder {space}", progress
-            )["r"]
+        r = np.empty((len(steps), len(names), X_test.shape[1]))
+        for (i, step), (j, layer) in ((a, b) for a in enumerate(steps) for b in enumerate(names)):
+            label = f"{layer}-{step}"
+            array, key = layers[layer, step], keys[layer, step]
+            r[i, j] = _encoder_r(inputs, label, array, key, folder)
         return {"r": r}
 
-    r = _finish(settings, "unet_layers", compute)["r"]
-    significant = np.stack(
-        [
-            [significance(np.clip(row, -1, 1), len(data.X_test)).significant for row in step]
-            for step in r
-        ]
-    )
+    parts = [[keys[layer, step] for step in steps for layer in names], list(names), list(steps)]
+    r = _finish(inputs, "unet_layers", parts, compute)["r"]
+    significant = np.stack([[_significant(row, len(X_test)) for row in step] for step in r])
     best = np.where(significant.any(1), np.nanargmax(np.nan_to_num(r, nan=-np.inf), axis=1), -1)
-    masks = _masks(data)
     maps, summary = {}, {}
     for i, step in enumerate(steps):
         maps[f"best_layer_{step}"] = np.where(best[i] >= 0, best[i], np.nan)
-        maps.update({f"r_{layer}_{step}": r[i, j] for j, layer in enumerate(layers)})
+        maps.update({f"r_{layer}_{step}": r[i, j] for j, layer in enumerate(names)})
         voxels = best[i] >= 0
-        summary[step] = summarize_paired(dict(zip(layers, r[i], strict=True)), masks, voxels=voxels)
-        for roi, mask in masks.items():
+        summary[step] = summarize_paired(
+            dict(zip(names, r[i], strict=True)), inputs.masks, voxels=voxels
+        )
+        for roi, mask in inputs.masks.items():
             won = best[i][mask & voxels]
             summary[step][roi]["best_fraction"] = {
                 layer: float(np.mean(won == j)) if len(won) else float("nan")
-                for j, layer in enumerate(layers)
+                for j, layer in enumerate(names)
             }
     return Bunch(
-        layers=layers,
+        layers=names,
         steps=steps,
         r=r,
         significant=significant,
         best_layer=best,
         map_values=maps,
-        maps=_maps(maps, data.get("masker")),
+        maps=_maps(maps, masker),
         summary=summary,
     )
-
-
-unet_layers.__doc__ = unet_layers.__doc__.format(fit=_FIT_DOC.strip("\n").lstrip())
 
 
 def check_encoding_settings(
@@ -1097,37 +963,41 @@ def run_encoding_analyses(
     layers=None,
     pool_size="auto",
     n_components=6400,
-    n_iter=None,
+    n_iter=20,
     solver_params=None,
-    chunk_size=2048,
+    chunk_size=8192,
     guidance=5.0,
-    seed=42,
+    random_state=42,
     batch_size=16,
     device=None,
     distributed=False,
+    memory=None,
     cache_dir=None,
-    progress=True,
+    progress=False,
 ):
-    """Run the paper's encoding analyses on one subject, resumably.
+    """Run the paper's encoding analyses on one subject of :func:`~brainldm.datasets.nsd.load_nsd`.
 
     Checks every setting first (:func:`check_encoding_settings`), extracts
     the features with one denoising pass per strength
-    (:func:`encoding_features`), then runs each of ``analyses``:
-    :func:`representations` (i), :func:`noise_levels` (ii),
+    (:func:`encoding_features`), then runs each of ``analyses`` on the
+    subject's arrays: :func:`representations` (i, on ``z``, ``c`` and the
+    ``z_c`` of ``stage_strength``), :func:`noise_levels` (ii),
     :func:`denoising_stages` (iii) and :func:`unet_layers` (iv). With
-    ``cache_dir``, every feature pass, PCA, voxel chunk and finished analysis
-    is saved there atomically and reused, so an interrupted run resumes and
-    a finished one recomputes nothing.
+    ``memory``, every feature pass, PCA, voxel chunk and finished analysis is
+    saved there atomically and reused, so an interrupted run resumes and a
+    finished one recomputes nothing.
 
     Parameters
     ----------
     data : Bunch
-        A subject from :func:`~brainldm.datasets.nsd.load_nsd`.
+        A subject from :func:`~brainldm.datasets.nsd.load_nsd`: ``X_train``,
+        ``images_train`` (the groups), ``X_test``, ``images_test``,
+        ``stimuli``, ``captions``, ``roi_masks`` and ``masker`` are used.
     model : str, path-like or StableDiffusion, default="toy"
         The latent diffusion model (a name is loaded on ``device``).
     analyses : sequence of str, default=ANALYSES
         Which of :data:`ANALYSES` to run.
-    strengths, steps, stage_strength, read_steps, layers, pool_size, guidance, seed, batch_size
+    strengths, steps, stage_strength, read_steps, layers, pool_size, guidance, random_state, batch_size
         As in :func:`encoding_features`; only what the chosen analyses need
         is computed (no U-Net layers without ``unet_layers``, no sweep
         without ``noise_levels``).
@@ -1135,8 +1005,10 @@ def run_encoding_analyses(
         PCA size of every feature space, as the paper.
     n_iter, solver_params
         Of the banded ridge, as in :func:`noise_levels`.
-    chunk_size, device, distributed, cache_dir, progress
+    chunk_size, device, distributed, memory, progress
         As in :func:`representations`.
+    cache_dir : str or path-like, default=None
+        The same as ``memory`` (a folder).
 
     Returns
     -------
@@ -1157,7 +1029,7 @@ def run_encoding_analyses(
     >>> data = load_nsd(root, 1, progress=False)
     >>> results = run_encoding_analyses(
     ...     data, analyses=["representations", "unet_layers"], steps=5, n_components=20,
-    ...     layers=["down_blocks.0", "mid_block"], read_steps=["late"], progress=False)
+    ...     layers=["down_blocks.0", "mid_block"], read_steps=["late"])
     >>> results.representations.spaces, results.representations.r.shape == (3, data.X_test.shape[1])
     (('z', 'c', 'zc'), True)
     >>> results.unet_layers.best_layer.shape == (1, data.X_test.shape[1])
@@ -1165,8 +1037,6 @@ def run_encoding_analyses(
     >>> sorted(results.representations.summary["early"]["comparisons"])
     ['c-zc', 'z-c', 'z-zc']
     """
-    import time
-
     from brainldm.features import load_ldm
 
     analyses = check_encoding_settings(
@@ -1179,6 +1049,9 @@ def run_encoding_analyses(
         layers=layers,
         pool_size=pool_size,
     )
+    if cache_dir is not None and memory is not None:
+        raise ValueError("pass the cache location as memory or as cache_dir, not both")
+    memory = cache_dir if memory is None else memory
     sd = load_ldm(model, device=device)
     started = time.perf_counter()
     features = encoding_features(
@@ -1192,33 +1065,38 @@ def run_encoding_analyses(
         pool_size=pool_size,
         n_components=n_components,
         guidance=guidance,
-        seed=seed,
+        random_state=random_state,
         batch_size=batch_size,
-        cache_dir=cache_dir,
+        memory=memory,
         progress=progress,
     )
     results = Bunch(features=features, seconds={"features": time.perf_counter() - started})
     common = dict(
+        groups=data.images_train,
+        rows_train=features.rows_train,
+        rows_test=features.rows_test,
+        roi_masks=data.roi_masks,
+        masker=data.get("masker"),
         n_components=n_components,
         chunk_size=chunk_size,
         device=device,
         distributed=distributed,
-        cache_dir=cache_dir,
+        memory=memory,
         progress=progress,
     )
-    functions = {
-        "representations": representations,
-        "noise_levels": noise_levels,
-        "denoising_stages": denoising_stages,
-        "unet_layers": unet_layers,
+    banded = dict(common, n_iter=n_iter, solver_params=solver_params)
+    X_train, X_test, z = data.X_train, data.X_test, features.z
+    spaces = {"z": z, "c": features.c, "zc": features.zc[features.stage_strength]}
+    calls = {
+        "representations": lambda: representations(X_train, X_test, spaces, **common),
+        "noise_levels": lambda: noise_levels(
+            X_train, X_test, z, {s: features.zc[s] for s in features.strengths}, **banded
+        ),
+        "denoising_stages": lambda: denoising_stages(X_train, X_test, z, features.stages, **banded),
+        "unet_layers": lambda: unet_layers(X_train, X_test, features.layers, **common),
     }
     for name in analyses:
         started = time.perf_counter()
-        extra = (
-            {"n_iter": n_iter, "solver_params": solver_params}
-            if name in ("noise_levels", "denoising_stages")
-            else {}
-        )
-        results[name] = functions[name](data, features, **common, **extra)
+        results[name] = calls[name]()
         results.seconds[name] = time.perf_counter() - started
     return results

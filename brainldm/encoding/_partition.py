@@ -15,14 +15,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from brainldm._validation import check_finite, check_int, resolve_device
 from brainldm.encoding._statistics import significance
-from brainldm.encoding._voxelwise import apply_reduction, fit_reduction
+from brainldm.features.reduction import FeatureReducer
 from brainldm.metrics.correlation import column_correlations, warn_constant_columns
 from brainldm.ridge import DEFAULT_ALPHAS, check_alphas, cv_splits, target_batches
 
 __all__ = ["BandedVariancePartitioner"]
 
-# himalaya backend per ``device``.
-_BACKENDS = {None: "numpy", "cpu": "torch", "cuda": "torch_cuda"}
+# himalaya backend per ``device``: the CPU (None, as everywhere in brainldm) in numpy.
+_BACKENDS = {None: "numpy", "cpu": "numpy", "cuda": "torch_cuda"}
 _FLOAT_DTYPES = (np.float64, np.float32)
 # Solver arguments that the estimator sets itself, and the parameter that sets each.
 _OWN_SOLVER_ARGUMENTS = {
@@ -167,7 +167,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
 
     `fit` z-scores each band on the training rows and reduces it by a PCA
     fitted on the training images (one row per image when ``groups`` are
-    given; :func:`~brainldm.encoding.fit_reduction`, as
+    given; a :class:`~brainldm.features.FeatureReducer`, as
     :class:`VoxelwiseEncoder` does), then fits himalaya's ``GroupRidgeCV``
     (alias ``BandedRidgeCV``) with its random-search solver on the bands,
     with an intercept, folds from :func:`brainldm.ridge.cv_splits` (grouped
@@ -214,8 +214,9 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         joint model only; `partition` then gives None for ``r2_alone`` and
         ``unique``.
     device : {None, "cpu", "cuda"}, default=None
-        himalaya's backend for the fits: None its numpy backend, ``"cpu"``
-        torch, ``"cuda"`` torch_cuda. The backend is global in himalaya: it
+        Where the fits run: None or ``"cpu"`` the CPU (himalaya's numpy
+        backend), ``"cuda"`` the GPU (its torch_cuda backend), as ``device``
+        means everywhere in brainldm. The backend is global in himalaya: it
         is set for each fit and restored after it. The PCA and the
         predictions run in numpy.
     Y_in_cpu : bool, default=False
@@ -229,8 +230,8 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     ----------
     band_columns_ : dict of str to slice
         The columns of X each band takes.
-    reductions_ : dict of str to Bunch
-        Per band, the z-scoring and PCA (see :func:`~brainldm.encoding.fit_reduction`).
+    reducers_ : dict of str to FeatureReducer
+        Per band, the fitted z-scoring and PCA.
     n_components_ : dict of str to int
         Components kept per band.
     models_ : dict of tuple of str to Bunch
@@ -338,15 +339,10 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
             bad parameters or solver_params, or mismatched rows.
         """
         X, Y, splits, params = self._check_fit_input(X, Y, groups)
-        self.reductions_, features = {}, {}
+        self.reducers_, features = {}, {}
         for name, columns in self.band_columns_.items():
-            features[name], self.reductions_[name] = fit_reduction(
-                X[:, columns],
-                groups,
-                n_components=self.n_components,
-                standardize=self.standardize,
-                name=f"band {name!r}",
-            )
+            self.reducers_[name] = FeatureReducer(self.n_components, standardize=self.standardize)
+            features[name] = self.reducers_[name].fit_transform(X[:, columns], groups=groups)
         self.n_components_ = {name: block.shape[1] for name, block in features.items()}
         names = list(self.band_columns_)
         Y_matrix = Y.reshape(len(Y), -1)
@@ -408,7 +404,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     def _reduce(self, X):
         """Each band of validated X, reduced as in fit."""
         return {
-            name: apply_reduction(X[:, columns], self.reductions_[name])
+            name: self.reducers_[name].transform(X[:, columns])
             for name, columns in self.band_columns_.items()
         }
 

@@ -1,123 +1,14 @@
 """VoxelwiseEncoder: features -> every voxel, by z-scoring, PCA and per-voxel ridge."""
 
-import warnings
-
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array
 
 from brainldm._validation import check_finite, check_int
+from brainldm.features.reduction import FeatureReducer
 from brainldm.metrics.correlation import column_correlations, warn_constant_columns
-from brainldm.ridge import DEFAULT_ALPHAS, BaseRidgeCV, standardize_columns, target_batches
+from brainldm.ridge import DEFAULT_ALPHAS, BaseRidgeCV, target_batches
 
-__all__ = ["VoxelwiseEncoder", "apply_reduction", "fit_reduction"]
-
-# PCA's random_state, so that a randomized decomposition is the same on every fit.
-_PCA_SEED = 0
-
-
-def _first_rows(groups, n_samples):
-    """Indices of the first row of each group, in row order (all rows without groups)."""
-    if groups is None:
-        return np.arange(n_samples)
-    _, first = np.unique(np.asarray(groups), return_index=True)
-    return np.sort(first)
-
-
-def fit_reduction(X, groups=None, *, n_components=6400, standardize=True, name=None):
-    """Z-score features on the training rows, then fit a PCA on one row per image.
-
-    The encoders' feature reduction (Takagi & Nishimoto reduce every feature
-    space to 6,400 components): each column is z-scored with the mean and
-    standard deviation of all training rows, and a PCA without whitening is
-    fitted on the first row of each group (an image's trials share its
-    features, so that row is the image).
-
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_features), float32 or float64
-        Training features, validated and finite.
-    groups : array of shape (n_samples,), default=None
-        The image of each row; None fits the PCA on every row.
-    n_components : int or None, default=6400
-        Components kept, capped with a warning at the number of training
-        images and of features; None skips the PCA.
-    standardize : bool, default=True
-        Z-score the columns before the PCA.
-    name : str or None, default=None
-        What the features are, named in the warning (e.g. ``"band 'z'"``).
-
-    Returns
-    -------
-    features : array of shape (n_samples, ``n_components_``)
-        The reduced training rows (X itself when there is nothing to do).
-    reduction : Bunch
-        ``mean`` and ``scale`` (arrays of shape (n_features,), or None when
-        ``standardize`` is False) and ``pca`` (a fitted
-        :class:`sklearn.decomposition.PCA`, or None): what
-        :func:`apply_reduction` applies to new rows.
-
-    Warns
-    -----
-    UserWarning
-        When ``n_components`` exceeds what the data allow.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.random.default_rng(0).standard_normal((30, 5))
-    >>> features, reduction = fit_reduction(X, np.repeat(np.arange(10), 3), n_components=2)
-    >>> features.shape, reduction.pca.n_samples_
-    ((30, 2), 10)
-    >>> np.allclose(apply_reduction(X, reduction), features)
-    True
-    """
-    mean = scale = pca = None
-    features = X
-    if standardize:
-        features, mean, scale = standardize_columns(X)
-    if n_components is not None:
-        rows = _first_rows(groups, len(X))
-        kept = min(n_components, len(rows), X.shape[1])
-        if kept < n_components:
-            warnings.warn(
-                f"n_components={n_components} is more than the training data allow "
-                f"({len(rows)} images, {X.shape[1]} features){'' if name is None else ' of ' + name}"
-                f": keeping {kept}",
-                UserWarning,
-                stacklevel=3,
-            )
-        pca = PCA(kept, svd_solver="auto", random_state=_PCA_SEED).fit(features[rows])
-        features = pca.transform(features)
-    return features, Bunch(mean=mean, scale=scale, pca=pca)
-
-
-def apply_reduction(X, reduction):
-    """Reduce new rows as :func:`fit_reduction` reduced the training rows.
-
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_features)
-    reduction : Bunch
-        The ``reduction`` returned by :func:`fit_reduction`.
-
-    Returns
-    -------
-    array of shape (n_samples, ``n_components_``)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.arange(12.0).reshape(6, 2)
-    >>> _, reduction = fit_reduction(X, n_components=None)
-    >>> apply_reduction(X[:2], reduction).round(3)
-    array([[-1.464, -1.464],
-           [-0.878, -0.878]])
-    """
-    if reduction.mean is not None:
-        X = (X - reduction.mean.astype(X.dtype)) / reduction.scale.astype(X.dtype)
-    return X if reduction.pca is None else reduction.pca.transform(X)
+__all__ = ["VoxelwiseEncoder"]
 
 
 def _constant_columns(Y, n_targets_batch):
@@ -136,7 +27,8 @@ class VoxelwiseEncoder(BaseRidgeCV):
     with the training rows' mean and standard deviation, then reduced by a PCA
     without whitening fitted on the training images only: when ``groups`` are
     passed to `fit`, on the first row of each group (an image's trials share
-    its features, so that row is the image). Ridge regression
+    its features, so that row is the image); both by a
+    :class:`~brainldm.features.FeatureReducer`. Ridge regression
     (:func:`brainldm.ridge.solve_ridge_cv`, the decoders' solver and
     estimator code) then maps the components to each voxel, with an alpha
     per voxel chosen by K-fold cross-validation, grouped by image.
@@ -183,12 +75,12 @@ class VoxelwiseEncoder(BaseRidgeCV):
         Alpha chosen for each voxel.
     cv_scores_ : array of shape (n_voxels,) or float
         Mean over folds of the negative MSE at the chosen alpha.
-    pca_ : sklearn.decomposition.PCA or None
-        The PCA fitted on the training images; None when ``n_components`` is None.
+    reducer_ : FeatureReducer
+        The z-scoring of the features (``reducer_.mean_``, ``reducer_.scale_``)
+        and the PCA fitted on the training images (``reducer_.pca_``, None when
+        ``n_components`` is None).
     n_components_ : int
         Components kept (the number of features when the PCA is skipped).
-    feature_mean_, feature_scale_ : arrays of shape (n_features,) or None
-        The z-scoring of the features; None when ``standardize`` is False.
     n_features_in_ : int
         Number of features seen in `fit`.
 
@@ -197,7 +89,8 @@ class VoxelwiseEncoder(BaseRidgeCV):
     The PCA is scikit-learn's with ``svd_solver="auto"`` and
     ``random_state=0``: randomized, and much faster, when ``n_components``
     is below 80% of the smaller side of data larger than 500 x 500, else
-    exact. Memory: a fit holds the features, their components, one batch of
+    exact; an ``IncrementalPCA`` over batches of rows when the training
+    images' features pass 2 GiB in float32. Memory: a fit holds the features, their components, one batch of
     voxels of ``Y`` and one fold's decomposition; ``coef_`` grows with the
     voxels (6,400 components x 250,000 voxels is 6.4 GB in float32).
 
@@ -217,7 +110,7 @@ class VoxelwiseEncoder(BaseRidgeCV):
     >>> trials = np.repeat(np.arange(40), 3)  # 3 trials per training image
     >>> Y = features[trials] @ weights + 4 * rng.standard_normal((120, 5))
     >>> encoder = VoxelwiseEncoder(n_components=6).fit(features[trials], Y, groups=trials)
-    >>> encoder.coef_.shape, encoder.pca_.n_samples_
+    >>> encoder.coef_.shape, encoder.reducer_.pca_.n_samples_
     ((5, 6), 40)
     >>> Y_test = features[40:] @ weights + rng.standard_normal((10, 5))
     >>> encoder.score_voxels(features[40:], Y_test).round(2)
@@ -301,17 +194,14 @@ class VoxelwiseEncoder(BaseRidgeCV):
         return X, y, splits
 
     def _fit_features(self, X, groups):
-        features, reduction = fit_reduction(
-            X, groups, n_components=self.n_components, standardize=self.standardize
-        )
-        self.feature_mean_, self.feature_scale_ = reduction.mean, reduction.scale
-        self.pca_ = reduction.pca
+        self.reducer_ = FeatureReducer(self.n_components, standardize=self.standardize)
+        features = self.reducer_.fit_transform(X, groups=groups)
         self.n_components_ = features.shape[1]
-        return features, features is not X, None, None
+        # The solver may overwrite the features only when they are not (a view of) X.
+        return features, not np.may_share_memory(features, X), None, None
 
     def _predict_features(self, X):
-        reduction = Bunch(mean=self.feature_mean_, scale=self.feature_scale_, pca=self.pca_)
-        return apply_reduction(X, reduction)
+        return self.reducer_.transform(X)
 
     def predict(self, X):
         """Predict each voxel's response.

@@ -10,6 +10,9 @@ original shape back (``features.reshape(-1, *extractor.feature_shape_)``).
   latent after denoising from noise level ``strength`` under ``c``.
 - :class:`UNetLayerFeatures`: (image, captions) pairs -> pooled U-Net
   activations at chosen layers and denoising steps.
+- :func:`denoising_features`: all of them for the encoding analyses at once:
+  ``z``, ``c``, ``z_c`` from several img2img strengths, and ``z_c`` and U-Net
+  layers along one chain, from one denoising pass per strength, cached.
 
 Images are uint8 arrays (n, height, width, 3) or sequences of images;
 captions are one list of strings per image. Extractors that need both take
@@ -27,7 +30,9 @@ To plug in your own extractor, subclass :class:`FeatureExtractor`.
 import hashlib
 
 import numpy as np
+from sklearn.utils import Bunch
 
+from brainldm._cache import check_cache, digest
 from brainldm._validation import check_captions
 from brainldm.diffusion import StableDiffusion
 from brainldm.features.base import MODEL_CACHE, FeatureExtractor
@@ -38,6 +43,8 @@ __all__ = [
     "LatentFeatures",
     "TextFeatures",
     "UNetLayerFeatures",
+    "content_id",
+    "denoising_features",
     "image_caption_pairs",
     "load_ldm",
 ]
@@ -128,8 +135,33 @@ def _split_pairs(X):
     return list(X[:, 0]), list(X[:, 1])
 
 
-def _content_id(image, captions):
-    """A 63-bit id of an image and its captions, so its noise does not depend on its row."""
+def content_id(image, captions):
+    """A 63-bit id of an image and its captions: the id that seeds its img2img noise.
+
+    :class:`DenoisedLatentFeatures` and :class:`UNetLayerFeatures` pass it as
+    ``image_ids`` to :meth:`StableDiffusion.denoise
+    <brainldm.diffusion.StableDiffusion.denoise>`, so an image's noise does not
+    depend on its row.
+
+    Parameters
+    ----------
+    image : uint8 array of shape (height, width, 3)
+    captions : sequence of str
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.features import content_id
+    >>> image = np.zeros((4, 4, 3), np.uint8)
+    >>> content_id(image, ["a red circle"]) == content_id(image.copy(), ["a red circle"])
+    True
+    >>> content_id(image, ["a red circle"]) == content_id(image, ["a blue circle"])
+    False
+    """
     digest = hashlib.sha256(np.ascontiguousarray(np.asarray(image)).tobytes())
     digest.update("\n".join(captions).encode())
     return int.from_bytes(digest.digest()[:8], "little") >> 1
@@ -302,7 +334,7 @@ class _DenoisingFeatures(LDMFeatures):
             eta=self.eta,
             seed=self.seed,
             image_ids=[
-                _content_id(image, texts) for image, texts in zip(images, captions, strict=True)
+                content_id(image, texts) for image, texts in zip(images, captions, strict=True)
             ],
             noise_schedule=self.noise_schedule,
             batch_size=self.batch_size,
@@ -542,3 +574,192 @@ class UNetLayerFeatures(_DenoisingFeatures):
         activations = self._denoise(X, self.layers_, self.pool_size).activations
         n = len(next(iter(activations.values())))
         return np.concatenate([activations[layer].reshape(n, -1) for layer in self.layers_], axis=1)
+
+
+def _step_name(step):
+    return step if isinstance(step, str) else f"step{int(step)}"
+
+
+def _denoise_strength(sd, x0, c, image_ids, strength, read_steps, layers, settings):
+    """One denoising pass: z_c at each read step, pooled activations of ``layers``."""
+    out = sd.denoise(
+        x0,
+        c,
+        strength=strength,
+        steps=settings["steps"],
+        read_steps=list(read_steps),
+        layers=list(layers),
+        pool_size=settings["pool_size"],
+        guidance=settings["guidance"],
+        seed=settings["random_state"],
+        image_ids=image_ids,
+        batch_size=settings["batch_size"],
+        progress=settings["progress"],
+    )
+    arrays = {
+        f"zc/{_step_name(s)}": out.latents[:, k].reshape(len(x0), -1)
+        for k, s in enumerate(read_steps)
+    }
+    for layer in layers:
+        for k, step in enumerate(read_steps):
+            arrays[f"{layer}/{_step_name(step)}"] = out.activations[layer][:, k].reshape(
+                len(x0), -1
+            )
+    return arrays
+
+
+def denoising_features(
+    images,
+    captions,
+    model="toy",
+    *,
+    strengths=(0.8,),
+    steps=25,
+    stage_strength=0.8,
+    read_steps=("early", "middle", "late"),
+    layers=(),
+    pool_size=1,
+    guidance=5.0,
+    random_state=42,
+    image_ids=None,
+    batch_size=16,
+    memory=None,
+    progress=False,
+):
+    """``z``, ``c``, ``z_c`` per img2img strength and U-Net layers per step, one pass per strength.
+
+    ``z`` (the VAE latent at the model's image size) and ``c`` (the mean text
+    encoding of each image's captions); ``z_c`` at the end of the img2img
+    chain from each of ``strengths``; and, during the chain from
+    ``stage_strength``, ``z_c`` (the scheduler's ``prev_sample``) and the
+    activations of ``layers`` pooled to ``pool_size`` at each of
+    ``read_steps``. The chain from ``stage_strength`` is run once and serves
+    the stages and the layers (and its strength, when among ``strengths``).
+
+    Parameters
+    ----------
+    images : uint8 array of shape (n_images, height, width, 3) or sequence of images
+    captions : sequence of sequences of str
+        The captions of each image.
+    model : str, path-like or StableDiffusion, default="toy"
+        The latent diffusion model (:func:`load_ldm`).
+    strengths : sequence of float in (0, 1], default=(0.8,)
+        img2img noise levels.
+    steps : int, default=25
+        Steps of the full DDIM schedule.
+    stage_strength : float in (0, 1], default=0.8
+        The chain read at ``read_steps``.
+    read_steps : sequence of str or int, default=("early", "middle", "late")
+        As in :meth:`StableDiffusion.denoise <brainldm.diffusion.StableDiffusion.denoise>`.
+    layers : sequence of str, default=()
+        U-Net modules (paths of ``unet.named_modules()``) read along the chain.
+    pool_size : int, default=1
+        Side of the grid the activations are pooled to.
+    guidance : float, default=5.0
+        Classifier-free guidance scale.
+    random_state : int, default=42
+        Seed of the img2img noise; each image's generator is seeded from it
+        and the image's id.
+    image_ids : sequence of int, default=None
+        An id per image (e.g. NSD's 73k ids), in its noise seed and in the
+        cache keys; None numbers the images and keys them by their contents.
+    batch_size : int, default=16
+        Images denoised at once.
+    memory : None, str, path-like or joblib.Memory, default=None
+        Cache location: ``z`` and ``c`` and each strength's pass are saved
+        there and reused (keyed by the model's weights, the images and every
+        setting).
+    progress : bool, default=False
+        Show progress bars.
+
+    Returns
+    -------
+    features : Bunch
+        ``z``, ``c`` (n_images, n_features) float32, ``zc`` (strength ->
+        array, for ``strengths`` and ``stage_strength``), ``stages`` (read step name -> z_c along the
+        ``stage_strength`` chain), ``layers`` ((layer, read step name) ->
+        pooled activations), ``read_steps`` (names) and ``key`` (the digest
+        naming the cache entries).
+
+    Examples
+    --------
+    >>> from brainldm.datasets.scenes import make_stimuli
+    >>> from brainldm.features import denoising_features
+    >>> scenes = make_stimuli(4, seed=0)
+    >>> features = denoising_features(scenes.images, scenes.captions, strengths=[0.5, 1.0],
+    ...                               steps=4, layers=["mid_block"], pool_size=2)
+    >>> features.z.shape, features.zc[0.5].shape, sorted(features.stages)
+    ((4, 1024), (4, 1024), ['early', 'late', 'middle'])
+    >>> features.layers["mid_block", "early"].shape
+    (4, 256)
+    """
+    sd = load_ldm(model)
+    settings = dict(
+        strengths=tuple(float(s) for s in strengths),
+        steps=int(steps),
+        stage_strength=float(stage_strength),
+        read_steps=tuple(read_steps),
+        layers=tuple(layers),
+        shapes=sd.unet_output_shapes(tuple(layers), 1) if layers else {},
+        pool_size=pool_size,
+        guidance=float(guidance),
+        random_state=int(random_state),
+        batch_size=int(batch_size),
+        progress=progress,
+    )
+    identity = (
+        [np.asarray(image_ids)]
+        if image_ids is not None
+        else [np.asarray(images), [list(c) for c in captions]]
+    )
+    key_settings = {k: v for k, v in settings.items() if k != "progress"}
+    cache = check_cache(memory)
+    key_parts = [repr(sd), sd.fingerprint, *identity, key_settings]
+    folder = cache.folder("features", key_parts)
+    path = (lambda name: None) if folder is None else (lambda name: folder / f"{name}.npz")
+    base = cache.load_or_compute(
+        path("z_c"),
+        lambda: {
+            "z": sd.encode_images(images, batch_size=settings["batch_size"], progress=progress),
+            "c": sd.encode_text(captions, progress=progress),
+        },
+    )
+    n_images = len(base["z"])
+    result = Bunch(
+        z=base["z"].reshape(n_images, -1),
+        c=base["c"].reshape(n_images, -1),
+        zc={},
+        stages={},
+        layers={},
+        read_steps=tuple(_step_name(s) for s in settings["read_steps"]),
+        key=digest(*key_parts),
+    )
+    x0 = None
+    for strength in sorted(set(settings["strengths"]) | {settings["stage_strength"]}):
+        staged = strength == settings["stage_strength"]
+        read = tuple(dict.fromkeys(settings["read_steps"] + ("late",))) if staged else ("late",)
+
+        def compute(strength=strength, staged=staged, read=read):
+            nonlocal x0
+            if x0 is None:
+                # z is the generation-size latent already when the two sizes agree (the toy's).
+                x0 = (
+                    base["z"]
+                    if sd.image_size == sd.generation_size
+                    else sd.encode_images(
+                        images, size=sd.generation_size, batch_size=settings["batch_size"]
+                    )
+                )
+            layers_read = settings["layers"] if staged else ()
+            return _denoise_strength(
+                sd, x0, base["c"], image_ids, strength, read, layers_read, settings
+            )
+
+        arrays = cache.load_or_compute(path(f"strength-{strength:.2f}"), compute)
+        result.zc[strength] = arrays["zc/late"]
+        if staged:
+            for step in result.read_steps:
+                result.stages[step] = arrays[f"zc/{step}"]
+                for layer in settings["layers"]:
+                    result.layers[layer, step] = arrays[f"{layer}/{step}"]
+    return result

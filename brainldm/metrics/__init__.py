@@ -10,8 +10,9 @@
 - :mod:`brainldm.metrics.scoring`: :class:`IdentificationScorer`, every
   metric of a suite (the peers' or the toy world's) from originals and
   reconstructions.
-- :mod:`brainldm.metrics.statistics`: Wilcoxon tests between modes with
-  Holm's correction, means and standard errors across subjects.
+- :mod:`brainldm.metrics.statistics`: paired Wilcoxon tests with Holm's
+  correction, between reconstruction modes (per image) and between encoding
+  models (per voxel and ROI), means and standard errors.
 
 Names are imported on first use, so ``import brainldm.metrics`` loads no torch.
 """
@@ -37,8 +38,11 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "METRICS": _SCORING,
         "SUITES": _SCORING,
         "IdentificationScorer": _SCORING,
+        "bootstrap_se": _STATISTICS,
         "compare_modes": _STATISTICS,
         "holm": _STATISTICS,
         "mean_and_sem": _STATISTICS,
+        "paired_wilcoxon": _STATISTICS,
+        "summarize_paired": _STATISTICS,
     },
 )

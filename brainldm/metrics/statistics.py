@@ -1,13 +1,23 @@
-"""Statistics of scores as the paper reports them: tests between modes, means across subjects.
+"""Statistics of scores as the paper reports them: paired tests, means and their errors.
 
 Takagi & Nishimoto compare the reconstruction modes (z only, c only, z and
 c) per metric with Wilcoxon signed-rank tests over the test images, Holm
-corrected, and report means across subjects with their standard errors.
+corrected, and report means across subjects with their standard errors. The
+encoding analyses compare models per ROI the same way, paired voxel by voxel.
+One paired test serves both (:func:`paired_wilcoxon`), with one treatment of
+missing values: pairs with a non-finite value are left out.
 """
 
 import numpy as np
 
-__all__ = ["compare_modes", "holm", "mean_and_sem"]
+__all__ = [
+    "bootstrap_se",
+    "compare_modes",
+    "holm",
+    "mean_and_sem",
+    "paired_wilcoxon",
+    "summarize_paired",
+]
 
 
 def holm(pvalues):
@@ -46,6 +56,50 @@ def holm(pvalues):
     return adjusted.reshape(p.shape)
 
 
+def paired_wilcoxon(a, b, alternative="two-sided"):
+    """Wilcoxon signed-rank test of the paired differences ``a - b``.
+
+    Pairs where either value is NaN or infinite are left out. Zero
+    differences are treated as :func:`scipy.stats.wilcoxon` treats them by
+    default (``zero_method="wilcox"``: dropped from the ranks).
+
+    Parameters
+    ----------
+    a, b : array-like of shape (n,)
+        Paired values, e.g. the scores of two modes on the same images, or the
+        accuracies of two models on the same voxels.
+    alternative : {"two-sided", "greater", "less"}, default="two-sided"
+        As :func:`scipy.stats.wilcoxon`; ``"greater"`` tests ``a > b``.
+
+    Returns
+    -------
+    statistic, p : float
+        When no pair differs, ``statistic`` is NaN and ``p`` is 1 (no evidence
+        of a difference).
+    n : int
+        Pairs with finite values.
+
+    Examples
+    --------
+    >>> from brainldm.metrics import paired_wilcoxon
+    >>> statistic, p, n = paired_wilcoxon([1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 0.0, 0.0, 0.0, 0.0])
+    >>> float(statistic), float(p), n
+    (0.0, 0.0625, 5)
+    >>> paired_wilcoxon([1.0, 2.0, float("nan")], [1.0, 2.0, 3.0])
+    (nan, 1.0, 2)
+    """
+    from scipy.stats import wilcoxon
+
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    finite = np.isfinite(a) & np.isfinite(b)
+    difference = a[finite] - b[finite]
+    if not np.any(difference):
+        return float("nan"), 1.0, len(difference)
+    result = wilcoxon(difference, alternative=alternative)
+    return float(result.statistic), float(result.pvalue), len(difference)
+
+
 def compare_modes(
     per_image_scores,
     pairs=(("zc", "z"), ("zc", "c")),
@@ -77,9 +131,11 @@ def compare_modes(
     table : pandas.DataFrame
         One row per (metric, pair): ``metric``, ``mode``, ``other``,
         ``mean``, ``other_mean``, ``n`` (images), ``statistic``, ``p`` and
-        ``p_holm``. Images with equal scores in both modes are dropped by
-        the test (scipy's ``zero_method="wilcox"``); when all are equal, p
-        is 1.
+        ``p_holm``, from :func:`paired_wilcoxon`: images with equal scores
+        in both modes are dropped by the test (scipy's
+        ``zero_method="wilcox"``), images with a non-finite score in either
+        mode are left out (``n`` counts the others); when all are equal,
+        ``statistic`` is NaN and p is 1.
 
     Examples
     --------
@@ -93,7 +149,6 @@ def compare_modes(
     [['zc', 'z', 0.0], ['zc', 'c', 1.0]]
     """
     import pandas as pd
-    from scipy.stats import wilcoxon
 
     from brainldm._validation import check_options
 
@@ -123,14 +178,10 @@ def compare_modes(
                     f"{metric}: mode {mode!r} has {len(a)} images and {other!r} {len(b)}; pass "
                     "per-image scores of the same images"
                 )
-            if np.all(a == b):
-                statistic, p = np.nan, 1.0
-            else:
-                result = wilcoxon(a, b, alternative=alternative)
-                statistic, p = float(result.statistic), float(result.pvalue)
+            statistic, p, n = paired_wilcoxon(a, b, alternative)
             rows.append(
                 dict(metric=metric, mode=mode, other=other, mean=a.mean(), other_mean=b.mean())
-                | dict(n=len(a), statistic=statistic, p=p)
+                | dict(n=n, statistic=statistic, p=p)
             )
     table = pd.DataFrame(rows)
     if family == "all":
@@ -170,3 +221,126 @@ def mean_and_sem(scores):
     table = table.astype(np.float64)
     n = table.notna().sum()
     return pd.DataFrame({"mean": table.mean(), "sem": table.std(ddof=1) / np.sqrt(n), "n": n})
+
+
+def summarize_paired(values, masks, pairs=None, voxels=None, alpha=0.05):
+    """Per ROI, compare per-voxel values of named models paired voxel by voxel.
+
+    For each ROI and pair (a, b), over the same voxels (the ROI's, within
+    ``voxels``, where both values are finite): the fraction of voxels where a
+    beats b, the median of the paired differences a - b, and a two-sided
+    Wilcoxon signed-rank p (:func:`paired_wilcoxon` of the voxels where they
+    differ; NaN when fewer than two do, and then not counted by Holm's
+    correction), Holm-corrected over every ROI and pair of the call.
+
+    Parameters
+    ----------
+    values : dict of str to array of shape (n_voxels,)
+        Per-voxel values (r, unique variance...) of each model.
+    masks : dict of str to bool array of shape (n_voxels,)
+        ROI name -> voxels, e.g. ``data.roi_masks``.
+    pairs : sequence of (str, str), default=None
+        Pairs to compare; None is every pair, in the order of ``values``.
+    voxels : bool array of shape (n_voxels,), default=None
+        Voxels to keep (e.g. significant for either model); None keeps all.
+    alpha : float, default=0.05
+        Family-wise level of ``significant``.
+
+    Returns
+    -------
+    summary : dict
+        ROI -> ``{"n_voxels", "median": {name: float}, "mean": {name: float},
+        "comparisons": {"a-b": {"fraction_a_wins", "median_difference", "p",
+        "p_holm", "significant"}}}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.metrics import summarize_paired
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(0.5, 0.1, 200)
+    >>> values = {"z": z, "c": z - 0.1 + rng.normal(0, 0.05, 200)}
+    >>> summary = summarize_paired(values, {"early": np.arange(200) < 100})
+    >>> comparison = summary["early"]["comparisons"]["z-c"]
+    >>> comparison["fraction_a_wins"], round(comparison["median_difference"], 2)
+    (0.95, 0.12)
+    >>> bool(comparison["significant"])
+    True
+    """
+    names = list(values)
+    pairs = (
+        [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]] if pairs is None else pairs
+    )
+    keep = (
+        np.ones(len(values[names[0]]), dtype=bool) if voxels is None else np.asarray(voxels, bool)
+    )
+    summary, tests = {}, []
+    for roi, mask in masks.items():
+        chosen = np.asarray(mask, bool) & keep
+        entry = {
+            "n_voxels": int(chosen.sum()),
+            "median": {n: _finite_stat(np.nanmedian, values[n][chosen]) for n in names},
+            "mean": {n: _finite_stat(np.nanmean, values[n][chosen]) for n in names},
+            "comparisons": {},
+        }
+        for a, b in pairs:
+            x, y = values[a][chosen], values[b][chosen]
+            finite = np.isfinite(x) & np.isfinite(y)
+            difference = x[finite] - y[finite]
+            differ = difference != 0
+            comparison = {
+                "fraction_a_wins": float(np.mean(difference > 0))
+                if len(difference)
+                else float("nan"),
+                "median_difference": _finite_stat(np.median, difference),
+                "p": paired_wilcoxon(x[finite][differ], y[finite][differ])[1]
+                if differ.sum() >= 2
+                else float("nan"),
+            }
+            entry["comparisons"][f"{a}-{b}"] = comparison
+            tests.append(comparison)
+        summary[roi] = entry
+    for comparison, p_holm in zip(tests, holm([t["p"] for t in tests]), strict=True):
+        comparison["p_holm"] = float(p_holm)
+        comparison["significant"] = bool(p_holm < alpha)
+    return summary
+
+
+def _finite_stat(function, values):
+    values = values[np.isfinite(values)]
+    return float(function(values)) if len(values) else float("nan")
+
+
+def bootstrap_se(values, n_boot=1000, random_state=0):
+    """Bootstrap standard error of the mean of the finite values.
+
+    Parameters
+    ----------
+    values : array-like of float
+        E.g. one value per voxel of an ROI; NaN and infinite values are left out.
+    n_boot : int, default=1000
+        Resamples (with replacement, of the same size).
+    random_state : int, default=0
+        Seed of the resamples, so that the error repeats.
+
+    Returns
+    -------
+    float
+        The standard deviation (``ddof=1``) of the resampled means; NaN for
+        fewer than two finite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.metrics import bootstrap_se
+    >>> values = np.random.default_rng(0).normal(size=400)
+    >>> round(bootstrap_se(values), 2), round(float(values.std()) / 20, 2)
+    (0.05, 0.05)
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan")
+    rng = np.random.default_rng(random_state)
+    means = values[rng.integers(len(values), size=(n_boot, len(values)))].mean(axis=1)
+    return float(means.std(ddof=1))

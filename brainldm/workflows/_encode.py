@@ -27,7 +27,7 @@ def _run_analyses(data, model, analyses, memory, settings):
     """:func:`brainldm.encoding.run_encoding_analyses` on one subject, cached in ``memory``."""
     from brainldm.encoding import run_encoding_analyses
 
-    return run_encoding_analyses(data, model, analyses, cache_dir=memory, **settings)
+    return run_encoding_analyses(data, model, analyses, memory=memory, **settings)
 
 
 def _anatomy(nsd_root, subject):
@@ -151,7 +151,7 @@ def encode(
     n_iter=ENCODE_N_ITER,
     chunk_size=ENCODE_CHUNK_SIZE,
     guidance=5.0,
-    seed=42,
+    random_state=42,
     batch_size=16,
     device=None,
     threads=1,
@@ -177,7 +177,7 @@ def encode(
     and ``fig9_best_layer_by_roi.png``, mirroring the paper's Figures 6-9;
     see :meth:`EncodingResult.plot_figures`) and ``summary.json`` (settings,
     wall seconds per analysis, and per subject, analysis and ROI the paired
-    comparisons of :func:`brainldm.encoding.summarize_paired`). Features, PCA
+    comparisons of :func:`brainldm.metrics.summarize_paired`). Features, PCA
     scores, voxel chunks and finished analyses are cached (in ``out/cache``
     by default), so an interrupted run resumes and a finished one, from
     Python or from the ``brainldm`` command, recomputes nothing.
@@ -195,7 +195,7 @@ def encode(
         Output folder.
     analyses : sequence of str, default=None
         Among :data:`brainldm.encoding.ANALYSES`; None runs all four.
-    strengths, steps, stage_strength, layers, pool_size, n_components, n_iter, chunk_size, guidance, seed, batch_size, device
+    strengths, steps, stage_strength, layers, pool_size, n_components, n_iter, chunk_size, guidance, random_state, batch_size, device
         As in :func:`brainldm.encoding.run_encoding_analyses`; the defaults
         (4 strengths, 25 steps, ``n_iter=20``, ``chunk_size=8192``) were
         measured on the toy world.
@@ -259,7 +259,7 @@ def encode(
         n_iter=n_iter,
         chunk_size=chunk_size,
         guidance=guidance,
-        seed=seed,
+        random_state=random_state,
         batch_size=batch_size,
         device=device,
         threads=threads,
