@@ -290,7 +290,7 @@ BAD = [
     ({"solver_params": {"Y_in_cpu": True}}, None, r"Y_in_cpu \(set Y_in_cpu= instead\)"),
     ({"solver_params": {"n_iter": 3}}, None, r"n_iter \(set n_iter= instead\)"),
     ({"solver_params": {"n_targets": 3}}, None, "does not take"),
-    ({"device": "gpu"}, None, "device must be None, 'cpu' or 'cuda'"),
+    ({"device": "gpu"}, None, "'device' parameter of BandedVariancePartitioner must be one of"),
     ({"alphas": [-1.0]}, None, "alphas must be positive"),
     ({"n_iter": 0}, None, "n_iter"),
     ({}, "nan_in_b", r"band 'b' of X contains 1 NaN"),

@@ -4,6 +4,7 @@ import inspect
 import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
+from numbers import Integral
 
 import numpy as np
 from himalaya.backend import get_backend, set_backend
@@ -13,7 +14,14 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from brainldm._validation import check_finite, check_int, resolve_device
+from brainldm._validation import (
+    Interval,
+    Options,
+    check_finite,
+    check_int,
+    resolve_device,
+    validate_params,
+)
 from brainldm.encoding._statistics import significance
 from brainldm.features.reduction import FeatureReducer
 from brainldm.metrics.correlation import column_correlations, warn_constant_columns
@@ -283,6 +291,18 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     (0.91, array([ True,  True]))
     """
 
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None), None],
+        "standardize": ["boolean"],
+        "n_iter": [Interval(Integral, 1, None)],
+        "n_targets_batch": [Interval(Integral, 1, None), None],
+        "reduced_models": ["boolean"],
+        "device": [Options(tuple(_BACKENDS))],
+        "Y_in_cpu": ["boolean"],
+        "random_state": [Interval(Integral, 0, None), np.random.RandomState, None],
+        "progress": ["boolean"],
+    }
+
     def __init__(
         self,
         bands=(("z", 6400), ("zc", 6400)),
@@ -378,13 +398,8 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         for name, columns in self.band_columns_.items():
             check_finite(X[:, columns], f"band {name!r} of X")
         check_finite(Y, "Y")
-        if self.n_components is not None:
-            check_int(self.n_components, "n_components", type(self).__name__, min_val=1)
-        check_int(self.n_iter, "n_iter", type(self).__name__, min_val=1)
+        validate_params(self)
         check_alphas(self.alphas)
-        target_batches(1, self.n_targets_batch)
-        if self.device not in _BACKENDS:
-            raise ValueError(f"device must be None, 'cpu' or 'cuda', got {self.device!r}")
         if self.device is not None:
             resolve_device(self.device)
         params = _check_solver_params(self.solver_params)

@@ -1,9 +1,11 @@
 """VoxelwiseEncoder: features -> every voxel, by z-scoring, PCA and per-voxel ridge."""
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from brainldm._validation import check_finite, check_int
+from brainldm._validation import Interval, check_finite
 from brainldm.features.reduction import FeatureReducer
 from brainldm.metrics.correlation import column_correlations, warn_constant_columns
 from brainldm.ridge import DEFAULT_ALPHAS, BaseRidgeCV, target_batches
@@ -119,6 +121,11 @@ class VoxelwiseEncoder(BaseRidgeCV):
     0.72
     """
 
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None), None],
+        "distributed": ["boolean"],
+    }
+
     def __init__(
         self,
         alphas=DEFAULT_ALPHAS,
@@ -180,8 +187,6 @@ class VoxelwiseEncoder(BaseRidgeCV):
         return {"distributed": self.distributed}
 
     def _check_fit_input(self, X, y, groups):
-        if self.n_components is not None:
-            check_int(self.n_components, "n_components", type(self).__name__, min_val=1)
         X, y, splits = super()._check_fit_input(X, y, groups)
         constant = _constant_columns(y, self.n_targets_batch)
         warn_constant_columns(

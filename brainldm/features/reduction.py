@@ -9,6 +9,7 @@ are reduced by an ``IncrementalPCA`` over batches of rows.
 """
 
 import warnings
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -17,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from brainldm._validation import check_int
+from brainldm._validation import Interval, Options, validate_params
 from brainldm.ridge import standardize_columns
 
 __all__ = ["FeatureReducer"]
@@ -103,6 +104,14 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
            [-0.878, -0.878]])
     """
 
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None), None],
+        "standardize": ["boolean"],
+        "incremental": ["boolean", Options(("auto",))],
+        "batch_size": [Interval(Integral, 1, None), None],
+        "progress": ["boolean"],
+    }
+
     def __init__(
         self,
         n_components=6400,
@@ -161,12 +170,7 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
     def _fit(self, X, groups):
         """Fit; return the reduced training rows (computed on the way when in memory)."""
         X = validate_data(self, X, dtype=(np.float64, np.float32), copy=False)
-        if self.n_components is not None:
-            check_int(self.n_components, "n_components", type(self).__name__, min_val=1)
-        if self.batch_size is not None:
-            check_int(self.batch_size, "batch_size", type(self).__name__, min_val=1)
-        if self.incremental not in ("auto", True, False):
-            raise ValueError(f"incremental must be True, False or 'auto', got {self.incremental!r}")
+        validate_params(self)
         rows = _first_rows(groups, len(X))
         kept = None if self.n_components is None else self._kept(rows, X.shape[1])
         if self.incremental == "auto":
