@@ -212,7 +212,7 @@ class LatentFeatures(LDMFeatures):
         The latent diffusion model, loaded on first use when named.
     sample_posterior : bool, default=False
         Sample the VAE posterior instead of taking its mode.
-    seed : int, default=0
+    random_state : int, default=0
         Seed of the posterior samples.
     batch_size : int, default=16
         Images encoded at once.
@@ -243,7 +243,7 @@ class LatentFeatures(LDMFeatures):
         model="toy",
         *,
         sample_posterior=False,
-        seed=0,
+        random_state=0,
         batch_size=16,
         device=None,
         dtype=None,
@@ -251,7 +251,7 @@ class LatentFeatures(LDMFeatures):
     ):
         self.model = model
         self.sample_posterior = sample_posterior
-        self.seed = seed
+        self.random_state = random_state
         self.batch_size = batch_size
         self.device = device
         self.dtype = dtype
@@ -264,7 +264,7 @@ class LatentFeatures(LDMFeatures):
         return self._get_model().encode_images(
             X,
             sample_posterior=self.sample_posterior,
-            seed=self.seed,
+            seed=self.random_state,
             batch_size=self.batch_size,
             progress=self.progress,
         )
@@ -332,7 +332,7 @@ class _DenoisingFeatures(LDMFeatures):
             pool_size=pool_size,
             guidance=self.guidance,
             eta=self.eta,
-            seed=self.seed,
+            seed=self.random_state,
             image_ids=[
                 content_id(image, texts) for image, texts in zip(images, captions, strict=True)
             ],
@@ -370,8 +370,8 @@ class DenoisedLatentFeatures(_DenoisingFeatures):
         Classifier-free guidance scale.
     eta : float, default=0.0
         DDIM noise.
-    seed : int, default=42
-        Seed of the noise; each image's generator is seeded from ``seed``
+    random_state : int, default=42
+        Seed of the noise; each image's generator is seeded from ``random_state``
         and a hash of the image and its captions, so its features do not
         depend on its row or on the other images.
     noise_schedule : {"takagi2023", "diffusers"}, default="takagi2023"
@@ -412,7 +412,7 @@ class DenoisedLatentFeatures(_DenoisingFeatures):
         read_steps="late",
         guidance=5.0,
         eta=0.0,
-        seed=42,
+        random_state=42,
         noise_schedule="takagi2023",
         batch_size=8,
         device=None,
@@ -425,7 +425,7 @@ class DenoisedLatentFeatures(_DenoisingFeatures):
         self.read_steps = read_steps
         self.guidance = guidance
         self.eta = eta
-        self.seed = seed
+        self.random_state = random_state
         self.noise_schedule = noise_schedule
         self.batch_size = batch_size
         self.device = device
@@ -468,7 +468,7 @@ class UNetLayerFeatures(_DenoisingFeatures):
     pool_size : int, default=2
         Side of the pooling grid. SD v1.4's five default layers give 51,200
         values per step at 4, 12,800 at 2 and 3,200 at 1.
-    strength, steps, guidance, eta, seed, noise_schedule
+    strength, steps, guidance, eta, random_state, noise_schedule
         As in :class:`DenoisedLatentFeatures`.
     batch_size : int, default=8
         Images denoised at once.
@@ -517,7 +517,7 @@ class UNetLayerFeatures(_DenoisingFeatures):
         steps=50,
         guidance=5.0,
         eta=0.0,
-        seed=42,
+        random_state=42,
         noise_schedule="takagi2023",
         batch_size=8,
         device=None,
@@ -532,7 +532,7 @@ class UNetLayerFeatures(_DenoisingFeatures):
         self.steps = steps
         self.guidance = guidance
         self.eta = eta
-        self.seed = seed
+        self.random_state = random_state
         self.noise_schedule = noise_schedule
         self.batch_size = batch_size
         self.device = device
