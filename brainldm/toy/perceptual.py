@@ -17,16 +17,14 @@ from brainldm._images import check_uint8, resize, to_tensor
 from brainldm._validation import resolve_device
 
 __all__ = [
-    "POSITION_CELLS",
     "ToyPerceptualNet",
-    "position_cell",
     "resize_images",
     "scene_labels",
     "toy_heads",
 ]
 
 _CELL_BORDERS = (0.4, 0.6)
-POSITION_CELLS = (
+_POSITION_CELLS = (
     "top left",
     "top",
     "top right",
@@ -73,12 +71,12 @@ def resize_images(images, size):
     return resize(images, size)
 
 
-def position_cell(x, y):
+def _position_cell(x, y):
     """Index of the 3 x 3 grid cell holding the point (x, y) of the unit square.
 
     The cell borders sit at 0.4 and 0.6, where the captions switch from
     *left* to *middle* to *right* (and *top* to *middle* to *bottom*), so a
-    cell is what a caption's position phrase names; see :data:`POSITION_CELLS`.
+    cell is what a caption's position phrase names; see :data:`_POSITION_CELLS`.
 
     Parameters
     ----------
@@ -92,8 +90,8 @@ def position_cell(x, y):
 
     Examples
     --------
-    >>> from brainldm.toy.perceptual import POSITION_CELLS, position_cell
-    >>> [POSITION_CELLS[i] for i in position_cell([0.1, 0.5, 0.9], [0.1, 0.5, 0.5])]
+    >>> from brainldm.toy.perceptual import _POSITION_CELLS, _position_cell
+    >>> [_POSITION_CELLS[i] for i in _position_cell([0.1, 0.5, 0.9], [0.1, 0.5, 0.5])]
     ['top left', 'middle', 'right']
     """
     return 3 * np.digitize(y, _CELL_BORDERS) + np.digitize(x, _CELL_BORDERS)
@@ -119,7 +117,7 @@ def toy_heads():
     return dict(
         shape=scenes.SHAPES,
         colour=scenes.COLOURS,
-        position=POSITION_CELLS,
+        position=_POSITION_CELLS,
         n_objects=("one", "two", "three"),
         background_kind=scenes.BACKGROUND_KINDS,
         background_colour=scenes.BACKGROUND_COLOURS,
@@ -149,7 +147,7 @@ def scene_labels(attributes):
     return dict(
         shape=np.asarray(attributes.shape)[:, 0],
         colour=np.asarray(attributes.colour)[:, 0],
-        position=position_cell(np.asarray(attributes.x)[:, 0], np.asarray(attributes.y)[:, 0]),
+        position=_position_cell(np.asarray(attributes.x)[:, 0], np.asarray(attributes.y)[:, 0]),
         n_objects=np.asarray(attributes.n_objects) - 1,
         background_kind=np.asarray(attributes.background_kind),
         background_colour=np.asarray(attributes.background_colour),

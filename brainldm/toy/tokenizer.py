@@ -16,28 +16,22 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import PreTrainedTokenizerFast
 
 __all__ = [
-    "BOS_TOKEN",
-    "EOS_TOKEN",
-    "MODEL_MAX_LENGTH",
-    "PAD_TOKEN",
-    "SPECIAL_TOKENS",
-    "UNK_TOKEN",
     "build_tokenizer",
     "save_tokenizer",
 ]
 
-PAD_TOKEN = "<|pad|>"
-UNK_TOKEN = "<|unk|>"
-BOS_TOKEN = "<|startoftext|>"
-EOS_TOKEN = "<|endoftext|>"
-SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN)
+_PAD_TOKEN = "<|pad|>"
+_UNK_TOKEN = "<|unk|>"
+_BOS_TOKEN = "<|startoftext|>"
+_EOS_TOKEN = "<|endoftext|>"
+_SPECIAL_TOKENS = (_PAD_TOKEN, _UNK_TOKEN, _BOS_TOKEN, _EOS_TOKEN)
 
 # CLIP's text model pools at the end-of-text token; 77 positions as in SD's
 # CLIP text encoder, so prompts are padded exactly as for real SD.
-MODEL_MAX_LENGTH = 77
+_MODEL_MAX_LENGTH = 77
 
 
-def build_tokenizer(vocabulary=None, model_max_length=MODEL_MAX_LENGTH):
+def build_tokenizer(vocabulary=None, model_max_length=_MODEL_MAX_LENGTH):
     """Build the word-level tokenizer of the toy captions.
 
     Captions are lower-cased and split on white space and punctuation; each
@@ -70,26 +64,26 @@ def build_tokenizer(vocabulary=None, model_max_length=MODEL_MAX_LENGTH):
     if vocabulary is None:
         from brainldm.datasets.scenes import VOCABULARY as vocabulary
     words = list(dict.fromkeys(vocabulary))
-    clashes = sorted(set(words) & set(SPECIAL_TOKENS))
+    clashes = sorted(set(words) & set(_SPECIAL_TOKENS))
     if clashes:
         raise ValueError(
             f"vocabulary must not contain the special tokens {clashes}; remove them, they are "
             "added by build_tokenizer"
         )
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + tuple(words))}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK_TOKEN))
+    vocab = {token: i for i, token in enumerate(_SPECIAL_TOKENS + tuple(words))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=_UNK_TOKEN))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     backend.post_processor = processors.TemplateProcessing(
-        single=f"{BOS_TOKEN} $A {EOS_TOKEN}",
-        special_tokens=[(BOS_TOKEN, vocab[BOS_TOKEN]), (EOS_TOKEN, vocab[EOS_TOKEN])],
+        single=f"{_BOS_TOKEN} $A {_EOS_TOKEN}",
+        special_tokens=[(_BOS_TOKEN, vocab[_BOS_TOKEN]), (_EOS_TOKEN, vocab[_EOS_TOKEN])],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        unk_token=UNK_TOKEN,
+        bos_token=_BOS_TOKEN,
+        eos_token=_EOS_TOKEN,
+        pad_token=_PAD_TOKEN,
+        unk_token=_UNK_TOKEN,
         model_max_length=model_max_length,
     )
 
