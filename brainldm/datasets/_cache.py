@@ -15,7 +15,6 @@ smaller than it was allocated (voxels dropped after reading) without a copy.
 """
 
 import errno
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from brainldm._cache import digest
 from brainldm._io import atomic_write
 
 __all__ = [
@@ -44,17 +44,13 @@ __all__ = [
 FORMAT_VERSION = 2
 
 
-def _digest(text):
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def sources_digest(paths):
     """Hash of the names, sizes and modification times of ``paths``."""
     records = []
     for path in sorted(Path(p) for p in paths):
         stat = path.stat()
         records.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-    return _digest(json.dumps(records))
+    return digest(records, size=8)
 
 
 def cache_path(cache_dir, label, key, sources):
@@ -62,7 +58,7 @@ def cache_path(cache_dir, label, key, sources):
 
     ``label`` is a readable prefix (letters, digits, ``-`` and ``_`` are kept).
     """
-    key_digest = _digest(json.dumps({"format": FORMAT_VERSION, **key}, sort_keys=True))
+    key_digest = digest({"format": FORMAT_VERSION, **key}, size=8)
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", label)[:60]
     return Path(cache_dir) / f"{label}-{key_digest}-{sources_digest(sources)}.h5"
 
