@@ -257,3 +257,50 @@ def test_nothing_imports_scikit_learns_private_modules():
         if name.startswith("sklearn") and any(p.startswith("_") for p in name.split(".")[1:])
     ]
     assert offenders == []
+
+
+# Calls that write files (or pickle results): outside brainldm._cache and the I/O layers.
+WRITERS = {
+    "atomic_write",
+    "atomic_savez",
+    "savez",
+    "savez_compressed",
+    "dump",
+    "dumps",
+    "write_text",
+    "write_bytes",
+    "savefig",
+    "to_filename",
+    "to_csv",
+    "write_npz",
+    "write_json",
+    "write_csv",
+}
+# Where writing belongs: the cache, atomic writes, the readers' and the toy world's files,
+# the workflows, maps and figures, the toy models' export and training, and the random
+# models saved for tests and benchmarks.
+WRITING_MODULES = (
+    "brainldm._cache",
+    "brainldm._io",
+    "brainldm.datasets",
+    "brainldm.workflows",
+    "brainldm.maps",
+    "brainldm.plotting",
+    "brainldm.toy",
+    "brainldm.diffusion._random",
+)
+
+
+def test_estimators_and_solvers_write_only_through_the_cache():
+    writes = []
+    for module, path in _modules():
+        if module.startswith(WRITING_MODULES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", None))
+                if name in WRITERS and not (
+                    name == "dumps" and ast.unparse(node.func).startswith("json.")
+                ):
+                    writes.append(f"{module}:{node.lineno}: {ast.unparse(node.func)}")
+    assert writes == []
