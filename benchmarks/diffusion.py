@@ -71,7 +71,7 @@ def main(argv=None):
 
     n = args.test_images
     wall, cpu = time.perf_counter(), time.process_time()
-    sd.img2img(z[:n], c[:n], n_samples=args.samples, steps=50, batch_size=16)
+    sd.img2img(z[:n], c[:n], n_samples_per_image=args.samples, steps=50, batch_size=16)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(
         f"test set of {n} images x {args.samples} samples, 50 steps, batch 16: {wall:.1f} s "

@@ -57,7 +57,7 @@ def _clock(run):
 
 def _chain(sd, z, c, n_samples, steps, batch_size):
     def batched():
-        sd.img2img(z, c, n_samples=n_samples, steps=steps, batch_size=batch_size)
+        sd.img2img(z, c, n_samples_per_image=n_samples, steps=steps, batch_size=batch_size)
 
     def one_at_a_time():
         for image in range(len(z)):
@@ -65,7 +65,7 @@ def _chain(sd, z, c, n_samples, steps, batch_size):
                 sd.img2img(
                     z[image : image + 1],
                     c[image : image + 1],
-                    n_samples=1,
+                    n_samples_per_image=1,
                     steps=steps,
                     batch_size=1,
                     image_ids=[image * n_samples + sample],

@@ -130,8 +130,8 @@ def _statistics_sources(recon, data, sd, scorer, seen, n_test):
             noise_schedule=recon.noise_schedule,
             steps=recon.steps,
             guidance=recon.guidance,
-            n_samples=N_SAMPLES,
-            seed=recon.random_state,
+            n_samples_per_image=N_SAMPLES,
+            random_state=recon.random_state,
             batch_size=16,
         )
         table[name] = _row(_by_sample(scorer, seen, images))
@@ -180,8 +180,8 @@ def main(n_test=100, steps=25):
                 noise_schedule=recon.noise_schedule,
                 steps=steps,
                 guidance=recon.guidance,
-                n_samples=N_SAMPLES,
-                seed=recon.random_state,
+                n_samples_per_image=N_SAMPLES,
+                random_state=recon.random_state,
                 batch_size=16,
             )
             row = _row(_by_sample(scorer, seen, images))

@@ -572,8 +572,8 @@ class LDMReconstructor(BaseEstimator):
         return dict(
             steps=self.steps,
             guidance=self.guidance,
-            n_samples=self.n_samples_per_image,
-            seed=self.random_state,
+            n_samples_per_image=self.n_samples_per_image,
+            random_state=self.random_state,
             batch_size=self.batch_size,
         )
 

@@ -106,8 +106,10 @@ def test_encode_images_resizes_with_lanczos(sd, images):
 
 def test_encode_images_takes_the_posterior_mode_unless_asked_to_sample(sd, images, z):
     np.testing.assert_array_equal(sd.encode_images(images), z)
-    sampled = sd.encode_images(images, sample_posterior=True, seed=3)
-    np.testing.assert_array_equal(sampled, sd.encode_images(images, sample_posterior=True, seed=3))
+    sampled = sd.encode_images(images, sample_posterior=True, random_state=3)
+    np.testing.assert_array_equal(
+        sampled, sd.encode_images(images, sample_posterior=True, random_state=3)
+    )
     assert np.abs(sampled - z).mean() > 1e-3
 
 
@@ -137,16 +139,18 @@ def test_encode_text_is_the_same_in_any_batch_size(sd, captions, c):
 
 
 def test_img2img_gives_n_samples_images_of_the_generation_size(sd, z, c):
-    out = sd.img2img(z[:2], c[:2], steps=10, n_samples=3, progress=False)
+    out = sd.img2img(z[:2], c[:2], steps=10, n_samples_per_image=3, progress=False)
     assert out.shape == (2, 3, 32, 32, 3)
     assert out.dtype == np.uint8
     assert np.abs(out[:, 0].astype(int) - out[:, 1]).mean() > 1.0  # samples differ
 
 
 def test_img2img_is_deterministic_for_a_seed(sd, z, c):
-    first = sd.img2img(z[:2], c[:2], steps=10, seed=7, progress=False)
-    np.testing.assert_array_equal(first, sd.img2img(z[:2], c[:2], steps=10, seed=7, progress=False))
-    other = sd.img2img(z[:2], c[:2], steps=10, seed=8, progress=False)
+    first = sd.img2img(z[:2], c[:2], steps=10, random_state=7, progress=False)
+    np.testing.assert_array_equal(
+        first, sd.img2img(z[:2], c[:2], steps=10, random_state=7, progress=False)
+    )
+    other = sd.img2img(z[:2], c[:2], steps=10, random_state=8, progress=False)
     assert np.abs(first.astype(int) - other).mean() > 1.0
 
 
@@ -180,7 +184,7 @@ def test_diffusers_noise_schedule_reproduces_diffusers_img2img_pipeline(sd, z, c
         c[:1],
         steps=10,
         eta=0.5,
-        seed=5,
+        random_state=5,
         noise_schedule="diffusers",
         sample_posterior=True,
         progress=False,
@@ -189,7 +193,7 @@ def test_diffusers_noise_schedule_reproduces_diffusers_img2img_pipeline(sd, z, c
 
 
 def test_img2img_in_batches_equals_one_at_a_time(sd, z, c):
-    kwargs = dict(steps=10, n_samples=2, eta=0.5, sample_posterior=True, progress=False)
+    kwargs = dict(steps=10, n_samples_per_image=2, eta=0.5, sample_posterior=True, progress=False)
     batched = sd.img2img(z, c, batch_size=8, **kwargs)
     single = sd.img2img(z, c, batch_size=1, **kwargs)
     assert np.abs(batched.astype(int) - single).max() <= BATCH_TOLERANCE_LEVELS
@@ -290,7 +294,9 @@ def test_the_step_callback_sees_every_timestep_of_the_schedule_in_every_batch(sd
         jobs = zip(callback_kwargs["image_indices"], callback_kwargs["sample_indices"], strict=True)
         calls.append((model, step, timestep, list(jobs), tuple(callback_kwargs["latents"].shape)))
 
-    sd.img2img(z[:3], c[:3], steps=10, n_samples=2, batch_size=4, callback_on_step_end=record)
+    sd.img2img(
+        z[:3], c[:3], steps=10, n_samples_per_image=2, batch_size=4, callback_on_step_end=record
+    )
     timesteps = sd.schedule(steps=10).timesteps.tolist()
     assert all(model is sd for model, *_ in calls)
     assert [timestep for _, _, timestep, _, _ in calls] == timesteps * 2  # two batches
@@ -416,8 +422,8 @@ def _first_step_x0(sd, z, c, sample_posterior, n_samples=3, seed=42):
         z,
         c,
         steps=10,
-        n_samples=n_samples,
-        seed=seed,
+        n_samples_per_image=n_samples,
+        random_state=seed,
         sample_posterior=sample_posterior,
         callback_on_step_end=record,
     )
@@ -439,7 +445,9 @@ def _first_step_x0(sd, z, c, sample_posterior, n_samples=3, seed=42):
 def test_per_image_posterior_sample_is_shared_by_the_images_samples(sd, z, c):
     upsampled = _upsampled(sd.decode_latents(z[:2]))
     mode = sd.encode_images(upsampled, size=sd.generation_size)
-    drawn = sd.encode_images(upsampled, size=sd.generation_size, sample_posterior=True, seed=42)
+    drawn = sd.encode_images(
+        upsampled, size=sd.generation_size, sample_posterior=True, random_state=42
+    )
     tolerance = dict(atol=1e-4, rtol=0)
     # The recovery is exact where x0 is known: the mode, for every sample.
     np.testing.assert_allclose(
@@ -453,7 +461,7 @@ def test_per_image_posterior_sample_is_shared_by_the_images_samples(sd, z, c):
 
 
 def test_per_image_posterior_changes_only_the_samples_after_the_first(sd, z, c):
-    kwargs = dict(steps=10, n_samples=2, eta=0.5)
+    kwargs = dict(steps=10, n_samples_per_image=2, eta=0.5)
     own = sd.img2img(z[:2], c[:2], sample_posterior=True, **kwargs)
     shared = sd.img2img(z[:2], c[:2], sample_posterior="per-image", **kwargs)
     np.testing.assert_array_equal(shared[:, 0], own[:, 0])

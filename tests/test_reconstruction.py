@@ -237,7 +237,7 @@ def test_predict_resumes_from_the_chunks_on_disk(fitted, data, sd, tmp_path, mon
 
 def test_chunked_generation_equals_one_call(fitted, data, sd):
     decoded = fitted.decode(data.X_test[:20])
-    whole = sd.img2img(decoded.z, decoded.c, steps=4, n_samples=2, strength=0.8)
+    whole = sd.img2img(decoded.z, decoded.c, steps=4, n_samples_per_image=2, strength=0.8)
     np.testing.assert_array_equal(fitted.predict(data.X_test[:20]), whole)
 
 

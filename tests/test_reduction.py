@@ -82,7 +82,10 @@ def test_too_many_components_are_capped_with_a_warning():
 
 @pytest.mark.parametrize(
     ("params", "match"),
-    [({"n_components": 0}, "n_components"), ({"incremental": "yes"}, "'incremental' parameter of FeatureReducer must be")],
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"incremental": "yes"}, "'incremental' parameter of FeatureReducer must be"),
+    ],
 )
 def test_bad_parameters_are_refused(params, match):
     X, _ = _planted(n_images=10)

@@ -52,8 +52,8 @@ class ChainsMixin:
         steps=50,
         guidance=5.0,
         eta=0.0,
-        n_samples=1,
-        seed=42,
+        n_samples_per_image=1,
+        random_state=42,
         start_index=0,
         image_ids=None,
         noise_schedule="takagi2023",
@@ -93,11 +93,11 @@ class ChainsMixin:
             Classifier-free guidance scale; 1 runs the conditional branch only.
         eta : float, default=0.0
             DDIM noise (0 is deterministic DDIM, 1 is DDPM-like).
-        n_samples : int, default=1
+        n_samples_per_image : int, default=1
             Images generated per latent.
-        seed : int, default=42
+        random_state : int, default=42
             Sample ``i`` of image ``j`` uses a generator seeded from
-            ``(seed, start_index + j, i)``.
+            ``(random_state, start_index + j, i)``.
         start_index : int, default=0
             Index of the first image, so that a set generated in several calls
             equals the set generated at once.
@@ -118,7 +118,7 @@ class ChainsMixin:
             Sample the VAE posterior of the re-encoded image instead of taking
             its mode: ``True`` draws one sample for every sample generated,
             from its own generator; ``"per-image"`` draws one per image,
-            shared by its ``n_samples`` samples, as the original code does
+            shared by its ``n_samples_per_image`` samples, as the original code does
             (it is sample 0's draw, and every sample keeps the initial noise
             it has with ``True``).
         rounding : {"round", "truncate"}, default="round"
@@ -147,7 +147,7 @@ class ChainsMixin:
 
         Returns
         -------
-        images : ndarray of shape (n_images, n_samples, size, size, 3), uint8
+        images : ndarray of shape (n_images, n_samples_per_image, size, size, 3), uint8
             ``size`` is :attr:`generation_size`.
 
         See Also
@@ -163,7 +163,7 @@ class ChainsMixin:
         >>> sd = StableDiffusion.from_pretrained("toy")
         >>> scenes = make_stimuli(3, seed=0)
         >>> z, c = sd.encode_images(scenes.images), sd.encode_text(scenes.captions)
-        >>> sd.img2img(z, c, steps=10, n_samples=2).shape
+        >>> sd.img2img(z, c, steps=10, n_samples_per_image=2).shape
         (3, 2, 64, 64, 3)
         >>> sd.img2img(z, None, steps=10).shape  # the z-only control
         (3, 1, 64, 64, 3)
@@ -183,7 +183,7 @@ class ChainsMixin:
         order):
 
         >>> original = dict(rounding="truncate", upsample="bicubic", sample_posterior="per-image")
-        >>> sd.img2img(z, c, steps=10, n_samples=2, image_ids=[0] * len(z), **original).shape
+        >>> sd.img2img(z, c, steps=10, n_samples_per_image=2, image_ids=[0] * len(z), **original).shape
         (3, 2, 64, 64, 3)
         """
         batch_size = check_int(batch_size, "batch_size", "img2img", min_val=1)
@@ -206,8 +206,8 @@ class ChainsMixin:
             schedule,
             guidance=guidance,
             eta=eta,
-            n_samples=n_samples,
-            seed=seed,
+            n_samples=n_samples_per_image,
+            seed=random_state,
             image_ids=image_ids,
             batch_size=batch_size,
             progress=progress,
@@ -223,8 +223,8 @@ class ChainsMixin:
         steps=50,
         guidance=5.0,
         eta=0.0,
-        n_samples=1,
-        seed=42,
+        n_samples_per_image=1,
+        random_state=42,
         start_index=0,
         image_ids=None,
         rounding="round",
@@ -244,11 +244,11 @@ class ChainsMixin:
             Classifier-free guidance scale against the empty prompt.
         eta : float, default=0.0
             DDIM noise.
-        n_samples : int, default=1
+        n_samples_per_image : int, default=1
             Images generated per ``c``.
-        seed : int, default=42
+        random_state : int, default=42
             Sample ``i`` of image ``j`` uses a generator seeded from
-            ``(seed, start_index + j, i)``.
+            ``(random_state, start_index + j, i)``.
         start_index : int, default=0
             Index of the first image, for the generators.
         image_ids : sequence of int, default=None
@@ -265,7 +265,7 @@ class ChainsMixin:
 
         Returns
         -------
-        images : ndarray of shape (n_images, n_samples, size, size, 3), uint8
+        images : ndarray of shape (n_images, n_samples_per_image, size, size, 3), uint8
             ``size`` is :attr:`generation_size`.
 
         Examples
@@ -273,7 +273,7 @@ class ChainsMixin:
         >>> from brainldm.diffusion import StableDiffusion
         >>> sd = StableDiffusion.from_pretrained("toy")
         >>> c = sd.encode_text([["a red circle on a plain blue background"]])
-        >>> sd.text2img(c, steps=10, n_samples=2).shape
+        >>> sd.text2img(c, steps=10, n_samples_per_image=2).shape
         (1, 2, 64, 64, 3)
         """
         if c is None:
@@ -288,8 +288,8 @@ class ChainsMixin:
             plan_schedule(self.scheduler, steps, 1.0, "takagi2023", "text2img"),
             guidance=guidance,
             eta=eta,
-            n_samples=n_samples,
-            seed=seed,
+            n_samples=n_samples_per_image,
+            seed=random_state,
             image_ids=generator_keys(len(c), start_index, image_ids, "text2img"),
             batch_size=batch_size,
             progress=progress,

@@ -33,7 +33,7 @@ class CodecMixin:
         *,
         size=None,
         sample_posterior=False,
-        seed=0,
+        random_state=0,
         start_index=0,
         batch_size=16,
         progress=False,
@@ -55,9 +55,9 @@ class CodecMixin:
         sample_posterior : bool, default=False
             Draw from the posterior instead of taking its mode (the original
             code samples).
-        seed : int, default=0
+        random_state : int, default=0
             Seed of the posterior samples; image ``j`` uses a generator seeded
-            from ``(seed, start_index + j, 0)``.
+            from ``(random_state, start_index + j, 0)``.
         start_index : int, default=0
             Index of the first image, for the generators.
         batch_size : int, default=16
@@ -78,7 +78,7 @@ class CodecMixin:
         >>> images = np.zeros((3, 85, 85, 3), np.uint8)
         >>> sd.encode_images(images).shape
         (3, 4, 16, 16)
-        >>> sd.encode_images(images, sample_posterior=True, seed=1).shape
+        >>> sd.encode_images(images, sample_posterior=True, random_state=1).shape
         (3, 4, 16, 16)
         """
         if size is None:
@@ -90,7 +90,7 @@ class CodecMixin:
             keys = generator_keys(len(mean), start_index, None, "encode_images")
             noise = torch.stack(
                 [
-                    torch.randn(mean.shape[1:], generator=sample_generator(seed, key, 0))
+                    torch.randn(mean.shape[1:], generator=sample_generator(random_state, key, 0))
                     for key in keys
                 ]
             )

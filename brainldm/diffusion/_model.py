@@ -58,7 +58,7 @@ class StableDiffusion(LoadingMixin, CodecMixin, ChainsMixin, ProbesMixin):
     posterior samples) come from one CPU ``torch.Generator`` per sample
     (:func:`sample_generator`):
     sample ``i`` of image ``j`` uses a generator seeded from
-    ``(seed, start_index + j, i)`` (or ``image_ids[j]`` for ``start_index +
+    ``(random_state, start_index + j, i)`` (or ``image_ids[j]`` for ``start_index +
     j``), so results do not depend on the batch size or on how a set of images
     is split into calls.
 
@@ -80,7 +80,7 @@ class StableDiffusion(LoadingMixin, CodecMixin, ChainsMixin, ProbesMixin):
     >>> scenes = make_stimuli(2, seed=0)
     >>> z = sd.encode_images(scenes.images)
     >>> c = sd.encode_text(scenes.captions)
-    >>> sd.img2img(z, c, steps=10, n_samples=2).shape
+    >>> sd.img2img(z, c, steps=10, n_samples_per_image=2).shape
     (2, 2, 64, 64, 3)
     """
 

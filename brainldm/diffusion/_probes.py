@@ -200,7 +200,7 @@ class ProbesMixin:
         pool_size=2,
         guidance=5.0,
         eta=0.0,
-        seed=42,
+        random_state=42,
         start_index=0,
         image_ids=None,
         noise_schedule="takagi2023",
@@ -241,7 +241,7 @@ class ProbesMixin:
             :attr:`default_layers`, ``()`` captures nothing.
         pool_size : int, default=2
             Side of the grid activations are pooled to.
-        guidance, eta, seed, start_index, noise_schedule, batch_size, progress
+        guidance, eta, random_state, start_index, noise_schedule, batch_size, progress
             As in :meth:`img2img`.
         image_ids : sequence of int, default=None
             One non-negative integer per image that replaces ``start_index +
@@ -297,7 +297,7 @@ class ProbesMixin:
                 guidance=guidance,
                 eta=eta,
                 n_samples=1,
-                seed=seed,
+                seed=random_state,
                 image_ids=image_ids,
                 batch_size=batch_size,
                 progress=progress,

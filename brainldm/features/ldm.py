@@ -264,7 +264,7 @@ class LatentFeatures(LDMFeatures):
         return self._get_model().encode_images(
             X,
             sample_posterior=self.sample_posterior,
-            seed=self.random_state,
+            random_state=self.random_state,
             batch_size=self.batch_size,
             progress=self.progress,
         )
@@ -332,7 +332,7 @@ class _DenoisingFeatures(LDMFeatures):
             pool_size=pool_size,
             guidance=self.guidance,
             eta=self.eta,
-            seed=self.random_state,
+            random_state=self.random_state,
             image_ids=[
                 content_id(image, texts) for image, texts in zip(images, captions, strict=True)
             ],
@@ -591,7 +591,7 @@ def _denoise_strength(sd, x0, c, image_ids, strength, read_steps, layers, settin
         layers=list(layers),
         pool_size=settings["pool_size"],
         guidance=settings["guidance"],
-        seed=settings["random_state"],
+        random_state=settings["random_state"],
         image_ids=image_ids,
         batch_size=settings["batch_size"],
         progress=settings["progress"],
