@@ -50,6 +50,14 @@ docdict["perceptual_parameters"] = """%(crop)s
         PIL's resizing filter.
     %(perceptual_network)s"""
 
+docdict["workflow_memory"] = """memory : str, path-like or joblib.Memory, default=None
+        Where the cache lives; None is ``out/cache``."""
+
+docdict["workflow_log"] = """progress : bool, default=False
+        Show progress bars.
+    log : callable, default=None
+        Receives progress lines (e.g. ``print``); None discards them."""
+
 docdict["feature_shape_"] = """feature_shape_ : tuple of int
         Shape of one image's features at ``layer``."""
 

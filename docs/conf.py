@@ -19,6 +19,9 @@ exclude_patterns = ["_build"]
 # Anchors for headings, so pages can link to a section ("page.md#a-section").
 myst_heading_anchors = 3
 autosummary_generate = True
+# Classes list their methods; their attributes are documented by their docstrings'
+# Attributes sections (autosummary cannot import a dataclass field without a default).
+templates_path = ["_templates"]
 numpydoc_show_class_members = False
 html_theme = "pydata_sphinx_theme"
 intersphinx_mapping = {

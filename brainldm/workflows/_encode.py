@@ -7,6 +7,7 @@ from pathlib import Path
 from sklearn.utils import Bunch
 
 from brainldm._cache import check_cache
+from brainldm._docs import fill_doc
 from brainldm._io import write_json
 from brainldm._validation import subject_name
 from brainldm.workflows._results import EncodingResult
@@ -135,6 +136,7 @@ def _dask_client(dask):
     return Client(str(dask))
 
 
+@fill_doc
 def encode(
     nsd_root,
     subjects,
@@ -215,8 +217,7 @@ def encode(
     dask : int or str, default=None
         Run one subject per dask worker: a number of local worker processes,
         or the address of a running scheduler (e.g. a dask-jobqueue cluster's).
-    memory : str, path-like or joblib.Memory, default=None
-        Where the cache lives; None is ``out/cache``.
+    %(workflow_memory)s
     progress : bool, default=False
         Show progress bars (not on dask workers).
     log : callable, default=None

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainldm._docs import fill_doc
 from brainldm._io import write_csv, write_json
 from brainldm._validation import check_options, subject_name
 from brainldm.metrics.identification import PROTOCOLS
@@ -68,6 +69,7 @@ def _read_reconstructions(path):
     return ids, {name: loader(name) for name in names if name not in RECORDS}, records
 
 
+@fill_doc
 def evaluate(
     reconstructions,
     nsd_root,
@@ -106,10 +108,7 @@ def evaluate(
     protocols : sequence of {"pairwise", "takagi2023"}, default=both
     out : str or path-like, default=None
         Output folder; None is the folder holding ``reconstructions``.
-    progress : bool, default=False
-        Show progress bars.
-    log : callable, default=None
-        Receives progress lines (e.g. ``print``); None discards them.
+    %(workflow_log)s
 
     Returns
     -------

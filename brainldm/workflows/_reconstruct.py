@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from brainldm._cache import check_cache, digest
+from brainldm._docs import fill_doc
 from brainldm._io import write_csv, write_json, write_npz
 from brainldm._validation import check_int, check_number, check_options, subject_name
 from brainldm.metrics.identification import PROTOCOLS
@@ -316,6 +317,7 @@ def _run(nsd_root, settings, given):
     return result
 
 
+@fill_doc
 def reconstruct(
     nsd_root,
     subjects,
@@ -394,12 +396,8 @@ def reconstruct(
     device, dtype : str, default=None
         Where and in which precision the models run (e.g. ``"cuda"``,
         ``"float16"``); None is the CPU in float32.
-    memory : str, path-like or joblib.Memory, default=None
-        Where the cache lives; None is ``out/cache``.
-    progress : bool, default=False
-        Show progress bars.
-    log : callable, default=None
-        Receives progress lines (e.g. ``print``); None discards them.
+    %(workflow_memory)s
+    %(workflow_log)s
 
     Returns
     -------
