@@ -58,6 +58,71 @@ docdict["workflow_log"] = """progress : bool, default=False
     log : callable, default=None
         Receives progress lines (e.g. ``print``); None discards them."""
 
+# The encoding analyses (brainldm.encoding).
+docdict["analysis_arrays"] = """X_train : array of shape (n_train, n_voxels)
+        Training betas, one row per trial or per image (read one chunk of
+        voxels at a time, so a ``np.memmap`` is never loaded whole).
+    X_test : array of shape (n_test, n_voxels)
+        Held-out betas, e.g. the test images' averaged repetitions."""
+
+docdict["analysis_rows"] = """groups : array of shape (n_train,), default=None
+        The image of each training row: folds never split an image's trials,
+        and each PCA is fitted on one row per image.
+    rows_train, rows_test : arrays of int, default=None
+        The row of the feature arrays that each row of ``X_train`` and
+        ``X_test`` shows (e.g. ``rows_train`` of :func:`encoding_features`);
+        None: the feature arrays hold one row per row of ``X_train``, then one
+        per row of ``X_test``.
+    roi_masks : dict of str to bool array of shape (n_voxels,), default=None
+        ROIs of the per-ROI summaries (e.g. ``load_nsd``'s ``roi_masks``);
+        None summarizes none.
+    masker : VolumeMasker, default=None
+        Turns the per-voxel maps into NIfTI images (``maps``); None makes none."""
+
+docdict["analysis_fit"] = """n_components : int, default=6400
+        PCA size of each feature space (fitted on the training images), capped
+        at what the data allow.
+    chunk_size : int, default=8192
+        Voxels fitted together; each finished chunk is saved in ``memory``.
+        Not part of the cache key: a finished analysis is reused whatever
+        ``chunk_size`` asks for it.
+    device : str, default=None
+        Where the ridge solvers run: None (the CPU), ``"cpu"`` or ``"cuda"``.
+    distributed : bool, default=False
+        Fit each encoder's voxel batches on the current dask client
+        (:class:`VoxelwiseEncoder` ``distributed=True``).
+    memory : None, str, path-like or joblib.Memory, default=None
+        Cache location of the PCA scores, voxel chunks and results; a rerun
+        with the same data and settings recomputes nothing.
+    progress : bool, default=False
+        Show progress bars."""
+
+docdict["analysis_partition"] = """n_iter : int, default=20
+        Band weightings tried by the banded ridge's random search
+        (:class:`BandedVariancePartitioner`'s ``n_iter``; 20 was measured on
+        the toy world, docs/encoding_analyses.md).
+    solver_params : dict, default=None
+        Passed to :class:`BandedVariancePartitioner` (himalaya's random search:
+        ``alphas``, ``n_targets_batch``...).
+    %(analysis_fit)s
+
+    Returns
+    -------
+    result : Bunch
+        ``labels``; per label (axis 0) and voxel: ``r_joint``, ``r2_joint``,
+        ``significant`` (the joint model's r, FDR over voxels), and per band
+        (``"z"``, ``"zc"``): ``split`` (himalaya's split r², the paper's
+        view), ``r2_alone`` and ``unique`` (r² of the joint model less that of
+        the other band alone); ``map_values`` (``unique_zc_LABEL``,
+        ``split_zc_LABEL``, ``r_joint_LABEL``) and ``maps`` (as NIfTI images) and
+        ``summary``: per label and ROI,
+        :func:`~brainldm.metrics.summarize_paired` of z_c against z for
+        ``unique`` and ``split`` (Holm over the ROIs and both measures of a
+        label) and ``unique_zc_se``, the bootstrap standard error over voxels
+        of z_c's mean unique variance
+        (:func:`~brainldm.metrics.bootstrap_se`)."""
+
+
 docdict["feature_shape_"] = """feature_shape_ : tuple of int
         Shape of one image's features at ``layer``."""
 

@@ -17,6 +17,7 @@ from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
 from brainldm._cache import Cache, check_cache, digest
+from brainldm._docs import fill_doc
 from brainldm._validation import check_int
 from brainldm.encoding._partition import BandedVariancePartitioner
 from brainldm.encoding._statistics import significance
@@ -441,87 +442,7 @@ def _significant(r, n):
     return significance(np.clip(r, -1, 1), n).significant
 
 
-_ARRAYS_DOC = """X_train : array of shape (n_train, n_voxels)
-        Training betas, one row per trial or per image (read one chunk of
-        voxels at a time, so a ``np.memmap`` is never loaded whole).
-    X_test : array of shape (n_test, n_voxels)
-        Held-out betas, e.g. the test images' averaged repetitions.
-"""
-
-_ROWS_DOC = """groups : array of shape (n_train,), default=None
-        The image of each training row: folds never split an image's trials,
-        and each PCA is fitted on one row per image.
-    rows_train, rows_test : arrays of int, default=None
-        The row of the feature arrays that each row of ``X_train`` and
-        ``X_test`` shows (e.g. ``rows_train`` of :func:`encoding_features`);
-        None: the feature arrays hold one row per row of ``X_train``, then one
-        per row of ``X_test``.
-    roi_masks : dict of str to bool array of shape (n_voxels,), default=None
-        ROIs of the per-ROI summaries (e.g. ``load_nsd``'s ``roi_masks``);
-        None summarizes none.
-    masker : VolumeMasker, default=None
-        Turns the per-voxel maps into NIfTI images (``maps``); None makes none.
-"""
-
-_FIT_DOC = """n_components : int, default=6400
-        PCA size of each feature space (fitted on the training images), capped
-        at what the data allow.
-    chunk_size : int, default=8192
-        Voxels fitted together; each finished chunk is saved in ``memory``.
-        Not part of the cache key: a finished analysis is reused whatever
-        ``chunk_size`` asks for it.
-    device : str, default=None
-        Where the ridge solvers run: None (the CPU), ``"cpu"`` or ``"cuda"``.
-    distributed : bool, default=False
-        Fit each encoder's voxel batches on the current dask client
-        (:class:`VoxelwiseEncoder` ``distributed=True``).
-    memory : None, str, path-like or joblib.Memory, default=None
-        Cache location of the PCA scores, voxel chunks and results; a rerun
-        with the same data and settings recomputes nothing.
-    progress : bool, default=False
-        Show progress bars.
-"""
-
-
-_PARTITION_DOC = """n_iter : int, default=20
-        Band weightings tried by the banded ridge's random search
-        (:class:`BandedVariancePartitioner`'s ``n_iter``; 20 was measured on
-        the toy world, docs/encoding_analyses.md).
-    solver_params : dict, default=None
-        Passed to :class:`BandedVariancePartitioner` (himalaya's random search:
-        ``alphas``, ``n_targets_batch``...).
-    {fit}
-
-    Returns
-    -------
-    result : Bunch
-        ``labels``; per label (axis 0) and voxel: ``r_joint``, ``r2_joint``,
-        ``significant`` (the joint model's r, FDR over voxels), and per band
-        (``"z"``, ``"zc"``): ``split`` (himalaya's split r², the paper's
-        view), ``r2_alone`` and ``unique`` (r² of the joint model less that of
-        the other band alone); ``map_values`` (``unique_zc_LABEL``,
-        ``split_zc_LABEL``, ``r_joint_LABEL``) and ``maps`` (as NIfTI images) and
-        ``summary``: per label and ROI,
-        :func:`~brainldm.metrics.summarize_paired` of z_c against z for
-        ``unique`` and ``split`` (Holm over the ROIs and both measures of a
-        label) and ``unique_zc_se``, the bootstrap standard error over voxels
-        of z_c's mean unique variance
-        (:func:`~brainldm.metrics.bootstrap_se`)."""
-
-
-def _doc(function):
-    """Fill the parameters the analyses share into ``function``'s docstring."""
-    fit = _FIT_DOC.strip("\n")
-    function.__doc__ = function.__doc__.format(
-        arrays=_ARRAYS_DOC.strip("\n"),
-        rows=_ROWS_DOC.strip("\n"),
-        fit=fit,
-        partition=_PARTITION_DOC.format(fit=fit),
-    )
-    return function
-
-
-@_doc
+@fill_doc
 def representations(
     X_train,
     X_test,
@@ -548,12 +469,12 @@ def representations(
 
     Parameters
     ----------
-    {arrays}
+    %(analysis_arrays)s
     spaces : dict of str to array of shape (n_images, n_features)
-        Name -> features, e.g. ``{{"z": features.z, "c": features.c, "zc":
-        features.zc[0.8]}}`` of :func:`encoding_features`.
-    {rows}
-    {fit}
+        Name -> features, e.g. ``{"z": features.z, "c": features.c, "zc":
+        features.zc[0.8]}`` of :func:`encoding_features`.
+    %(analysis_rows)s
+    %(analysis_fit)s
 
     Returns
     -------
@@ -573,7 +494,7 @@ def representations(
     >>> z, c = rng.standard_normal((2, 60, 8))  # 60 images: the first 40 to train on
     >>> X = np.column_stack([z @ rng.standard_normal(8), c @ rng.standard_normal(8)])
     >>> X += 0.5 * rng.standard_normal(X.shape)  # voxel 0 sees z, voxel 1 c
-    >>> result = representations(X[:40], X[40:], {{"z": z, "c": c}}, n_components=8)
+    >>> result = representations(X[:40], X[40:], {"z": z, "c": c}, n_components=8)
     >>> result.spaces, result.r.diagonal().round(1).tolist()  # r of z at voxel 0, of c at 1
     (('z', 'c'), [1.0, 1.0])
     """
@@ -685,7 +606,7 @@ def _series_summary(result, masks):
     return summary
 
 
-@_doc
+@fill_doc
 def noise_levels(
     X_train,
     X_test,
@@ -715,13 +636,13 @@ def noise_levels(
 
     Parameters
     ----------
-    {arrays}
+    %(analysis_arrays)s
     z : array of shape (n_images, n_features)
         The first band, e.g. ``features.z`` of :func:`encoding_features`.
     zc : dict of float to array of shape (n_images, n_features_zc)
         Strength -> the second band, e.g. ``features.zc``.
-    {rows}
-    {partition}
+    %(analysis_rows)s
+    %(analysis_partition)s
 
     Examples
     --------
@@ -731,7 +652,7 @@ def noise_levels(
     >>> z, zc = rng.standard_normal((2, 60, 8))  # 60 images: the first 40 to train on
     >>> X = np.column_stack([z @ rng.standard_normal(8), zc @ rng.standard_normal(8)])
     >>> X += 0.5 * rng.standard_normal(X.shape)  # voxel 0 sees z, voxel 1 z_c
-    >>> result = noise_levels(X[:40], X[40:], z, {{0.8: zc}}, n_components=8, n_iter=5)
+    >>> result = noise_levels(X[:40], X[40:], z, {0.8: zc}, n_components=8, n_iter=5)
     >>> result.labels, round(float(result.unique["zc"][0, 1]), 1)  # z_c's own at voxel 1
     (('0.80',), 0.9)
     """
@@ -742,7 +663,7 @@ def noise_levels(
     return result
 
 
-@_doc
+@fill_doc
 def denoising_stages(
     X_train,
     X_test,
@@ -771,24 +692,24 @@ def denoising_stages(
 
     Parameters
     ----------
-    {arrays}
+    %(analysis_arrays)s
     z : array of shape (n_images, n_features)
         The first band, e.g. ``features.z`` of :func:`encoding_features`.
     stages : dict of str to array of shape (n_images, n_features_zc)
         Read step -> z_c after it, e.g. ``features.stages``.
-    {rows}
-    {partition}
+    %(analysis_rows)s
+    %(analysis_partition)s
 
     Examples
     --------
     See :func:`noise_levels`, which takes the same arrays; ``stages`` is
-    ``{{"early": ..., "middle": ..., "late": ...}}``.
+    ``{"early": ..., "middle": ..., "late": ...}``.
     """
     inputs = _analysis_inputs("denoising_stages", locals())
     return _partition_series(inputs, z, dict(stages), "denoising_stages")
 
 
-@_doc
+@fill_doc
 def unet_layers(
     X_train,
     X_test,
@@ -814,12 +735,12 @@ def unet_layers(
 
     Parameters
     ----------
-    {arrays}
+    %(analysis_arrays)s
     layers : dict of (str, str) to array of shape (n_images, n_features)
         (layer, read step) -> pooled activations, e.g. ``features.layers`` of
         :func:`encoding_features`; layers and steps in the order first met.
-    {rows}
-    {fit}
+    %(analysis_rows)s
+    %(analysis_fit)s
 
     Returns
     -------
@@ -842,7 +763,7 @@ def unet_layers(
     >>> a, b = rng.standard_normal((2, 60, 8))  # 60 images: the first 40 to train on
     >>> X = np.column_stack([a @ rng.standard_normal(8), b @ rng.standard_normal(8)])
     >>> X += 0.5 * rng.standard_normal(X.shape)  # voxel 0 sees layer a, voxel 1 layer b
-    >>> result = unet_layers(X[:40], X[40:], {{("a", "late"): a, ("b", "late"): b}},
+    >>> result = unet_layers(X[:40], X[40:], {("a", "late"): a, ("b", "late"): b},
     ...                      n_components=8)
     >>> result.layers, result.steps, result.best_layer.tolist()
     (('a', 'b'), ('late',), [[0, 1]])
