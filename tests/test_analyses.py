@@ -63,9 +63,9 @@ def tiny_run(tiny_data, tmp_path_factory):
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"strengths": (0.4, 1.2)}, r"strengths must lie in \(0, 1\].*\[1.2\]"),
-        ({"strengths": (0.0,)}, r"strengths must lie in \(0, 1\]"),
-        ({"stage_strength": -0.5}, r"stage_strength.*\(0, 1\]"),
+        ({"strengths": (0.4, 1.2)}, r"'strengths\[1\]' parameter .* range \(0.0, 1.0\]. Got 1.2"),
+        ({"strengths": (0.0,)}, r"'strengths\[0\]' parameter .* range \(0.0, 1.0\]. Got 0.0"),
+        ({"stage_strength": -0.5}, r"'stage_strength' parameter .* range \(0.0, 1.0\]. Got -0.5"),
         ({"layers": ["down_blocks.7"]}, r"down_blocks.7.*not modules.*'mid_block'"),
         ({"analyses": ["noise_level"]}, r"analyses must be among \['representations'"),
         ({"read_steps": ["early", 40]}, "outside the 4 steps run"),

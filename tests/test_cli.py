@@ -147,7 +147,10 @@ def test_evaluate_rejects_a_file_without_image_indices(small_world, tmp_path, ca
     ("args", "message"),
     [
         (["--layers", "down_blocks.0,up_blocks.9"], "['up_blocks.9'] are not modules"),
-        (["--strengths", "0.5,1.5"], "strengths must lie in (0, 1]"),
+        (
+            ["--strengths", "0.5,1.5"],
+            "'strengths[1]' parameter of encode must be a float in the range (0.0, 1.0]",
+        ),
         (["--analyses", "representations,layers"], "analyses must be among ['representations'"),
     ],
 )

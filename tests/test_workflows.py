@@ -379,7 +379,7 @@ def test_encode_fits_single_trials_on_request(encode_run, tmp_path):
     ("settings", "message"),
     [
         (dict(layers=["down_blocks.0", "up_blocks.9"]), "['up_blocks.9'] are not modules"),
-        (dict(strengths=[0.5, 1.5]), "strengths must lie in (0, 1]"),
+        (dict(strengths=[0.5, 1.5]), "'strengths[1]' parameter of encode must be a float"),
         (dict(analyses=["representations", "layers"]), "analyses must be among ['representations'"),
     ],
 )

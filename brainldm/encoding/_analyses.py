@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from brainldm._cache import Cache, check_cache, digest
 from brainldm._docs import fill_doc
-from brainldm._validation import check_int
+from brainldm._validation import check_int, check_number
 from brainldm.encoding._partition import BandedVariancePartitioner
 from brainldm.encoding._statistics import significance
 from brainldm.encoding._voxelwise import VoxelwiseEncoder
@@ -46,16 +46,16 @@ def _strength_name(strength):
     return f"{float(strength):.2f}"
 
 
-def _check_strengths(strengths, caller):
-    strengths = np.atleast_1d(np.asarray(strengths, dtype=float))
-    if strengths.ndim != 1 or strengths.size == 0:
-        raise ValueError(f"{caller}: strengths must be a non-empty sequence, got {strengths}")
-    bad = strengths[~((strengths > 0) & (strengths <= 1))]
-    if bad.size:
-        raise ValueError(
-            f"{caller}: strengths must lie in (0, 1] (the img2img noise level), got {bad.tolist()}"
-        )
-    return tuple(float(s) for s in strengths)
+def _check_strengths(strengths, caller, name="strengths"):
+    """Img2img strengths (noise levels), each in (0, 1], as a tuple of floats."""
+    if np.ndim(strengths) == 0:
+        return (check_number(strengths, name, caller, min_val=0, max_val=1, closed="right"),)
+    if len(strengths) == 0:
+        raise ValueError(f"{name} of {caller} must name at least one strength, got none")
+    return tuple(
+        check_number(s, f"{name}[{k}]", caller, min_val=0, max_val=1, closed="right")
+        for k, s in enumerate(strengths)
+    )
 
 
 def check_analyses(analyses):
@@ -116,7 +116,7 @@ def choose_pool_size(output_shapes, n_components, native_sizes=None):
 def _feature_settings(sd, strengths, steps, stage_strength, read_steps, layers, pool_size, **rest):
     """The checked settings of :func:`encoding_features`, before any work."""
     strengths = _check_strengths(strengths, "encoding_features")
-    (stage_strength,) = _check_strengths([stage_strength], "encoding_features (stage_strength)")
+    (stage_strength,) = _check_strengths(stage_strength, "encoding_features", "stage_strength")
     steps = check_int(steps, "steps", "encoding_features", min_val=1)
     layers = tuple(sd.default_layers if layers is None else layers)
     shapes = sd.unet_output_shapes(layers, 1) if layers else {}
@@ -238,7 +238,7 @@ def encoding_features(
     >>> encoding_features(data, strengths=[1.5])
     Traceback (most recent call last):
     ...
-    ValueError: encoding_features: strengths must lie in (0, 1] (the img2img noise level), got [1.5]
+    brainldm._validation.InvalidParameterError: The 'strengths[0]' parameter of encoding_features must be a float in the range (0.0, 1.0]. Got 1.5 instead.
     """
     from brainldm.features import denoising_features, load_ldm
 
@@ -825,6 +825,7 @@ def check_encoding_settings(
     read_steps=("early", "middle", "late"),
     layers=None,
     pool_size="auto",
+    caller="run_encoding_analyses",
 ):
     """Check the settings of :func:`run_encoding_analyses` before any work.
 
@@ -834,6 +835,8 @@ def check_encoding_settings(
         The model whose U-Net the layers must belong to (loaded when named).
     analyses, strengths, steps, stage_strength, read_steps, layers, pool_size
         As in :func:`run_encoding_analyses`.
+    caller : str, default="run_encoding_analyses"
+        The function the settings were given to, as the errors name it.
 
     Returns
     -------
@@ -864,8 +867,8 @@ def check_encoding_settings(
     from brainldm.features import load_ldm
 
     analyses = check_analyses(analyses)
-    _check_strengths(strengths, "run_encoding_analyses")
-    _check_strengths([stage_strength], "run_encoding_analyses (stage_strength)")
+    _check_strengths(strengths, caller)
+    _check_strengths(stage_strength, caller, "stage_strength")
     _feature_settings(
         load_ldm(model), strengths, steps, stage_strength, read_steps, layers, pool_size
     )

@@ -250,6 +250,7 @@ def encode(
             stage_strength=stage_strength,
             layers=layers,
             pool_size=pool_size,
+            caller="encode",
         ),
         strengths=tuple(strengths),
         steps=steps,
