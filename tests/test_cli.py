@@ -167,6 +167,8 @@ def test_encode_rejects_bad_settings_before_loading_anything(
     assert not out.exists()
 
 
+# Starts a local dask cluster of worker processes: about 50 s on 2 cores.
+@pytest.mark.slow
 def test_encode_runs_one_subject_per_dask_worker(encode_world, tmp_path):
     world = encode_world
     args = ["encode", "--nsd-root", str(world), "--out", str(tmp_path), *ENCODE_TINY]
