@@ -170,6 +170,18 @@ def test_a_second_run_recomputes_nothing(run, monkeypatch):
     assert sum(line.startswith("reusing") for line in lines) == 1 + len(MODES)
 
 
+def test_a_cache_elsewhere_serves_a_run_that_writes_its_files_under_out(run, tmp_path, monkeypatch):
+    root, model, out, first = run
+    stamp = (out / "reconstructions-subj01.npz").stat().st_mtime_ns
+    forbid_reconstruction(monkeypatch)
+    again = reconstruct(root, "subj01", model, tmp_path, memory=out / "cache", **TINY)
+    for name in ("reconstructions-subj01.npz", "summary.json", "per_image.csv"):
+        assert (tmp_path / name).is_file()
+    assert not (tmp_path / "cache").exists()
+    assert (out / "reconstructions-subj01.npz").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(again.scores, first.scores)
+
+
 def test_the_command_reuses_what_python_computed_and_gives_the_same_tables(
     run, monkeypatch, capsys
 ):

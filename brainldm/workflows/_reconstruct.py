@@ -104,13 +104,11 @@ def _generation(settings, images):
 
 
 def _fit_key(reconstructor, data, settings):
-    """What the fit depends on: data, model weights, settings, the library's version."""
-    from brainldm import __version__
+    """What the fit depends on: data, model weights, settings (the cache adds the version)."""
     from brainldm.features.ldm import load_ldm
 
     model = load_ldm(settings["model"], device=settings["device"], dtype=settings["dtype"])
     return digest(
-        __version__,
         settings["model"],
         model.fingerprint,
         settings["preset"],
@@ -200,7 +198,7 @@ def _run_subject(data, settings, cache, log, figure):
         if figure:
             rows = slice(0, min(_FIGURE_ROWS, n))
             shown[mode] = select_samples(images[rows], seen[rows], settings["selector"])[0]
-    path = cache.location.parent / f"reconstructions-{data.subject}.npz"
+    path = Path(settings["out"]) / f"reconstructions-{data.subject}.npz"
     if _recorded_key(path) != key:
 
         def predict(mode):
@@ -284,7 +282,7 @@ def _run(nsd_root, settings, given):
     if cache.location is None:
         raise ValueError("memory must be a folder or a joblib.Memory with a location, got None")
     log = given["log"] or (lambda line: None)
-    run = settings | dict(weights=given["weights"], progress=given["progress"])
+    run = settings | dict(weights=given["weights"], progress=given["progress"], out=out)
     run["selector"] = _selector(run)
     subjects = settings["subjects"]
     # Every subject's test set is checked before any subject is fitted.
