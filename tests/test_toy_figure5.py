@@ -140,7 +140,7 @@ def test_choosing_the_sample_closest_to_the_decoded_z_beats_a_random_sample(demo
         TextDecoder(voxels=data.roi_masks["ventral"]),
         steps=DEMO_STEPS,
         batch_size=DEMO_BATCH_SIZE,
-        cache_dir=out / "cache" / "images",  # the demo's images, where the fit is the same
+        memory=out / "cache" / "images",  # the demo's images, where the fit is the same
     ).fit(
         data.X_train,
         data.stimuli[data.images_train],
