@@ -131,18 +131,23 @@ def _code_lines(node):
     return length
 
 
+def _private_imports(path):
+    """``from brainldm... import _name`` in a file, where ``_name`` is no module."""
+    return [
+        f"{path.name}:{node.lineno}: from {node.module} import {alias.name}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brainldm")
+        for alias in node.names
+        if alias.name.startswith("_")
+        and not alias.name.startswith("__")
+        and not _is_module(f"{node.module}.{alias.name}")
+    ]
+
+
 def test_no_module_imports_a_private_name_of_another():
     crossings = []
-    for module, path in _modules():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brainldm"):
-                crossings += [
-                    f"{module}: {node.module}.{alias.name}"
-                    for alias in node.names
-                    if alias.name.startswith("_")
-                    and not alias.name.startswith("__")
-                    and not _is_module(f"{node.module}.{alias.name}")
-                ]
+    for _, path in _modules():
+        crossings += _private_imports(path)
     assert crossings == []
 
 
@@ -237,15 +242,7 @@ def test_no_test_calls_a_private_name_of_the_package():
             for crossing in _foreign_private_attributes(path, private)
             if (path.name, crossing.split(": ", 1)[1]) not in WRAPPED_ON_PURPOSE
         ]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brainldm"):
-                crossings += [
-                    f"{path.name}:{node.lineno}: from {node.module} import {alias.name}"
-                    for alias in node.names
-                    if alias.name.startswith("_")
-                    and not alias.name.startswith("__")
-                    and not _is_module(f"{node.module}.{alias.name}")
-                ]
+        crossings += _private_imports(path)
     assert crossings == []
 
 
