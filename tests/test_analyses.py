@@ -203,8 +203,7 @@ def test_a_rerun_recomputes_nothing(tiny_run, tiny_data, monkeypatch):
         monkeypatch.setattr(target, _refuse)
     monkeypatch.setattr(VoxelwiseEncoder, "fit", _refuse)
     monkeypatch.setattr(BandedVariancePartitioner, "fit", _refuse)
-    # cache_dir is the former name of memory, and finds the same entries.
-    again = run_encoding_analyses(tiny_data, cache_dir=cache, **FAST)
+    again = run_encoding_analyses(tiny_data, memory=cache, **FAST)
     for name in ANALYSES:
         key = "r" if name in ("representations", "unet_layers") else "r2_joint"
         np.testing.assert_array_equal(again[name][key], results[name][key])

@@ -896,7 +896,6 @@ def run_encoding_analyses(
     device=None,
     distributed=False,
     memory=None,
-    cache_dir=None,
     progress=False,
 ):
     """Run the paper's encoding analyses on one subject of :func:`~brainldm.datasets.nsd.load_nsd`.
@@ -931,8 +930,6 @@ def run_encoding_analyses(
         Of the banded ridge, as in :func:`noise_levels`.
     chunk_size, device, distributed, memory, progress
         As in :func:`representations`.
-    cache_dir : str or path-like, default=None
-        The same as ``memory`` (a folder).
 
     Returns
     -------
@@ -973,9 +970,6 @@ def run_encoding_analyses(
         layers=layers,
         pool_size=pool_size,
     )
-    if cache_dir is not None and memory is not None:
-        raise ValueError("pass the cache location as memory or as cache_dir, not both")
-    memory = cache_dir if memory is None else memory
     sd = load_ldm(model, device=device)
     started = time.perf_counter()
     features = encoding_features(

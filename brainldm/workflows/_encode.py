@@ -24,13 +24,6 @@ ENCODE_CHUNK_SIZE = 8192
 _OUTLINED = ("early", "ventral", "lateral", "parietal")
 
 
-def _run_analyses(data, model, analyses, memory, settings):
-    """:func:`brainldm.encoding.run_encoding_analyses` on one subject, cached in ``memory``."""
-    from brainldm.encoding import run_encoding_analyses
-
-    return run_encoding_analyses(data, model, analyses, memory=memory, **settings)
-
-
 def _anatomy(nsd_root, subject):
     """NSD's anatomy in the functional space, if the folder has one (the toy world does)."""
     path = Path(nsd_root) / f"nsddata/ppdata/{subject}/func1pt8mm/T1_to_func1pt8mm.nii.gz"
@@ -84,6 +77,7 @@ def _encode_subject(nsd_root, subject, model, memory, out, settings):
     from threadpoolctl import threadpool_limits
 
     from brainldm.datasets.nsd import load_nsd
+    from brainldm.encoding import run_encoding_analyses
     from brainldm.maps import save_maps
 
     own = ("analyses", "threads", "average_train")
@@ -96,8 +90,8 @@ def _encode_subject(nsd_root, subject, model, memory, out, settings):
             progress=settings["progress"],
             cache_dir=memory,
         )
-        results = _run_analyses(
-            data, model, settings["analyses"], memory / data.subject, analysis_settings
+        results = run_encoding_analyses(
+            data, model, settings["analyses"], memory=memory / data.subject, **analysis_settings
         )
     folder = out / data.subject
     files = [

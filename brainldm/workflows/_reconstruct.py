@@ -285,12 +285,10 @@ def _run(nsd_root, settings, given):
     run = settings | dict(weights=given["weights"], progress=given["progress"], out=out)
     run["selector"] = _selector(run)
     subjects = settings["subjects"]
-    # Every subject's test set is checked before any subject is fitted.
-    for subject in subjects[1:]:
-        _load(nsd_root, subject, run, cache)
+    # Every subject is loaded, and its test set checked, before any subject is fitted.
+    loaded = [_load(nsd_root, subject, run, cache) for subject in subjects]
     results = {}
-    for k, subject in enumerate(subjects):
-        data = _load(nsd_root, subject, run, cache)
+    for k, (subject, data) in enumerate(zip(subjects, loaded, strict=True)):
         results[subject] = _run_subject(data, run, cache, log, figure=k == 0)
     means, per_subject, comparisons, table, tested = _summaries_of(results)
     chance = _summaries.chance_levels(table["metric"].unique())
