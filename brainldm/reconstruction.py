@@ -27,6 +27,7 @@ from brainldm._validation import (
     Interval,
     Options,
     check_captions,
+    check_int,
     check_options,
     validate_params,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "RESCALES",
     "SELECTS",
     "LDMReconstructor",
+    "betas_ids",
     "rescale_features",
     "select_samples",
 ]
@@ -56,6 +58,42 @@ SELECTS = (None, "decoded")
 
 PRESETS = (None, "takagi2023")
 """Named settings; ``"takagi2023"`` is the original code's choices."""
+
+
+def betas_ids(X):
+    """A 63-bit id of each row of betas: the key of its sampling noise.
+
+    :class:`LDMReconstructor` seeds sample ``i`` of a row from
+    ``(random_state, betas_ids(row), i)``, so a row's images are a function of
+    its own betas, whatever rows are predicted with it and in whatever order.
+    The id is a digest of the row's values as float64, so the same betas in
+    float32 and float64 get the same id.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_voxels)
+
+    Returns
+    -------
+    ids : list of int
+        One non-negative integer below ``2**63`` per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.reconstruction import betas_ids
+    >>> X = np.random.default_rng(0).normal(size=(3, 5))
+    >>> betas_ids(X)[::-1] == betas_ids(X[::-1])
+    True
+    >>> betas_ids(X.astype(np.float32)) == betas_ids(X.astype(np.float32).astype(np.float64))
+    True
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"betas_ids takes a 2-D betas matrix, got shape {X.shape}")
+    wide = np.ascontiguousarray(X, dtype=np.float64)
+    return [int(digest(row, size=8), 16) >> 1 for row in wide]
+
 
 # Rows of X reconstructed per entry of the cache.
 _CHUNK = 16
@@ -153,6 +191,23 @@ def select_samples(reconstructions, images, extractor=None):
     return reconstructions[np.arange(n), indices], indices
 
 
+def _predict_in_blocks(decoder, X):
+    """``decoder.predict(X)`` as float32 rows, computed in zero-padded blocks of ``_CHUNK`` rows.
+
+    A matrix product of one row takes another BLAS path than one of many rows and rounds
+    differently (by about 1e-6): every row goes through a product of the same shape, so a
+    row's decoded features, and so its images, do not depend on the rows decoded with it.
+    """
+    blocks = []
+    for start in range(0, len(X), _CHUNK):
+        block = X[start : start + _CHUNK]
+        padded = np.zeros((_CHUNK, X.shape[1]), X.dtype)
+        padded[: len(block)] = block
+        predicted = np.asarray(decoder.predict(padded), dtype=np.float32)
+        blocks.append(predicted.reshape(_CHUNK, -1)[: len(block)])
+    return np.concatenate(blocks)
+
+
 def _resize_bicubic(images, size):
     """PIL's default resize of the original code (bicubic), for the takagi2023 preset."""
     from PIL import Image
@@ -196,9 +251,10 @@ class LDMReconstructor(BaseEstimator):
     n_samples_per_image : int, default=5
         Images generated per row of X (the paper draws 5).
     random_state : int, default=42
-        Seed of the generation; sample ``i`` of row ``j`` draws its noise
-        from ``(random_state, j, i)``, so a row's images do not depend on the
-        batch.
+        Seed of the generation; sample ``i`` of a row draws its noise from
+        ``(random_state, betas_ids(row), i)`` (:func:`betas_ids`, a digest of
+        the row's betas), so a row's images are the same alone, in any subset
+        and in any order.
     noise_schedule : {"takagi2023", "diffusers"}, default="takagi2023"
         As in :meth:`StableDiffusion.img2img <brainldm.diffusion.StableDiffusion.img2img>`.
     rescale : {"train", "batch"} or None, default="train"
@@ -511,7 +567,7 @@ class LDMReconstructor(BaseEstimator):
         decoded = Bunch(z=None, c=None)
         for part in self._parts():
             decoder = self.latent_decoder_ if part == "z" else self.text_decoder_
-            Y = np.asarray(decoder.predict(X), dtype=np.float32).reshape(len(X), -1)
+            Y = _predict_in_blocks(decoder, X)
             stats = self.rescale_[part]
             if self._rescaling() == "train":
                 Y = rescale_features(
@@ -532,38 +588,54 @@ class LDMReconstructor(BaseEstimator):
             decoded[part] = Y.reshape(len(X), *shape)
         return decoded
 
-    def predict(self, X):
+    def predict(self, X, image_ids=None):
         """Reconstruct the image each row of betas saw.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_voxels)
+        image_ids : array-like of int of shape (n_samples,), default=None
+            A non-negative id per row that keys its sampling noise in place of
+            its betas (:func:`betas_ids`), e.g. NSD's 73k index, so that rows of
+            one image get the same noise. Inside a meta-estimator it arrives
+            through metadata routing (``set_predict_request(image_ids=True)``).
 
         Returns
         -------
         images : ndarray of shape (n_samples, n_samples_per_image, size, size, 3), uint8
             ``n_samples_per_image`` images per row at the model's generation size (one
             for mode ``"coarse"``, ``X_z`` upsampled with LANCZOS), or of
-            shape (n_samples, size, size, 3) with ``select="decoded"``.
+            shape (n_samples, size, size, 3) with ``select="decoded"``. A row's
+            images depend on its betas (or id), ``random_state`` and the
+            settings alone, not on the other rows.
         """
         decoded = self.decode(X)
+        n = len(decoded.z if decoded.z is not None else decoded.c)
+        if image_ids is None:
+            ids = betas_ids(validate_data(self, X, dtype=(np.float64, np.float32), reset=False))
+        else:
+            ids = [check_int(key, "image_ids", "predict", min_val=0) for key in image_ids]
+            if len(ids) != n:
+                raise ValueError(
+                    f"image_ids has {len(ids)} ids for {n} rows of X; pass one per row"
+                )
         sd = self._model()
-        images = self._generate_cached(sd, decoded)
+        images = self._generate_cached(sd, decoded, ids)
         if self.select == "decoded":
             images = self._select_decoded(sd, images, decoded.z)
         return images
 
-    def _generate_cached(self, sd, decoded):
+    def _generate_cached(self, sd, decoded, ids):
         from tqdm.auto import tqdm
 
-        n = len(decoded.z if decoded.z is not None else decoded.c)
+        n = len(ids)
         chunks = [slice(start, min(start + _CHUNK, n)) for start in range(0, n, _CHUNK)]
         cache = check_cache(self.memory)
         parts = []
         for rows in tqdm(chunks, desc="reconstructing", unit="chunk", disable=not self.progress):
-            path = cache.path("images", self._chunk_parts(sd, decoded, rows))
+            path = cache.path("images", self._chunk_parts(sd, decoded, rows, ids[rows]))
             chunk = Cache.load_or_compute(
-                path, lambda rows=rows: {"images": self._generate(sd, decoded, rows)}
+                path, lambda rows=rows: {"images": self._generate(sd, decoded, rows, ids[rows])}
             )
             parts.append(chunk["images"])
         return np.concatenate(parts)
@@ -577,29 +649,27 @@ class LDMReconstructor(BaseEstimator):
             batch_size=self.batch_size,
         )
 
-    def _chunk_parts(self, sd, decoded, rows):
-        """What a chunk of generated images depends on: model, settings and decoded rows."""
+    def _chunk_parts(self, sd, decoded, rows, ids):
+        """What a chunk of generated images depends on: model, settings, decoded rows, noise keys."""
         settings = dict(
             self._generation_settings(),
             mode=self.mode,
             strength=self.strength,
             noise_schedule=self.noise_schedule,
             preset=self.preset,
-            start=rows.start,
         )
         arrays = [decoded[part][rows] for part in ("z", "c") if decoded[part] is not None]
-        return [repr(sd), sd.fingerprint, settings, *arrays]
+        return [repr(sd), sd.fingerprint, settings, *arrays, [str(key) for key in ids]]
 
-    def _generate(self, sd, decoded, rows):
-        settings = dict(self._generation_settings(), start_index=rows.start)
+    def _generate(self, sd, decoded, rows, ids):
+        settings = dict(self._generation_settings(), image_ids=ids)
         z = None if decoded.z is None else decoded.z[rows]
         c = None if decoded.c is None else decoded.c[rows]
         original = self.preset == "takagi2023"
         if original:
             # The original truncates to uint8, upsamples X_z bicubically, shares one posterior
             # sample among an image's samples and reseeds before every image.
-            n = rows.stop - rows.start
-            settings.update(rounding="truncate", image_ids=[0] * n)
+            settings.update(rounding="truncate", image_ids=[0] * len(ids))
         if self.mode == "coarse":
             coarse = sd.decode_latents(z, rounding=settings.get("rounding", "round"))
             if original:

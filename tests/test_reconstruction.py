@@ -12,7 +12,12 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from brainldm.datasets.nsd import load_nsd
 from brainldm.decoding import LatentDecoder, TextDecoder
 from brainldm.diffusion import StableDiffusion
-from brainldm.reconstruction import LDMReconstructor, rescale_features, select_samples
+from brainldm.reconstruction import (
+    LDMReconstructor,
+    betas_ids,
+    rescale_features,
+    select_samples,
+)
 from brainldm.ridge import cv_splits
 
 pytestmark = pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
@@ -156,7 +161,8 @@ def test_no_rescaling_and_the_takagi2023_preset_generate_from_the_decoded_featur
     raw = fitted.latent_decoder_.predict(data.X_test[:4]).reshape(4, -1)
     for params in (dict(rescale=None), dict(preset="takagi2023")):
         recon = variant(fitted, **params)
-        np.testing.assert_allclose(recon.decode(data.X_test[:4]).z.reshape(4, -1), raw, rtol=1e-5)
+        decoded = recon.decode(data.X_test[:4]).z.reshape(4, -1)
+        np.testing.assert_allclose(decoded, raw, rtol=1e-5, atol=1e-6)
 
 
 def count_calls(monkeypatch, obj, name):
@@ -235,10 +241,50 @@ def test_predict_resumes_from_the_chunks_on_disk(fitted, data, sd, tmp_path, mon
     assert calls == [4]
 
 
-def test_chunked_generation_equals_one_call(fitted, data, sd):
-    decoded = fitted.decode(data.X_test[:20])
-    whole = sd.img2img(decoded.z, decoded.c, steps=4, n_samples_per_image=2, strength=0.8)
-    np.testing.assert_array_equal(fitted.predict(data.X_test[:20]), whole)
+def test_chunked_generation_equals_one_call_keyed_by_the_betas(fitted, data, sd):
+    X = data.X_test[:20]
+    decoded = fitted.decode(X)
+    whole = sd.img2img(
+        decoded.z, decoded.c, steps=4, n_samples_per_image=2, strength=0.8, image_ids=betas_ids(X)
+    )
+    np.testing.assert_array_equal(fitted.predict(X), whole)
+
+
+def test_a_rows_images_depend_on_its_betas_alone(fitted, data):
+    # One sample per batch, so that every batch of the models holds the same work.
+    recon = variant(fitted, batch_size=1)
+    X = data.X_test[:5]
+    together = recon.predict(X)
+    for j in range(len(X)):
+        np.testing.assert_array_equal(recon.predict(X[j : j + 1])[0], together[j])
+    np.testing.assert_array_equal(recon.predict(X[::-1])[::-1], together)
+    np.testing.assert_array_equal(recon.predict(X[[3, 1]]), together[[3, 1]])
+    np.testing.assert_array_equal(recon.predict(X.astype(np.float32)), together)
+    # Other rows' images differ: the noise follows the betas, not one seed for all.
+    assert not np.array_equal(together[0], together[1])
+
+
+def test_batch_sizes_change_a_rows_images_by_rounding_alone(fitted, data):
+    X = data.X_test[:5]
+    alone = np.concatenate([variant(fitted, batch_size=1).predict(X[j : j + 1]) for j in range(5)])
+    batched = variant(fitted, batch_size=8).predict(X).astype(int)
+    difference = np.abs(batched - alone)
+    assert difference.max() <= 1
+    assert (difference > 0).mean() < 0.01
+
+
+def test_image_ids_key_the_noise_in_place_of_the_betas(fitted, data):
+    X = data.X_test[:2]
+    by_id = fitted.predict(X, image_ids=[5, 9])
+    np.testing.assert_array_equal(fitted.predict(X[::-1], image_ids=[9, 5])[::-1], by_id)
+    assert not np.array_equal(by_id, fitted.predict(X))
+    # Two rows of one image share its noise: only their betas differ.
+    same = fitted.predict(np.stack([X[0], X[0]]), image_ids=[5, 5])
+    np.testing.assert_array_equal(same[0], same[1])
+    with pytest.raises(ValueError, match="image_ids has 1 ids for 2 rows"):
+        fitted.predict(X, image_ids=[5])
+    with pytest.raises(ValueError, match="'image_ids' parameter of predict"):
+        fitted.predict(X, image_ids=[5, -1])
 
 
 def test_decoded_selection_returns_one_sample_closest_to_decoded_z(fitted, data, sd):
@@ -353,10 +399,10 @@ def test_predict_checks_fitting_and_the_number_of_voxels(data, sd, fitted):
 
 
 def test_the_takagi2023_preset_gives_every_image_the_same_noise(fitted, data):
-    X = data.X_test[[0, 0]]  # one row twice: the same decoded c
+    X = data.X_test[[0, 0]]  # one row twice, keyed as two images: the same decoded c
     ours = variant(fitted, mode="c", n_samples_per_image=1)
     original = variant(ours, preset="takagi2023")
-    different, same = ours.predict(X), original.predict(X)
+    different, same = ours.predict(X, image_ids=[1, 2]), original.predict(X, image_ids=[1, 2])
     assert not np.array_equal(different[0], different[1])
     np.testing.assert_array_equal(same[0], same[1])
 
