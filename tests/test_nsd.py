@@ -36,6 +36,7 @@ SMALL_WORLD = dict(
 BETAS = "nsddata_betas/ppdata/{subject}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
 ROIS = "nsddata/ppdata/{subject}/func1pt8mm/roi"
 BRAINMASK = "nsddata/ppdata/{subject}/func1pt8mm/brainmask.nii.gz"
+LABELS = "nsddata/freesurfer/fsaverage/label"
 
 
 @pytest.fixture(scope="module")
@@ -686,6 +687,29 @@ def test_missing_stimuli_file_is_named_with_its_release_part(broken):
     (broken / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5").unlink()
     with pytest.raises(FileNotFoundError, match=r"nsd_stimuli\.hdf5.*'nsddata_stimuli' part"):
         load(broken)
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [f"{ROIS}/streams.nii.gz", f"{ROIS}/nsdgeneral.nii.gz", f"{LABELS}/streams.mgz.ctab"],
+    ids=["streams", "nsdgeneral", "streams-ctab"],
+)
+@pytest.mark.parametrize("rois", ["nsdgeneral", "early"])
+def test_missing_roi_file_is_named_before_any_betas_are_read(broken, world, relative, rois):
+    relative = relative.format(subject="subj01")
+    (broken / relative).unlink()
+    # An unreadable betas file: reading it would raise a RuntimeError.
+    betas_file(broken, 1).write_bytes(b"not gzip")
+    escaped = relative.replace(".", r"\.")
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"{escaped} does not exist.*'nsddata' part of the NSD release "
+        rf"\(s3://natural-scenes-dataset/{escaped}\)",
+    ):
+        load(broken, rois=rois)
+    shutil.copy2(world / relative, broken / relative)
+    with pytest.raises(RuntimeError, match=r"betas_session01\.nii\.gz"):
+        load(broken, rois=rois)
 
 
 def test_unknown_roi_lists_the_valid_names(world):

@@ -453,6 +453,16 @@ def _find_atlases(layout):
     return atlases
 
 
+def _require_reported_atlases(layout, atlases):
+    """Raise FileNotFoundError for a missing file of the atlases every load reports."""
+    for atlas in _REPORTED_ATLASES:
+        what = f"ROI atlas '{atlas}' of {layout.subject} (its ROIs are in every load's roi_masks)"
+        if atlas not in atlases:
+            layout.require(layout.rois / f"{atlas}.nii.gz", what)
+        if atlases[atlas].ctab is None:
+            layout.require(layout.labels / f"{atlas}.mgz.ctab", f"Colour table of the {what}")
+
+
 def _resolve_rois(rois, atlases, layout):
     """ROI name -> (atlas, label value or None for the whole atlas)."""
     names = [rois] if isinstance(rois, str) else list(rois)
@@ -1038,7 +1048,9 @@ def load_nsd(
     Raises
     ------
     FileNotFoundError
-        A file of the release is missing (the message names it and its release part).
+        A file of the release is missing (the message names it and its release part),
+        among them the ``nsdgeneral`` and ``streams`` ROI files and colour tables, which
+        every load needs; checked before any betas are read.
     ValueError
         Unknown subject or ROI, a session that is not on disk, a session missing
         between those on disk (without ``allow_missing_sessions``), mismatched volumes,
@@ -1121,10 +1133,9 @@ def load_nsd(
     design = _read_design(layout, number)
     sessions = _find_sessions(layout, sessions, allow_missing_sessions)
     atlases = _find_atlases(layout)
+    _require_reported_atlases(layout, atlases)
     resolved = _resolve_rois(rois, atlases, layout)
-    used = sorted(
-        {atlas for atlas, _ in resolved.values()} | (set(_REPORTED_ATLASES) & set(atlases))
-    )
+    used = sorted({atlas for atlas, _ in resolved.values()} | set(_REPORTED_ATLASES))
 
     stimuli = NSDStimuli(layout.require(layout.stimuli, "NSD stimuli"))
     # Reading the shape fails now, not at first use, if the file is unreadable.
