@@ -712,6 +712,19 @@ def test_missing_roi_file_is_named_before_any_betas_are_read(broken, world, rela
         load(broken, rois=rois)
 
 
+def test_unknown_roi_mask_lists_the_loaded_rois(subj01):
+    with pytest.raises(
+        KeyError, match=r"no ROI 'V1v' in roi_masks; loaded ROIs: nsdgeneral, .*early.*rois="
+    ):
+        subj01.roi_masks["V1v"]
+    assert subj01.roi_masks.get("V1v") is None and "V1v" not in subj01.roi_masks
+    copy = pickle.loads(pickle.dumps(subj01.roi_masks))
+    assert isinstance(copy, dict) and copy.keys() == subj01.roi_masks.keys()
+    np.testing.assert_array_equal(copy["early"], subj01.roi_masks["early"])
+    with pytest.raises(KeyError, match="loaded ROIs: nsdgeneral"):
+        copy["V1v"]
+
+
 def test_unknown_roi_lists_the_valid_names(world):
     with pytest.raises(ValueError, match=r"unknown ROI 'V1'.*nsdgeneral, streams.*early"):
         load(world, rois="V1")

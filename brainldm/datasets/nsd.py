@@ -887,6 +887,16 @@ def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
     return arrays, dict(roi_names=plan.roi_names)
 
 
+class _ROIMasks(dict):
+    """ROI name -> mask over the loaded voxels; an unknown name lists the loaded ones."""
+
+    def __missing__(self, name):
+        raise KeyError(
+            f"no ROI {name!r} in roi_masks; loaded ROIs: {', '.join(self) or 'none'}. "
+            f"Pass it in rois= to load_nsd to load it."
+        )
+
+
 def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, stimuli, captions):
     mask = np.zeros(tuple(arrays["volume_shape"]), dtype=bool)
     mask[tuple(arrays["voxel_ijk"].T)] = True
@@ -909,7 +919,7 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, s
         n_repeats_train=arrays["n_repeats_train"],
         n_repeats_test=arrays["n_repeats_test"],
         ncsnr=arrays.get("ncsnr"),
-        roi_masks=dict(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
+        roi_masks=_ROIMasks(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
         masker=VolumeMasker(mask, arrays["affine"]).fit(),
         voxel_ijk=arrays["voxel_ijk"],
         dropped_voxels=arrays["dropped_voxels"],
@@ -1030,7 +1040,7 @@ def load_nsd(
         roi_masks : dict of str to ndarray of bool, shape (n_voxels,)
             Each requested ROI, then every label of the atlases read (those requested,
             ``nsdgeneral`` and ``streams``, the ROIs of Takagi & Nishimoto), over the
-            loaded voxels.
+            loaded voxels. A name not loaded raises a KeyError listing those loaded.
         masker : VolumeMasker
             Turns (n, n_voxels) arrays back into images of the subject's volume.
         voxel_ijk : ndarray of shape (n_voxels, 3)
