@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -35,6 +36,7 @@ SMALL_WORLD = dict(
 BETAS = "nsddata_betas/ppdata/{subject}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
 ROIS = "nsddata/ppdata/{subject}/func1pt8mm/roi"
 BRAINMASK = "nsddata/ppdata/{subject}/func1pt8mm/brainmask.nii.gz"
+LABELS = "nsddata/freesurfer/fsaverage/label"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,15 @@ def broken(world, tmp_path):
 
 def load(root, subject=1, **kwargs):
     return load_nsd(root, subject, progress=False, **kwargs)
+
+
+def load_without_gap_warning(root, **kwargs):
+    """A load, checking that it warns of no missing session."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load(root, **kwargs)
+    assert not [str(w.message) for w in caught if "missing" in str(w.message)]
+    return data
 
 
 def betas_file(root, session, subject="subj01"):
@@ -568,13 +579,87 @@ def test_unreleased_session_lists_the_sessions_present(world):
         load(world, sessions=[1, 4])
 
 
-def test_deleted_session_is_skipped_by_default_and_refused_by_name(broken):
+def test_session_missing_between_those_on_disk_is_refused_by_name(broken):
     betas_file(broken, 2).unlink()
-    data = load(broken)
-    np.testing.assert_array_equal(data.sessions, [1, 3])
-    assert len(data.images_train) + data.n_repeats_test.sum() == 120
+    folder = BETAS.format(subject="subj01")
+    with pytest.raises(
+        ValueError,
+        match=rf"subj01: session\(s\) 2 missing between sessions 1 and 3 \(no "
+        rf"betas_session02\.nii\.gz in \S*{folder}\).*'nsddata_betas' part of the NSD "
+        rf"release \(s3://natural-scenes-dataset/{folder}/betas_session02\.nii\.gz\).*"
+        r"allow_missing_sessions=True",
+    ):
+        load(broken)
     with pytest.raises(ValueError, match=r"Sessions present: 1, 3"):
         load(broken, sessions=2)
+
+
+def test_allowed_missing_session_is_warned_of_and_the_others_load(broken):
+    betas_file(broken, 2).unlink()
+    with pytest.warns(
+        UserWarning, match=r"session\(s\) 2 missing .* loading the 2 sessions present \(1, 3\)"
+    ) as record:
+        data = load(broken, allow_missing_sessions=True)
+    (warned,) = [w for w in record if "missing" in str(w.message)]
+    assert warned.filename == __file__  # points at the call of load_nsd
+    np.testing.assert_array_equal(data.sessions, [1, 3])
+    np.testing.assert_array_equal(np.unique(data.sessions_train), [1, 3])
+    assert len(data.images_train) + data.n_repeats_test.sum() == 2 * 60
+    named = load_without_gap_warning(broken, sessions=[1, 3])
+    np.testing.assert_array_equal(data.X_train, named.X_train)
+
+
+def test_several_missing_sessions_are_listed_compactly(tmp_path):
+    root = make_toy_nsd(
+        tmp_path / "nsd",
+        **SMALL_WORLD | dict(n_sessions=6, n_released_sessions=6, subjects=["subj01"]),
+    )
+    for session in (2, 3, 5):
+        betas_file(root, session).unlink()
+    folder = BETAS.format(subject="subj01")
+    with pytest.raises(
+        ValueError,
+        match=r"no betas_session02\.nii\.gz, betas_session03\.nii\.gz, "
+        rf"betas_session05\.nii\.gz in .*s3://natural-scenes-dataset/{folder}\)",
+    ):
+        load(root, rois="early")
+    with pytest.warns(UserWarning, match=r"session\(s\) 2-3, 5 missing between sessions 1 and 6"):
+        data = load(root, rois="early", allow_missing_sessions=True)
+    np.testing.assert_array_equal(data.sessions, [1, 4, 6])
+
+
+def test_sessions_withheld_after_the_last_on_disk_are_no_gap(broken):
+    betas_file(broken, 3).unlink()
+    data = load_without_gap_warning(broken)
+    np.testing.assert_array_equal(data.sessions, [1, 2])
+    assert len(data.images_train) + data.n_repeats_test.sum() == 2 * 60
+
+
+def test_named_sessions_around_a_missing_one_load_without_warning(broken):
+    betas_file(broken, 2).unlink()
+    data = load_without_gap_warning(broken, sessions=[3, 1])
+    np.testing.assert_array_equal(data.sessions, [1, 3])
+
+
+def test_load_with_a_missing_session_shares_the_cache_of_the_sessions_it_read(
+    broken, world, tmp_path
+):
+    cache = tmp_path / "cache"
+    betas_file(broken, 2).unlink()
+    with pytest.warns(UserWarning, match="session.*2 missing"):
+        first = load(broken, cache_dir=cache, allow_missing_sessions=True)
+    (path,) = cache.glob("*.h5")
+    load_without_gap_warning(broken, cache_dir=cache, sessions=[1, 3])
+    assert list(cache.glob("*.h5")) == [path]
+    # A cached load still reports the missing session.
+    with pytest.warns(UserWarning, match="session.*2 missing"):
+        again = load(broken, cache_dir=cache, allow_missing_sessions=True)
+    np.testing.assert_array_equal(again.X_train, first.X_train)
+    # Once downloaded, the session is loaded: another request, another file.
+    shutil.copy2(betas_file(world, 2), betas_file(broken, 2))
+    full = load_without_gap_warning(broken, cache_dir=cache)
+    np.testing.assert_array_equal(full.sessions, [1, 2, 3])
+    assert len(list(cache.glob("*.h5"))) == 2
 
 
 def test_truncated_betas_file_is_named(broken):
@@ -602,6 +687,42 @@ def test_missing_stimuli_file_is_named_with_its_release_part(broken):
     (broken / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5").unlink()
     with pytest.raises(FileNotFoundError, match=r"nsd_stimuli\.hdf5.*'nsddata_stimuli' part"):
         load(broken)
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [f"{ROIS}/streams.nii.gz", f"{ROIS}/nsdgeneral.nii.gz", f"{LABELS}/streams.mgz.ctab"],
+    ids=["streams", "nsdgeneral", "streams-ctab"],
+)
+@pytest.mark.parametrize("rois", ["nsdgeneral", "early"])
+def test_missing_roi_file_is_named_before_any_betas_are_read(broken, world, relative, rois):
+    relative = relative.format(subject="subj01")
+    (broken / relative).unlink()
+    # An unreadable betas file: reading it would raise a RuntimeError.
+    betas_file(broken, 1).write_bytes(b"not gzip")
+    escaped = relative.replace(".", r"\.")
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"{escaped} does not exist.*'nsddata' part of the NSD release "
+        rf"\(s3://natural-scenes-dataset/{escaped}\)",
+    ):
+        load(broken, rois=rois)
+    shutil.copy2(world / relative, broken / relative)
+    with pytest.raises(RuntimeError, match=r"betas_session01\.nii\.gz"):
+        load(broken, rois=rois)
+
+
+def test_unknown_roi_mask_lists_the_loaded_rois(subj01):
+    with pytest.raises(
+        KeyError, match=r"no ROI 'V1v' in roi_masks; loaded ROIs: nsdgeneral, .*early.*rois="
+    ):
+        subj01.roi_masks["V1v"]
+    assert subj01.roi_masks.get("V1v") is None and "V1v" not in subj01.roi_masks
+    copy = pickle.loads(pickle.dumps(subj01.roi_masks))
+    assert isinstance(copy, dict) and copy.keys() == subj01.roi_masks.keys()
+    np.testing.assert_array_equal(copy["early"], subj01.roi_masks["early"])
+    with pytest.raises(KeyError, match="loaded ROIs: nsdgeneral"):
+        copy["V1v"]
 
 
 def test_unknown_roi_lists_the_valid_names(world):
@@ -634,6 +755,10 @@ def test_roi_volume_of_another_shape_is_refused(broken):
         (dict(sessions=[0]), r"sessions must be None or session numbers"),
         (dict(rois=[]), "rois must be a ROI name or a list of names"),
         (dict(average_train="yes"), "'average_train' parameter of load_nsd must be a bool"),
+        (
+            dict(allow_missing_sessions=1),
+            "'allow_missing_sessions' parameter of load_nsd must be a bool",
+        ),
         (dict(mmap="auto"), "'mmap' parameter of load_nsd must be a bool or None. Got 'auto'"),
         (dict(max_memory="4 gigs"), r"max_memory must be None, a number of bytes or a size"),
         (dict(max_memory=-1), r"max_memory must be None, a number of bytes or a size"),

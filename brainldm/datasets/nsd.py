@@ -60,15 +60,22 @@ def _release_part(relative):
     return Path(relative).parts[0]
 
 
+def _where_to_download(relative):
+    """Where the file at ``relative`` (to the NSD root) comes from, for messages."""
+    return (
+        f"the '{_release_part(relative)}' part of the NSD release "
+        f"(s3://natural-scenes-dataset/{Path(relative).as_posix()})"
+    )
+
+
 def _require(root, relative, what):
     path = root / relative
     if not path.exists():
         raise FileNotFoundError(
-            f"{what} not found: {path} does not exist. It belongs to the "
-            f"'{_release_part(relative)}' part of the NSD release "
-            f"(s3://natural-scenes-dataset/{Path(relative).as_posix()}); download it "
-            f"there, or check that root={str(root)!r} is the folder holding "
-            f"nsddata/, nsddata_betas/ and nsddata_stimuli/."
+            f"{what} not found: {path} does not exist. It belongs to "
+            f"{_where_to_download(relative)}; download it there, or check that "
+            f"root={str(root)!r} is the folder holding nsddata/, nsddata_betas/ and "
+            f"nsddata_stimuli/."
         )
     return path
 
@@ -446,6 +453,16 @@ def _find_atlases(layout):
     return atlases
 
 
+def _require_reported_atlases(layout, atlases):
+    """Raise FileNotFoundError for a missing file of the atlases every load reports."""
+    for atlas in _REPORTED_ATLASES:
+        what = f"ROI atlas '{atlas}' of {layout.subject} (its ROIs are in every load's roi_masks)"
+        if atlas not in atlases:
+            layout.require(layout.rois / f"{atlas}.nii.gz", what)
+        if atlases[atlas].ctab is None:
+            layout.require(layout.labels / f"{atlas}.mgz.ctab", f"Colour table of the {what}")
+
+
 def _resolve_rois(rois, atlases, layout):
     """ROI name -> (atlas, label value or None for the whole atlas)."""
     names = [rois] if isinstance(rois, str) else list(rois)
@@ -557,8 +574,13 @@ def _read_design(layout, subject):
     )
 
 
-def _find_sessions(layout, sessions):
-    """The requested sessions (all present ones for None), checked against the files."""
+def _find_sessions(layout, sessions, allow_missing_sessions):
+    """The requested sessions (all present ones for None), checked against the files.
+
+    With ``sessions=None``, sessions missing between the first and the last present one
+    are an incomplete download: a ValueError, or with ``allow_missing_sessions`` a
+    warning. Sessions after the last present one are those NSD withholds, never a gap.
+    """
     betas_dir = layout.require(layout.betas, f"betas folder of {layout.subject}")
     present = sorted(
         int(match.group(1))
@@ -571,6 +593,9 @@ def _find_sessions(layout, sessions):
             f"'nsddata_betas' part of the NSD release."
         )
     if sessions is None:
+        gaps = sorted(set(range(present[0], present[-1] + 1)) - set(present))
+        if gaps:
+            _report_gaps(layout, betas_dir, present, gaps, allow_missing_sessions)
         return present
     requested = [sessions] if np.ndim(sessions) == 0 else list(sessions)
     if not requested or not all(
@@ -586,6 +611,31 @@ def _find_sessions(layout, sessions):
             f"{_format_sessions(present)}."
         )
     return sorted({int(s) for s in requested})
+
+
+def _report_gaps(layout, betas_dir, present, gaps, allow_missing_sessions):
+    """Refuse (or with ``allow_missing_sessions`` warn of) sessions missing on disk."""
+    names = [layout.session_file(session).name for session in gaps]
+    files = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    missing = (
+        f"{layout.subject}: session(s) {_format_sessions(gaps)} missing between sessions "
+        f"{present[0]} and {present[-1]} (no {files} in {betas_dir})"
+    )
+    if allow_missing_sessions:
+        warnings.warn(
+            f"{missing}; loading the {len(present)} sessions present "
+            f"({_format_sessions(present)}).",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+    source = layout.session_file(gaps[0]) if len(gaps) == 1 else layout.betas
+    raise ValueError(
+        f"{missing}: the download is incomplete. The betas files belong to "
+        f"{_where_to_download(source)}; download them there, "
+        f"pass allow_missing_sessions=True to load the {len(present)} sessions present "
+        f"with a warning, or choose the sessions with sessions=[...]."
+    )
 
 
 def _betas_error(path, exc):
@@ -837,6 +887,16 @@ def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
     return arrays, dict(roi_names=plan.roi_names)
 
 
+class _ROIMasks(dict):
+    """ROI name -> mask over the loaded voxels; an unknown name lists the loaded ones."""
+
+    def __missing__(self, name):
+        raise KeyError(
+            f"no ROI {name!r} in roi_masks; loaded ROIs: {', '.join(self) or 'none'}. "
+            f"Pass it in rois= to load_nsd to load it."
+        )
+
+
 def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, stimuli, captions):
     mask = np.zeros(tuple(arrays["volume_shape"]), dtype=bool)
     mask[tuple(arrays["voxel_ijk"].T)] = True
@@ -859,7 +919,7 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, s
         n_repeats_train=arrays["n_repeats_train"],
         n_repeats_test=arrays["n_repeats_test"],
         ncsnr=arrays.get("ncsnr"),
-        roi_masks=dict(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
+        roi_masks=_ROIMasks(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
         masker=VolumeMasker(mask, arrays["affine"]).fit(),
         voxel_ijk=arrays["voxel_ijk"],
         dropped_voxels=arrays["dropped_voxels"],
@@ -878,6 +938,7 @@ def load_nsd(
     subject,
     rois="nsdgeneral",
     sessions=None,
+    allow_missing_sessions=False,
     zscore="session",
     average_train=False,
     cache_dir=None,
@@ -909,7 +970,15 @@ def load_nsd(
         whole brain, read from ``brainmask.nii.gz`` beside the ``roi/`` folder.
     sessions : int, list of int or None, default=None
         Sessions to load (1-based, as NSD numbers them); None loads every session whose
-        betas file is present.
+        betas file is present. NSD withholds the last three sessions each subject
+        completed from its release (38-40 of subj01, subj02, subj05 and subj07; 30-32
+        of subj03 and subj06; 28-30 of subj04 and subj08), so the sessions on disk run
+        from 1 to the last one released. With None, a session missing between the
+        first and the last betas file on disk is an incomplete download and raises a
+        ValueError naming its file; a list loads exactly the sessions it names.
+    allow_missing_sessions : bool, default=False
+        With ``sessions=None``, load the sessions present despite missing ones between
+        them, with a warning that lists those missing. Ignored for a list of sessions.
     zscore : {"session", None}, default="session"
         ``"session"`` z-scores each voxel within each session, as the NSD manual
         advises; None keeps percent signal change.
@@ -971,7 +1040,7 @@ def load_nsd(
         roi_masks : dict of str to ndarray of bool, shape (n_voxels,)
             Each requested ROI, then every label of the atlases read (those requested,
             ``nsdgeneral`` and ``streams``, the ROIs of Takagi & Nishimoto), over the
-            loaded voxels.
+            loaded voxels. A name not loaded raises a KeyError listing those loaded.
         masker : VolumeMasker
             Turns (n, n_voxels) arrays back into images of the subject's volume.
         voxel_ijk : ndarray of shape (n_voxels, 3)
@@ -989,10 +1058,13 @@ def load_nsd(
     Raises
     ------
     FileNotFoundError
-        A file of the release is missing (the message names it and its release part).
+        A file of the release is missing (the message names it and its release part),
+        among them the ``nsdgeneral`` and ``streams`` ROI files and colour tables, which
+        every load needs; checked before any betas are read.
     ValueError
-        Unknown subject or ROI, a session that is not on disk, mismatched volumes, or
-        arrays over ``max_memory`` (or ``mmap=True``) without ``cache_dir``.
+        Unknown subject or ROI, a session that is not on disk, a session missing
+        between those on disk (without ``allow_missing_sessions``), mismatched volumes,
+        or arrays over ``max_memory`` (or ``mmap=True``) without ``cache_dir``.
     OSError
         The cache needs more disk space than is free (checked before any betas are read;
         the message gives both).
@@ -1057,6 +1129,7 @@ def load_nsd(
     layout = _Layout(root, number)
     check_options(zscore, "zscore", "load_nsd", ZSCORE_OPTIONS)
     check_parameter(n_jobs, "n_jobs", "load_nsd", Interval(Integral, 1, None), Options([-1]), None)
+    check_parameter(allow_missing_sessions, "allow_missing_sessions", "load_nsd", "boolean")
     check_parameter(average_train, "average_train", "load_nsd", "boolean")
     check_parameter(mmap, "mmap", "load_nsd", "boolean", None)
     check_parameter(progress, "progress", "load_nsd", "boolean")
@@ -1068,12 +1141,11 @@ def load_nsd(
     budget = _parse_bytes(max_memory, "max_memory")
     n_jobs = os.cpu_count() if n_jobs == -1 else n_jobs or 1
     design = _read_design(layout, number)
-    sessions = _find_sessions(layout, sessions)
+    sessions = _find_sessions(layout, sessions, allow_missing_sessions)
     atlases = _find_atlases(layout)
+    _require_reported_atlases(layout, atlases)
     resolved = _resolve_rois(rois, atlases, layout)
-    used = sorted(
-        {atlas for atlas, _ in resolved.values()} | (set(_REPORTED_ATLASES) & set(atlases))
-    )
+    used = sorted({atlas for atlas, _ in resolved.values()} | set(_REPORTED_ATLASES))
 
     stimuli = NSDStimuli(layout.require(layout.stimuli, "NSD stimuli"))
     # Reading the shape fails now, not at first use, if the file is unreadable.
@@ -1088,6 +1160,8 @@ def load_nsd(
     sources += [atlases[atlas].path for atlas in used]
     sources += [atlases[atlas].ctab for atlas in used if atlases[atlas].ctab is not None]
     sources += [layout.ncsnr] if (layout.root / layout.ncsnr).exists() else []
+    # The key holds the sessions resolved, not the arguments that chose them: loading
+    # the sessions on disk (gaps allowed or not) and naming them share one cache file.
     described = dict(
         subject=layout.subject,
         sessions=sessions,
