@@ -457,7 +457,12 @@ def test_check_metrics_speaks_in_the_callers_parameter():
 @pytest.fixture
 def no_weights_anywhere(tmp_path, monkeypatch):
     """An offline machine whose caches hold no weights."""
-    for variable in ("BRAINLDM_WEIGHTS_DIR", "HF_HUB_CACHE"):
+    for variable in (
+        "BRAINLDM_WEIGHTS_DIR",
+        "HF_HUB_CACHE",
+        "BRAINLDM_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

@@ -285,7 +285,9 @@ def test_missing_weights_name_the_file_its_source_and_where_to_put_it(
 
 
 def test_without_any_weights_setting_the_network_is_downloaded_from_its_url(monkeypatch, tmp_path):
-    monkeypatch.delenv(WEIGHTS_DIR_VARIABLE, raising=False)
+    for variable in (WEIGHTS_DIR_VARIABLE, "HF_HUB_CACHE", *_OFFLINE):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no CLIP cached there
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert find_weights("swav") == (NETWORKS["swav"].url, False)
     assert find_weights("clip") == ("openai/clip-vit-large-patch14", False)
