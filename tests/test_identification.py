@@ -7,6 +7,7 @@ from PIL import Image
 from brainldm.datasets.scenes import make_stimuli
 from brainldm.metrics import (
     IdentificationScorer,
+    check_metrics,
     compare_modes,
     holm,
     identification_from_correlations,
@@ -332,6 +333,169 @@ def test_scorer_stores_its_parameters_unchanged():
     scorer = IdentificationScorer(metrics=("clip",), suite="takagi2023", weights={"clip": "x"})
     assert clone(scorer).get_params() == scorer.get_params()
     assert scorer.get_params()["metrics"] == ("clip",)
+
+
+# -- custom metrics --------------------------------------------------------------------------
+
+
+def _pixels(images):
+    return images.reshape(len(images), -1)
+
+
+def _pixcorr_correlations(originals, samples):
+    """r[j, s, i]: the named PixCorr of sample s of reconstruction j with original i."""
+    n, n_samples = samples.shape[:2]
+    r = np.empty((n, n_samples, n))
+    for shift in range(n):  # reconstruction j against original (j + shift) % n
+        targets = np.roll(originals, -shift, axis=0)
+        for s in range(n_samples):
+            r[np.arange(n), s, (np.arange(n) + shift) % n] = pixel_correlation(
+                targets, samples[:, s]
+            )
+    return r
+
+
+def test_a_custom_pixel_metric_identifies_on_the_named_pixcorr(scenes):
+    from sklearn.preprocessing import FunctionTransformer
+
+    originals, noisy = scenes
+    # Both at the originals' size: the toy suite's PixCorr then resizes nothing.
+    samples = np.stack([noisy, originals[::-1], noisy[::-1]], axis=1)
+    r = _pixcorr_correlations(originals, samples)
+    pixels = ("pixels", FunctionTransformer(_pixels))
+    for protocol, sample in (("pairwise", 0), ("pairwise", 2), ("takagi2023", 0)):
+        scorer = IdentificationScorer(
+            [pixels, "pixcorr"], suite="toy", protocol=protocol, sample_index=sample
+        )
+        got = scorer.score(originals, samples, per_image=True)
+        r_scored = r if protocol == "takagi2023" else r[:, sample : sample + 1]
+        expected = identification_from_correlations(r_scored, protocol=protocol, per_image=True)
+        np.testing.assert_array_equal(got["pixels"], expected)
+        own = np.einsum("isi->is", r_scored).mean(1)  # the named metric: each image's own r
+        np.testing.assert_allclose(got["pixcorr"], own, rtol=1e-12)
+    assert 0.5 < got["pixels"].mean() < 1.0  # noisy and flipped samples: neither chance nor all
+
+
+def test_a_custom_feature_extractor_scores_as_the_named_metric_of_its_layer(scenes):
+    from brainldm.features.perceptual import ToyPerceptualFeatures
+
+    originals, noisy = scenes
+    samples = np.stack([noisy, originals[::-1]], axis=1)
+    extractor = ToyPerceptualFeatures("late")  # unfitted: the scorer fits a clone
+    for protocol in ("pairwise", "takagi2023"):
+        scorer = IdentificationScorer(["toy_late", extractor], suite="toy", protocol=protocol)
+        got = scorer.score(originals, samples, per_image=True)
+        assert list(got) == ["toy_late", "toyperceptualfeatures"]
+        np.testing.assert_array_equal(got["toyperceptualfeatures"], got["toy_late"])
+    assert not hasattr(extractor, "feature_shape_")  # the parameter is left as it was
+
+
+def test_custom_metrics_keep_the_scorers_parameters_cloneable(scenes):
+    from sklearn.base import clone
+    from sklearn.preprocessing import FunctionTransformer
+
+    originals, noisy = scenes
+    metrics = [("pixels", FunctionTransformer(_pixels)), "toy_embedding"]
+    scorer = IdentificationScorer(metrics, suite="toy")
+    copy = clone(scorer)
+    assert scorer.get_params()["metrics"] is metrics
+    assert copy.get_params()["metrics"][0][0] == "pixels"
+    assert copy.score(originals, noisy) == scorer.score(originals, noisy)
+
+
+class _Constant:
+    """A stateless extractor that is no scikit-learn estimator."""
+
+    def transform(self, X):
+        return np.ones((len(X) + 1, 3))
+
+
+@pytest.mark.parametrize(
+    ("metrics", "error", "match"),
+    [
+        ([object()], TypeError, r"metrics\[0\] is <object"),
+        (["pixcorr", ("mine", "pixcorr")], TypeError, r"metrics\[1\].*no transform method"),
+        ([_Constant], TypeError, r"metrics\[0\] is <class"),
+        (5, TypeError, "metrics must be a metric name"),
+        ([_Constant(), _Constant()], ValueError, "two custom metrics '_constant'.*own name"),
+        ([("ssim", _Constant())], ValueError, "'ssim', which is the name of a built-in"),
+        ([("", _Constant())], ValueError, "which is empty"),
+        (["clipp", _Constant()], ValueError, r"metrics \['clipp'\] are not metrics"),
+    ],
+)
+def test_bad_custom_metrics_are_refused_before_loading_anything(metrics, error, match):
+    scorer = IdentificationScorer(metrics, suite="toy", weights=_NOWHERE)
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    with pytest.raises(error, match=match):
+        scorer.score(images, images)
+
+
+def test_features_of_the_wrong_number_of_images_name_the_metric(scenes):
+    originals, noisy = scenes
+    scorer = IdentificationScorer(["pixcorr", ("constant", _Constant())], suite="toy")
+    with pytest.raises(ValueError, match=r"metric 'constant'.*shape \(25, 3\) for 24 images"):
+        scorer.score(originals, noisy)
+
+
+# -- checking metrics before work ------------------------------------------------------------
+
+
+def test_check_metrics_resolves_names_and_extractors_in_order():
+    custom = _Constant()
+    resolved = check_metrics(["toy_late", custom, ("mine", custom), "toy_late"], suite="toy")
+    assert resolved == {"toy_late": "toy_late", "_constant": custom, "mine": custom}
+    assert list(check_metrics(suite="toy")) == list(SUITES["toy"]["metrics"])
+
+
+def test_check_metrics_speaks_in_the_callers_parameter():
+    with pytest.raises(ValueError, match=r"^metric='clipp' is not a metric.*'toy_embedding'"):
+        check_metrics("clipp", param="metric")
+    with pytest.raises(TypeError, match=r"each entry of metric must be"):
+        check_metrics([object()], param="metric")
+
+
+@pytest.fixture
+def no_weights_anywhere(tmp_path, monkeypatch):
+    """An offline machine whose caches hold no weights."""
+    for variable in (
+        "BRAINLDM_WEIGHTS_DIR",
+        "HF_HUB_CACHE",
+        "BRAINLDM_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.parametrize(("metric", "network"), [("alexnet5", "alexnet"), ("clip", "clip")])
+def test_check_metrics_raises_the_loaders_error_at_once(no_weights_anywhere, metric, network):
+    import time
+
+    from brainldm.features.perceptual import load_perceptual_network
+
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError) as checked:
+        check_metrics(["pixcorr", metric])
+    assert time.perf_counter() - start < 5
+    with pytest.raises(FileNotFoundError) as loading:
+        load_perceptual_network(network)
+    assert str(checked.value) == str(loading.value)
+    assert "HF_HUB_OFFLINE=1 declares this machine offline" in str(checked.value)
+    assert check_metrics(["pixcorr", metric], load=False) == {"pixcorr": "pixcorr", metric: metric}
+
+
+def test_check_metrics_finds_weights_on_disk_without_loading_them(no_weights_anywhere, tmp_path):
+    from brainldm.features import MODEL_CACHE
+
+    (tmp_path / "alexnet-owt-7be5be79.pth").write_bytes(b"not even a checkpoint")
+    before = MODEL_CACHE.keys()
+    metrics = check_metrics(["alexnet2", "alexnet7", "ssim"], weights={"alexnet": tmp_path})
+    assert list(metrics) == ["alexnet2", "alexnet7", "ssim"]
+    assert MODEL_CACHE.keys() == before
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        check_metrics(["toy_late"], weights={"toy": tmp_path})
 
 
 # -- statistics ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ torchvision's own transforms.
 """
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -23,13 +24,16 @@ from brainldm.datasets.scenes import make_stimuli
 from brainldm.features.base import MODEL_CACHE
 from brainldm.features.perceptual import (
     NETWORKS,
+    OFFLINE_VARIABLE,
     WEIGHTS_DIR_VARIABLE,
     AlexNetFeatures,
     CLIPVisionFeatures,
     EfficientNetFeatures,
     InceptionFeatures,
+    Network,
     SwAVFeatures,
     ToyPerceptualFeatures,
+    check_weights,
     find_weights,
     load_perceptual_network,
     prepare_images,
@@ -281,13 +285,100 @@ def test_missing_weights_name_the_file_its_source_and_where_to_put_it(
 
 
 def test_without_any_weights_setting_the_network_is_downloaded_from_its_url(monkeypatch, tmp_path):
-    monkeypatch.delenv(WEIGHTS_DIR_VARIABLE, raising=False)
+    for variable in (WEIGHTS_DIR_VARIABLE, "HF_HUB_CACHE", *_OFFLINE):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no CLIP cached there
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert find_weights("swav") == (NETWORKS["swav"].url, False)
     assert find_weights("clip") == ("openai/clip-vit-large-patch14", False)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / NETWORKS["swav"].file).write_bytes(b"")
     assert find_weights("swav") == (str(tmp_path / "checkpoints" / NETWORKS["swav"].file), True)
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Torch's and Hugging Face's caches in an empty folder, no weights folder, no offline flag."""
+    for variable in (WEIGHTS_DIR_VARIABLE, "HF_HUB_CACHE", *_OFFLINE):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return tmp_path
+
+
+_OFFLINE = (OFFLINE_VARIABLE, "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@pytest.mark.parametrize("network", ["alexnet", "clip"])
+@pytest.mark.parametrize("variable", _OFFLINE)
+def test_offline_loading_fails_at_once_and_quietly(
+    network, variable, empty_caches, monkeypatch, capfd
+):
+    monkeypatch.setenv(variable, "1")
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError) as caught:
+        load_perceptual_network(network)
+    assert time.perf_counter() - start < 5
+    assert capfd.readouterr() == ("", "")  # neither "Retrying in Ns" nor "Downloading ..."
+    message = str(caught.value)
+    assert f"{variable}=1 declares this machine offline" in message
+    assert str(empty_caches) in message and NETWORKS[network].url in message
+    assert WEIGHTS_DIR_VARIABLE in message and "weights=" in message
+    with pytest.raises(FileNotFoundError, match="declares this machine offline"):
+        find_weights(network)
+
+
+def test_weights_in_the_hugging_face_cache_are_found_offline(empty_caches, monkeypatch, images):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=8,
+    )
+    # The hub cache's layout: refs/main names the snapshot that holds the files.
+    repo = empty_caches / "hf" / "hub" / "models--openai--clip-vit-large-patch14"
+    snapshot = repo / "snapshots" / "0123abc"
+    CLIPVisionModelWithProjection(config).save_pretrained(snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert find_weights("clip") == (str(snapshot), True)
+    assert CLIPVisionFeatures(size=32).fit_transform(images).shape == (len(images), 8)
+
+
+def test_an_unreachable_server_fails_in_one_quiet_attempt(empty_caches, monkeypatch, capfd):
+    import huggingface_hub
+
+    # A local port that refuses connections stands for the servers of an offline machine.
+    nowhere = "http://127.0.0.1:9"
+    spec = NETWORKS["alexnet"]
+    monkeypatch.setitem(
+        NETWORKS, "alexnet", Network("alexnet", spec.file, f"{nowhere}/{spec.file}", spec.origin)
+    )
+    template = huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", nowhere)
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        nowhere + template[template.index("/{repo_id}") :],
+    )
+    assert huggingface_hub.hf_hub_url("a/b", "config.json").startswith(nowhere)
+    for network in ("alexnet", "clip"):
+        assert find_weights(network) == (NETWORKS[network].url, False)
+        start = time.perf_counter()
+        with pytest.raises(FileNotFoundError, match="downloading it failed") as loading:
+            load_perceptual_network(network)
+        assert time.perf_counter() - start < 5, network
+        with pytest.raises(FileNotFoundError) as checking:
+            check_weights(network)
+        assert str(checking.value) == str(loading.value)
+    assert capfd.readouterr() == ("", "")
+    assert not (empty_caches / "torch" / "hub" / "checkpoints" / spec.file).exists()
 
 
 def test_prepare_images_resizes_as_torchvision_does_on_pil_images():

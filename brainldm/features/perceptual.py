@@ -21,9 +21,13 @@ loaded once per (network, weights, device, precision) through
 parameter (a file, or a folder holding the standard file name); the folder
 that the environment variable ``BRAINLDM_WEIGHTS_DIR`` names (nothing else is
 tried when it is set); torch's hub cache, where torchvision keeps what it
-downloads; and last a download from the network's URL (CLIP: the Hugging Face
-hub id). Offline, a missing file raises a ``FileNotFoundError`` that names the
-file, its URL and where to put it (:data:`NETWORKS`).
+downloads (CLIP: the Hugging Face cache, ``$HF_HUB_CACHE`` or ``$HF_HOME/hub``);
+and last a download from the network's URL (CLIP: the Hugging Face hub id), one
+quiet attempt without retries. When the environment declares the machine offline
+(``BRAINLDM_OFFLINE``, ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to
+``1``), nothing is downloaded. A missing file raises at once a
+``FileNotFoundError`` that names the file, its URL and where to put it
+(:data:`NETWORKS`); :func:`check_weights` raises it before any work.
 """
 
 import os
@@ -50,6 +54,7 @@ from brainldm.features.base import MODEL_CACHE, FeatureExtractor
 
 __all__ = [
     "NETWORKS",
+    "OFFLINE_VARIABLE",
     "WEIGHTS_DIR_VARIABLE",
     "AlexNetFeatures",
     "CLIPVisionFeatures",
@@ -59,6 +64,7 @@ __all__ = [
     "PerceptualFeatures",
     "SwAVFeatures",
     "ToyPerceptualFeatures",
+    "check_weights",
     "find_weights",
     "load_perceptual_network",
     "prepare_images",
@@ -71,6 +77,19 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 WEIGHTS_DIR_VARIABLE = "BRAINLDM_WEIGHTS_DIR"
 """Environment variable naming a folder that holds the weights under their standard names."""
+
+OFFLINE_VARIABLE = "BRAINLDM_OFFLINE"
+"""Environment variable that, set to ``1``, forbids downloading weights (as ``HF_HUB_OFFLINE``
+and ``TRANSFORMERS_OFFLINE`` do, which are honoured too)."""
+
+_OFFLINE_VARIABLES = (OFFLINE_VARIABLE, "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_HUB_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+_PROBE_TIMEOUT = 10  # seconds that a weights server has to answer before it counts as unreachable
 
 
 @dataclass(frozen=True)
@@ -149,7 +168,84 @@ def _fetch_hint(network):
     )
 
 
-def find_weights(network, weights=None):
+def _offline():
+    """The ``VARIABLE=value`` that declares the machine offline, or None."""
+    for variable in _OFFLINE_VARIABLES:
+        value = os.environ.get(variable, "").strip()
+        if value.upper() in ("1", "ON", "YES", "TRUE"):
+            return f"{variable}={value}"
+    return None
+
+
+def _hub_cache():
+    """The Hugging Face cache folder as the environment names it now (None: the hub's default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
+def _hub_snapshot(repo_id):
+    """The folder of ``repo_id``'s cached snapshot if it holds a config and weights, else None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        config = try_to_load_from_cache(repo_id, "config.json", cache_dir=_hub_cache())
+    except ValueError:  # not a valid repository id
+        return None
+    if not isinstance(config, str):
+        return None
+    folder = Path(config).parent
+    return str(folder) if any((folder / f).is_file() for f in _HUB_WEIGHT_FILES) else None
+
+
+def _searched(network, source):
+    if network == "clip":
+        from huggingface_hub import constants
+
+        return (
+            f"{source} is not in the Hugging Face cache ({_hub_cache() or constants.HF_HUB_CACHE})"
+        )
+    import torch
+
+    return f"no {NETWORKS[network].file} in torch's hub cache ({torch.hub.get_dir()}/checkpoints)"
+
+
+def _not_found(network, source, reason):
+    """The error of weights that are on no disk: what was searched, why not downloaded, the fix."""
+    return FileNotFoundError(
+        f"{network} weights not found: {_searched(network, source)}, and {reason}; "
+        f"{_fetch_hint(network)}"
+    )
+
+
+def _download_refused(network, source, download):
+    """The error to raise instead of downloading, or None when downloading is allowed."""
+    declared = _offline()
+    if declared:
+        return _not_found(network, source, f"{declared} declares this machine offline")
+    if not download:
+        return _not_found(network, source, "download=False forbids fetching it")
+    return None
+
+
+def _probe(network, source):
+    """Ask once, without retries, whether ``source`` can be downloaded; raise if not."""
+    try:
+        if network == "clip":
+            from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+            get_hf_file_metadata(hf_hub_url(source, "config.json"), timeout=_PROBE_TIMEOUT)
+        else:
+            from urllib.request import Request, urlopen
+
+            urlopen(Request(source, method="HEAD"), timeout=_PROBE_TIMEOUT).close()
+    except Exception as error:  # no network: DNS, connection, HTTP and hub errors alike
+        raise _not_found(network, source, f"downloading it failed ({error})") from error
+
+
+def find_weights(network, weights=None, download=True):
     """Where a perceptual network's weights are, without loading them.
 
     Parameters
@@ -161,13 +257,18 @@ def find_weights(network, weights=None):
         a ``save_pretrained`` folder, a folder holding
         ``clip-vit-large-patch14/``, or a Hugging Face hub id). Nothing else is
         tried when it is given.
+    download : bool, default=True
+        Whether weights on no disk may be downloaded: if so, their URL (CLIP:
+        hub id) is returned; if not, they raise. The environment variables
+        ``BRAINLDM_OFFLINE``, ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE``
+        set to ``1`` forbid downloads as well.
 
     Returns
     -------
     source : str
-        A local file or folder, or the URL (CLIP: hub id) to download when
-        neither ``weights`` nor ``BRAINLDM_WEIGHTS_DIR`` is set and torch's
-        hub cache does not hold the file.
+        A local file or folder (CLIP: possibly a snapshot in the Hugging Face
+        cache), or the URL (CLIP: hub id) to download when neither ``weights``
+        nor ``BRAINLDM_WEIGHTS_DIR`` is set and no cache holds the weights.
     local : bool
         Whether ``source`` is on disk.
 
@@ -175,7 +276,12 @@ def find_weights(network, weights=None):
     ------
     FileNotFoundError
         If ``weights`` or ``BRAINLDM_WEIGHTS_DIR`` is given but holds no
-        weights; the message says what to fetch from where.
+        weights, or if the weights are on no disk and may not be downloaded;
+        the message says what to fetch from where.
+
+    See Also
+    --------
+    check_weights : also asks the server whether a download would succeed.
 
     Examples
     --------
@@ -199,54 +305,108 @@ def find_weights(network, weights=None):
             return str(path)
         return str(path / spec.file) if (path / spec.file).is_file() else None
 
+    source = spec.url
     if weights is not None:
         found = local(weights)
         if found:
             return found, True
-        if network == "clip" and str(weights).count("/") == 1 and not Path(weights).exists():
-            return str(weights), False  # a hub id
-        raise FileNotFoundError(
-            f"{network} weights not found: {str(weights)!r} is neither {spec.file} nor a folder "
-            f"holding it; {_fetch_hint(network)}"
-        )
-    folder = os.environ.get(WEIGHTS_DIR_VARIABLE)
-    if folder:
-        found = local(folder)
-        if found:
-            return found, True
-        raise FileNotFoundError(
-            f"{network} weights not found: {WEIGHTS_DIR_VARIABLE}={folder!r} holds no "
-            f"{spec.file}; {_fetch_hint(network)}"
-        )
-    if network != "clip":
+        if not (network == "clip" and str(weights).count("/") == 1 and not Path(weights).exists()):
+            raise FileNotFoundError(
+                f"{network} weights not found: {str(weights)!r} is neither {spec.file} nor a "
+                f"folder holding it; {_fetch_hint(network)}"
+            )
+        source = str(weights)  # a hub id
+    else:
+        folder = os.environ.get(WEIGHTS_DIR_VARIABLE)
+        if folder:
+            found = local(folder)
+            if found:
+                return found, True
+            raise FileNotFoundError(
+                f"{network} weights not found: {WEIGHTS_DIR_VARIABLE}={folder!r} holds no "
+                f"{spec.file}; {_fetch_hint(network)}"
+            )
+    if network == "clip":
+        cached = _hub_snapshot(source)
+    else:
         import torch
 
         cached = Path(torch.hub.get_dir()) / "checkpoints" / spec.file
-        if cached.is_file():
-            return str(cached), True
-    return spec.url, False
+        cached = str(cached) if cached.is_file() else None
+    if cached:
+        return cached, True
+    refused = _download_refused(network, source, download)
+    if refused:
+        raise refused
+    return source, False
+
+
+def check_weights(network, weights=None):
+    """Fail now if :func:`load_perceptual_network` could not get a network's weights.
+
+    The weights must be on disk (found as :func:`find_weights` finds them),
+    or downloads must be allowed and the server must answer: one request,
+    without retries, which downloads nothing. Nothing is loaded.
+
+    Parameters
+    ----------
+    network : {"alexnet", "inception", "efficientnet", "swav", "clip"}
+        Key in :data:`NETWORKS`.
+    weights : str or path-like, optional
+        As :func:`find_weights` takes it.
+
+    Returns
+    -------
+    source : str
+        The local file or folder, or the URL (CLIP: hub id) to download.
+    local : bool
+        Whether ``source`` is on disk.
+
+    Raises
+    ------
+    FileNotFoundError
+        The error that loading the network would raise, naming what to fetch
+        from where.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from brainldm.features.perceptual import check_weights
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, "alexnet-owt-7be5be79.pth"), "wb").close()
+    >>> check_weights("alexnet", weights=folder)[1]
+    True
+    """
+    source, local = find_weights(network, weights)
+    if not local:
+        _probe(network, source)
+    return source, local
 
 
 def _torchvision_state(network, source, local):
     import torch
 
-    if local:
-        return torch.load(source, map_location="cpu", weights_only=True)
-    try:
-        return torch.hub.load_state_dict_from_url(source, map_location="cpu", weights_only=True)
-    except Exception as error:  # no network: URLError, OSError, HTTPError, ...
-        raise FileNotFoundError(
-            f"{network} weights not found offline: no {NETWORKS[network].file} in torch's hub "
-            f"cache ({torch.hub.get_dir()}/checkpoints) and downloading it failed ({error}); "
-            f"{_fetch_hint(network)}"
-        ) from error
+    if not local:
+        # As torch.hub.load_state_dict_from_url caches it, but quiet and in one attempt.
+        checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+        target = checkpoints / NETWORKS[network].file
+        try:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(source, str(target), progress=False)
+        except Exception as error:  # no network: URLError, OSError, HTTPError, ...
+            raise _not_found(network, source, f"downloading it failed ({error})") from error
+        source = str(target)
+    return torch.load(source, map_location="cpu", weights_only=True)
 
 
-def _build_clip(source):
+def _build_clip(source, local):
     """CLIP's vision tower and projection, from a CLIPModel or a vision-only checkpoint."""
     from transformers import AutoConfig, CLIPVisionModelWithProjection
     from transformers.utils import logging
 
+    if not local:
+        # One quick request first: transformers would retry an unreachable hub for minutes.
+        _probe("clip", source)
     try:
         config = AutoConfig.from_pretrained(source)
         if config.model_type == "clip":
@@ -277,7 +437,7 @@ def _build(network, source, local):
     import torchvision
 
     if network == "clip":
-        return _build_clip(source)
+        return _build_clip(source, local)
     state = _torchvision_state(network, source, local)
     if network == "alexnet":
         model = torchvision.models.alexnet(weights=None)

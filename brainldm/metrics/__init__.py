@@ -8,8 +8,10 @@
 - :mod:`brainldm.metrics.images`: pixel correlation and SSIM (the correct
   2-D one and the peers' variant).
 - :mod:`brainldm.metrics.scoring`: :class:`IdentificationScorer`, every
-  metric of a suite (the peers' or the toy world's) from originals and
-  reconstructions.
+  metric of a suite (the peers' or the toy world's), and custom ones on any
+  feature extractor, from originals and reconstructions;
+  :func:`check_metrics`, which checks metrics and their networks' weights
+  before any work.
 - :mod:`brainldm.metrics.statistics`: paired Wilcoxon tests with Holm's
   correction, between reconstruction modes (per image) and between encoding
   models (per voxel and ROI), means and standard errors.
@@ -38,6 +40,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "METRICS": _SCORING,
         "SUITES": _SCORING,
         "IdentificationScorer": _SCORING,
+        "check_metrics": _SCORING,
         "bootstrap_se": _STATISTICS,
         "compare_modes": _STATISTICS,
         "holm": _STATISTICS,

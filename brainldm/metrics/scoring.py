@@ -12,10 +12,12 @@ import os
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from brainldm._images import check_uint8
-from brainldm._validation import Interval, Options, validate_params
+from brainldm._validation import HasMethods, Interval, Options, check_options, validate_params
 from brainldm.metrics.identification import (
     PROTOCOLS,
     identification_from_correlations,
@@ -23,7 +25,7 @@ from brainldm.metrics.identification import (
 )
 from brainldm.metrics.images import pixel_correlation, ssim, ssim_braindiffuser
 
-__all__ = ["METRICS", "SUITES", "IdentificationScorer"]
+__all__ = ["METRICS", "SUITES", "IdentificationScorer", "check_metrics"]
 
 METRICS = {
     "pixcorr": "Pearson r of the RGB pixels, per image (higher is better)",
@@ -117,13 +119,187 @@ SUITES = {
 computed: network, layer, input size, crop, interpolation)."""
 
 
+_NETWORKS = ("alexnet", "inception", "efficientnet", "swav", "clip", "toy")
+
+
+def _is_transformer(value):
+    return HasMethods(["transform"]).is_satisfied_by(value) and not isinstance(value, type)
+
+
+def _custom_name(entry, position, param):
+    """The (name, transformer) of a custom entry of ``metrics``; raise if it is none."""
+    if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+        name, transformer = entry
+        if not _is_transformer(transformer):
+            raise TypeError(
+                f"{param}[{position}] = {entry!r} pairs {name!r} with {transformer!r}, which has "
+                "no transform method; pair each name with a feature extractor or a fitted "
+                "scikit-learn transformer"
+            )
+    elif _is_transformer(entry):
+        name, transformer = type(entry).__name__.lower(), entry
+    else:
+        raise TypeError(
+            f"{param}[{position}] is {entry!r}: each entry of {param} must be a metric name, a "
+            "feature extractor (an object with transform, such as a "
+            "brainldm.features.FeatureExtractor) or a (name, extractor) tuple"
+        )
+    if not name or name in METRICS:
+        raise ValueError(
+            f"{param}[{position}] names a custom metric {name!r}, "
+            + ("which is empty" if not name else "which is the name of a built-in metric")
+            + "; name it with a (name, extractor) tuple of another name"
+        )
+    return name, transformer
+
+
+def _resolve(metrics, suite, param):
+    """name -> a name of METRICS or a custom transformer, in order, duplicate names merged."""
+    taps = SUITES[suite]["taps"]
+    if metrics is None:
+        metrics = SUITES[suite]["metrics"]
+    single = isinstance(metrics, str) or _is_transformer(metrics)
+    try:
+        entries = [metrics] if single else list(metrics)
+    except TypeError:
+        raise TypeError(
+            f"{param} must be a metric name, a feature extractor or a list of them and of "
+            f"(name, extractor) tuples, got {metrics!r}"
+        ) from None
+    resolved, unknown = {}, []
+    for position, entry in enumerate(entries):
+        if isinstance(entry, str):
+            if entry in taps:
+                resolved[entry] = entry
+            else:
+                unknown.append(entry)
+            continue
+        name, transformer = _custom_name(entry, position, param)
+        if name in resolved:
+            raise ValueError(
+                f"{param} names two custom metrics {name!r}; give each its own name with "
+                "(name, extractor) tuples"
+            )
+        resolved[name] = transformer
+    if unknown or not resolved:
+        which = (
+            f"{param}={metrics!r} is not a metric"
+            if isinstance(metrics, str)
+            else f"{param} {unknown} are not metrics"
+            if unknown
+            else f"{param} is empty"
+        )
+        raise ValueError(
+            f"{which} offered by suite={suite!r}; choose among {sorted(taps)}, or pass a "
+            f"feature extractor (other suites: {sorted(set(SUITES) - {suite})})"
+        )
+    return resolved
+
+
+def _network_weights(weights, network):
+    """What ``weights`` (a folder, or a dict network -> file or folder) says for ``network``."""
+    if isinstance(weights, dict):
+        return weights.get(network)
+    return None if network == "toy" else weights
+
+
+def check_metrics(metrics=None, *, suite="braindiffuser", weights=None, load=True, param="metrics"):
+    """Resolve metrics and check that their networks' weights can be had, before any work.
+
+    Parameters
+    ----------
+    metrics : str, transformer or sequence, optional
+        As :class:`IdentificationScorer` takes it: names of :data:`METRICS`,
+        feature extractors, ``(name, extractor)`` tuples; None is the suite's
+        list.
+    suite : {"braindiffuser", "mindeye", "takagi2023", "toy"}, default="braindiffuser"
+        The suite whose metrics the names must be.
+    weights : str, path-like or dict, optional
+        Where the networks' weights are, as :class:`IdentificationScorer`
+        takes it.
+    load : bool, default=True
+        Also check that the weights of each network that a named metric runs
+        are on disk, or can be downloaded (see
+        :func:`~brainldm.features.perceptual.check_weights`): nothing is
+        downloaded, and only the toy network, when ``weights`` names one, is
+        loaded (into :data:`~brainldm.features.MODEL_CACHE`, for later use).
+    param : str, default="metrics"
+        The caller's name for ``metrics``, used in the messages.
+
+    Returns
+    -------
+    metrics : dict of str to str or transformer
+        Each metric's name (custom ones' named by their tuple or their class
+        name in lower case) -> the name itself, or the custom transformer.
+
+    Raises
+    ------
+    TypeError
+        If an entry is neither a name, a transformer nor a (name, extractor)
+        tuple.
+    ValueError
+        If a name is not a metric of ``suite`` (the message lists those that
+        are), or two custom metrics share a name.
+    FileNotFoundError
+        If ``load`` and a network's weights can't be had: the error that
+        loading it would raise, naming what to fetch from where.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from brainldm.metrics import check_metrics
+    >>> flat = FunctionTransformer(lambda X: X.reshape(len(X), -1))
+    >>> list(check_metrics(["toy_embedding", ("pixels", flat)], suite="toy"))
+    ['toy_embedding', 'pixels']
+    >>> check_metrics("clipp", param="metric", load=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: metric='clipp' is not a metric offered by suite='braindiffuser'; choose among [...], or pass a feature extractor (other suites: [...])
+    """
+    check_options(suite, "suite", "check_metrics", tuple(SUITES))
+    if not isinstance(weights, (str, os.PathLike, dict, type(None))):
+        raise TypeError(
+            f"weights must be a folder, a dict network -> file or folder, or None, got {weights!r}"
+        )
+    if isinstance(weights, dict):
+        extra = sorted(set(weights) - set(_NETWORKS))
+        if extra:
+            raise ValueError(f"weights names unknown networks {extra}; use {list(_NETWORKS)}")
+    resolved = _resolve(metrics, suite, param)
+    if load:
+        taps = SUITES[suite]["taps"]
+        networks = [taps[m].get("network") for m in resolved.values() if isinstance(m, str)]
+        for network in dict.fromkeys(n for n in networks if n is not None):
+            _check_network(network, _network_weights(weights, network))
+    return resolved
+
+
+def _check_network(network, weights):
+    from brainldm.features import perceptual
+
+    if network != "toy":
+        perceptual.check_weights(network, weights)
+    elif weights is not None:  # the shipped toy network is always there; another is loaded once
+        perceptual.ToyPerceptualFeatures(weights=weights).fit(None)
+
+
 class IdentificationScorer(BaseEstimator):
     """Score reconstructions against the seen images with a suite of metrics.
 
     Parameters
     ----------
-    metrics : sequence of str, optional
-        Metrics to compute (see :data:`METRICS`); None is the suite's list.
+    metrics : str, transformer or sequence of them and of (name, transformer) tuples, optional
+        Metrics to compute: names of :data:`METRICS` that ``suite`` offers,
+        and custom metrics, any :class:`~brainldm.features.FeatureExtractor`
+        or scikit-learn style transformer whose ``transform`` maps uint8
+        images (n, height, width, 3) to features (n, ...). A custom metric is
+        scored as the networks' layers are: two-way identification on the
+        Pearson correlation of the features, by ``protocol``. It is named by
+        its tuple, or else by its class name in lower case; one that is not
+        fitted (a scikit-learn estimator that ``check_is_fitted`` rejects,
+        such as a :class:`~brainldm.features.FeatureExtractor` before
+        ``fit``) is cloned and fitted on the originals. None is the suite's
+        list. See :func:`check_metrics`.
     suite : {"braindiffuser", "mindeye", "takagi2023", "toy"}, default="braindiffuser"
         How each metric is computed (:data:`SUITES`): Brain-Diffuser's
         layers and sizes (224 px), MindEye 1's (256 / 342 / 255 px),
@@ -160,6 +336,7 @@ class IdentificationScorer(BaseEstimator):
 
     See Also
     --------
+    check_metrics : checks the metrics and their networks' weights before any work.
     brainldm.metrics.compare_modes : tests between modes on per-image scores.
 
     Examples
@@ -173,6 +350,15 @@ class IdentificationScorer(BaseEstimator):
     >>> scorer = IdentificationScorer(["toy_embedding", "toy_shape", "pixcorr"], suite="toy")
     >>> {name: round(value, 2) for name, value in scorer.score(originals, reconstructions).items()}
     {'toy_embedding': 1.0, 'toy_shape': 0.83, 'pixcorr': 0.96}
+
+    A custom metric: identification on the pixels of an 8 x 8 grid, by a
+    stateless transformer named by its tuple:
+
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> grid = FunctionTransformer(lambda X: X[:, ::8, ::8].reshape(len(X), -1))
+    >>> scorer = IdentificationScorer(["toy_embedding", ("grid", grid)], suite="toy")
+    >>> {name: round(value, 2) for name, value in scorer.score(originals, reconstructions).items()}
+    {'toy_embedding': 1.0, 'grid': 1.0}
     """
 
     def __init__(
@@ -208,21 +394,8 @@ class IdentificationScorer(BaseEstimator):
 
     def _check_params(self):
         validate_params(self)
-        taps = SUITES[self.suite]["taps"]
-        metrics = SUITES[self.suite]["metrics"] if self.metrics is None else self.metrics
-        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-        unknown = [m for m in metrics if m not in taps]
-        if unknown or not metrics:
-            raise ValueError(
-                f"metrics {unknown or metrics} are not offered by suite={self.suite!r}; choose "
-                f"among {sorted(taps)} (other suites: {sorted(set(SUITES) - {self.suite})})"
-            )
-        if isinstance(self.weights, dict):
-            networks = ("alexnet", "inception", "efficientnet", "swav", "clip", "toy")
-            extra = sorted(set(self.weights) - set(networks))
-            if extra:
-                raise ValueError(f"weights names unknown networks {extra}; use {list(networks)}")
-        return list(dict.fromkeys(metrics)), taps
+        metrics = check_metrics(self.metrics, suite=self.suite, weights=self.weights, load=False)
+        return metrics, SUITES[self.suite]["taps"]
 
     def _check_images(self, originals, reconstructions, metrics, taps):
         originals = np.asarray(originals)
@@ -256,7 +429,7 @@ class IdentificationScorer(BaseEstimator):
                 )
             reconstructions = reconstructions[:, self.sample_index : self.sample_index + 1]
         for metric in metrics:
-            if metric.startswith("ssim"):
+            if metrics[metric] == metric and metric.startswith("ssim"):
                 size = taps[metric]["size"] or min(originals.shape[1:3])
                 if size < 11:
                     raise ValueError(f"{metric} needs images of at least 11 px, got {size} px")
@@ -278,12 +451,13 @@ class IdentificationScorer(BaseEstimator):
         Returns
         -------
         scores : dict of str to float or to ndarray of shape (n_images,)
-            In the order of ``metrics``.
+            In the order of ``metrics``, custom metrics under their names.
         """
         metrics, taps = self._check_params()
         originals, reconstructions = self._check_images(originals, reconstructions, metrics, taps)
+        named = [metric for metric, entry in metrics.items() if isinstance(entry, str)]
         values = {}
-        for metric in metrics:
+        for metric in named:
             if metric in _PIXEL:
                 tap = taps[metric]
                 per_sample = [
@@ -292,19 +466,24 @@ class IdentificationScorer(BaseEstimator):
                 ]
                 values[metric] = np.mean(per_sample, axis=0)
         groups = {}
-        for metric in metrics:
+        for metric in named:
             if metric not in _PIXEL:
                 tap = taps[metric]
                 key = tuple(tap.get(k) for k in ("network", "size", "crop", "interpolation"))
                 groups.setdefault(key, []).append(metric)
         for key, group in groups.items():
             values |= self._network_scores(
-                key, [taps[m] for m in group], group, originals, reconstructions
+                self._extractor(*key), [taps[m] for m in group], group, originals, reconstructions
             )
+        for metric, entry in metrics.items():
+            if not isinstance(entry, str):  # a custom metric: a network of one layer, its own
+                extractor = _CustomFeatures(metric, _fitted(entry, originals))
+                values |= self._network_scores(
+                    extractor, [dict(layer=metric)], [metric], originals, reconstructions
+                )
         return {m: values[m] if per_image else float(np.mean(values[m])) for m in metrics}
 
-    def _network_scores(self, key, group_taps, group, originals, reconstructions):
-        extractor = self._extractor(*key)
+    def _network_scores(self, extractor, group_taps, group, originals, reconstructions):
         n, n_samples = reconstructions.shape[:2]
         flat = reconstructions.reshape(n * n_samples, *reconstructions.shape[2:])
         values = {}
@@ -341,7 +520,8 @@ class IdentificationScorer(BaseEstimator):
         if self.progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc=type(extractor).__name__, unit="batch")
+            desc = getattr(extractor, "name", type(extractor).__name__)
+            starts = tqdm(starts, desc=desc, unit="batch")
         for start in starts:
             features = extractor.extract_layers(flat[start : start + self.batch_size], layers)
             for layer, batch in features.items():
@@ -352,10 +532,7 @@ class IdentificationScorer(BaseEstimator):
     def _extractor(self, network, size, crop, interpolation):
         from brainldm.features import perceptual
 
-        if isinstance(self.weights, dict):
-            weights = self.weights.get(network)
-        else:
-            weights = None if network == "toy" else self.weights
+        weights = _network_weights(self.weights, network)
         if network == "toy":
             return perceptual.ToyPerceptualFeatures(
                 weights=weights, device=self.device, batch_size=self.batch_size
@@ -376,3 +553,30 @@ class IdentificationScorer(BaseEstimator):
             dtype=self.dtype,
             batch_size=self.batch_size,
         )
+
+
+def _fitted(transformer, originals):
+    """``transformer`` if fitted or stateless, else a clone of it fitted on the originals."""
+    if isinstance(transformer, BaseEstimator) and hasattr(transformer, "fit"):
+        try:
+            check_is_fitted(transformer)
+        except NotFittedError:
+            return clone(transformer).fit(originals)
+    return transformer
+
+
+class _CustomFeatures:
+    """A custom metric's transformer, as a network whose one layer is named after the metric."""
+
+    def __init__(self, name, transformer):
+        self.name, self.transformer = name, transformer
+
+    def extract_layers(self, X, layers):
+        features = np.asarray(self.transformer.transform(X))
+        if features.ndim < 1 or len(features) != len(X):
+            raise ValueError(
+                f"metric {self.name!r}: {type(self.transformer).__name__}.transform returned "
+                f"features of shape {features.shape} for {len(X)} images; it must return an "
+                "array of shape (n_images, ...)"
+            )
+        return dict.fromkeys(layers, features)
