@@ -95,6 +95,9 @@ def betas_ids(X):
     return [int(digest(row, size=8), 16) >> 1 for row in wide]
 
 
+# The suite whose metrics (and their computation) score() uses.
+_SCORE_SUITE = "braindiffuser"
+
 # Rows of X reconstructed per entry of the cache.
 _CHUNK = 16
 
@@ -283,11 +286,16 @@ class LDMReconstructor(BaseEstimator):
         draws its noise from torch's global CUDA generator in another order and
         runs CompVis' modules under autocast. The decoders are yours to set:
         ``LatentDecoder(**brainldm.ridge.TAKAGI2023)`` fits as the original.
-    metric : str, default=None
-        Identification metric of :meth:`score`, a name of
-        :data:`brainldm.metrics.METRICS`; None is ``"toy_embedding"`` for the
-        toy model (and any model trained on the toy world) and ``"clip"`` for
-        others.
+    metric : str, transformer or (str, transformer), default=None
+        Identification metric of :meth:`score`: a name of
+        :data:`brainldm.metrics.METRICS`, or a feature extractor (optionally
+        named by a tuple), as :class:`~brainldm.metrics.IdentificationScorer`
+        takes it; None is ``"toy_embedding"`` for the toy model (and any model
+        trained on the toy world) and ``"clip"`` for others. ``fit`` checks
+        it, and that its network's weights are on disk or can be downloaded
+        (:func:`~brainldm.metrics.check_metrics`), before any work, so that a
+        grid search fails at once instead of scoring NaN; without the weights,
+        choose a metric that needs none, e.g. ``"pixcorr"``.
     batch_size : int, default=8
         Samples denoised at once.
     device, dtype : str, default=None
@@ -401,7 +409,7 @@ class LDMReconstructor(BaseEstimator):
         "rescale": [Options(RESCALES[1:]), None],
         "select": [Options(SELECTS[1:]), None],
         "preset": [Options(PRESETS[1:]), None],
-        "metric": [str, None],
+        "metric": [str, HasMethods(["transform"]), tuple, None],
         "batch_size": [Interval(Integral, 1, None)],
         "memory": [str, os.PathLike, Memory, Cache, None],
         "progress": ["boolean"],
@@ -420,6 +428,33 @@ class LDMReconstructor(BaseEstimator):
 
     def _default_metric(self):
         return "toy_embedding" if self._model().trained_on_toy_world else "clip"
+
+    def _check_metric(self, load):
+        """The metric of :meth:`score` as ``(name, metric)``, its weights checked if ``load``."""
+        from brainldm.metrics import METRICS, SUITES, check_metrics
+
+        metric = self.metric if self.metric is not None else self._default_metric()
+        taps = SUITES[_SCORE_SUITE]["taps"]
+        if isinstance(metric, str) and metric not in taps:
+            default = "" if self.metric is not None else " (the default for this model)"
+            raise ValueError(
+                f"metric={metric!r}{default} is not an identification metric of "
+                f"{type(self).__name__}.score; choose among {sorted(set(taps) & set(METRICS))}, "
+                "or pass a feature extractor"
+            )
+        try:
+            ((name, resolved),) = check_metrics(
+                [metric], suite=_SCORE_SUITE, load=load, param="metric"
+            ).items()
+        except FileNotFoundError as error:
+            default = "" if self.metric is not None else ", the default for this model,"
+            raise FileNotFoundError(
+                f"metric={metric!r}{default} scores with a network whose weights are not "
+                f"available, so {type(self).__name__}.score could not run: {error} "
+                f"({type(self).__name__} finds weights through BRAINLDM_WEIGHTS_DIR). Or set "
+                "metric= to one that needs no weights, e.g. 'pixcorr'."
+            ) from None
+        return name, resolved
 
     def _model(self):
         from brainldm.features.ldm import load_ldm
@@ -490,6 +525,7 @@ class LDMReconstructor(BaseEstimator):
         groups = None if groups is None else np.asarray(groups)
         cache = check_cache(self.memory)
         sd = self._model()
+        self._check_metric(load=True)
         self.latent_shape_, self.text_shape_ = tuple(sd.latent_shape), tuple(sd.text_shape)
         self.latent_decoder_ = self.text_decoder_ = None
         self.rescale_ = {}
@@ -731,6 +767,7 @@ class LDMReconstructor(BaseEstimator):
         reconstructed = self.predict(X_mean)
         if reconstructed.ndim == 5:
             reconstructed = reconstructed[:, 0]
-        metric = self.metric or self._default_metric()
-        scorer = IdentificationScorer(metrics=[metric], device=self.device)
-        return scorer.score(seen, reconstructed)[metric]
+        name, _ = self._check_metric(load=False)
+        metric = self.metric if self.metric is not None else self._default_metric()
+        scorer = IdentificationScorer(metrics=[metric], suite=_SCORE_SUITE, device=self.device)
+        return scorer.score(seen, reconstructed)[name]

@@ -1,6 +1,7 @@
 """Specification of LDMReconstructor, on a small toy world and the tiny random SD model."""
 
 import copy
+import time
 import warnings
 
 import numpy as np
@@ -371,6 +372,8 @@ def test_groups_reach_the_decoders_through_metadata_routing(data, sd):
         (dict(rescale="mean"), {}, "'rescale' parameter"),
         (dict(select="best"), {}, "'select' parameter"),
         (dict(mode="c", select="decoded"), {}, "mode='c' does not decode"),
+        (dict(metric="clipp"), {}, "metric='clipp' is not an identification metric"),
+        (dict(metric=3), {}, "'metric' parameter"),
         (dict(mode="zc"), dict(captions=None), "needs captions"),
         (dict(mode="z"), dict(images="float"), "uint8"),
         (dict(mode="z"), dict(images="few"), "rows but images has"),
@@ -385,6 +388,35 @@ def test_bad_input_is_rejected_before_any_work(data, sd, params, fit_args, messa
     with pytest.raises(ValueError, match=message), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reconstructor(data, sd, **params).fit(data.X_train, images, captions)
+
+
+def test_a_metric_without_weights_fails_fit_at_once_and_names_the_parameter(
+    data, sd, tmp_path, monkeypatch
+):
+    for variable in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "BRAINLDM_WEIGHTS_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoded = count_calls(monkeypatch, sd, "encode_images")
+    start = time.perf_counter()
+    # The tiny model is not the toy world's: its default metric is CLIP.
+    with pytest.raises(FileNotFoundError, match=r"metric='clip', the default for this model,"):
+        reconstructor(data, sd, mode="z", metric=None).fit(data.X_train, data.images)
+    with pytest.raises(FileNotFoundError, match=r"metric='alexnet2' scores with a network"):
+        reconstructor(data, sd, mode="z", metric="alexnet2").fit(data.X_train, data.images)
+    assert time.perf_counter() - start < 5
+    assert encoded == []
+
+
+def test_a_feature_extractor_can_be_the_metric_of_score(fitted, data):
+    from sklearn.preprocessing import FunctionTransformer
+
+    from brainldm.metrics import IdentificationScorer
+
+    pixels = ("pixels", FunctionTransformer(lambda images: images.reshape(len(images), -1)))
+    recon = variant(fitted, metric=pixels)
+    X, images = data.X_test[:6], data.test_images[:6]
+    expected = IdentificationScorer([pixels]).score(images, recon.predict(X)[:, 0])["pixels"]
+    assert recon.score(X, images) == pytest.approx(expected, abs=1e-12)
 
 
 def test_predict_checks_fitting_and_the_number_of_voxels(data, sd, fitted):

@@ -443,7 +443,8 @@ class IdentificationScorer(BaseEstimator):
         originals : ndarray of shape (n_images, height, width, 3), uint8
             The seen images.
         reconstructions : ndarray of shape (n_images, h, w, 3) or (n_images, n_samples, h, w, 3), uint8
-            Their reconstructions, in the same order, of any size.
+            Their reconstructions, in the same order, of any size (custom metrics
+            see them resized to the originals' size with LANCZOS).
         per_image : bool, default=False
             Return each image's value of each metric (the fraction of
             distractors beaten, for identification), whose mean is the score.
@@ -475,12 +476,15 @@ class IdentificationScorer(BaseEstimator):
             values |= self._network_scores(
                 self._extractor(*key), [taps[m] for m in group], group, originals, reconstructions
             )
-        for metric, entry in metrics.items():
-            if not isinstance(entry, str):  # a custom metric: a network of one layer, its own
-                extractor = _CustomFeatures(metric, _fitted(entry, originals))
-                values |= self._network_scores(
-                    extractor, [dict(layer=metric)], [metric], originals, reconstructions
-                )
+        custom = [metric for metric, entry in metrics.items() if not isinstance(entry, str)]
+        if custom:
+            # A custom extractor sees the reconstructions at the originals' size.
+            at_size = _to_size(reconstructions, originals.shape[1:3])
+        for metric in custom:  # a network of one layer, its own
+            extractor = _CustomFeatures(metric, _fitted(metrics[metric], originals))
+            values |= self._network_scores(
+                extractor, [dict(layer=metric)], [metric], originals, at_size
+            )
         return {m: values[m] if per_image else float(np.mean(values[m])) for m in metrics}
 
     def _network_scores(self, extractor, group_taps, group, originals, reconstructions):
@@ -553,6 +557,24 @@ class IdentificationScorer(BaseEstimator):
             dtype=self.dtype,
             batch_size=self.batch_size,
         )
+
+
+def _to_size(reconstructions, shape):
+    """(n, n_samples, h, w, 3) reconstructions resized with LANCZOS to ``shape`` (height, width)."""
+    if reconstructions.shape[2:4] == tuple(shape):
+        return reconstructions
+    from PIL import Image
+
+    height, width = shape
+    return np.stack(
+        [
+            [
+                np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS))
+                for image in row
+            ]
+            for row in reconstructions
+        ]
+    )
 
 
 def _fitted(transformer, originals):
