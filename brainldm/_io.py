@@ -3,12 +3,20 @@
 import json
 import os
 import secrets
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_savez", "atomic_write", "write_csv", "write_json", "write_npz"]
+__all__ = [
+    "atomic_savez",
+    "atomic_write",
+    "check_writable",
+    "write_csv",
+    "write_json",
+    "write_npz",
+]
 
 
 def atomic_write(path, write):
@@ -28,6 +36,82 @@ def atomic_write(path, write):
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def check_writable(folder, name, caller):
+    """Raise a ValueError naming ``name`` unless files can be written in ``folder``.
+
+    The check a run makes before any work, so that an output or cache folder it
+    cannot write stops it at once rather than after hours of computing. It
+    creates the missing folders, writes and removes a hidden probe file, then
+    removes the folders it created: it leaves the disk as it found it.
+
+    Parameters
+    ----------
+    folder : str, path-like, object with a ``location`` (a joblib ``Memory``) or None
+        The folder; None (or a ``location`` of None) is nothing to check.
+    name : str
+        The parameter (or the command's flag) that gave the folder, as the error names it.
+    caller : str
+        The function (or command) it was given to.
+
+    Returns
+    -------
+    folder : Path or None
+
+    Raises
+    ------
+    TypeError
+        If ``folder`` is neither a path nor None.
+    ValueError
+        If the folder cannot be created (a file stands in its path, no
+        permission) or no file can be written in it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp())
+    >>> check_writable(base / "out" / "cache", "memory", "encode") == base / "out" / "cache"
+    True
+    >>> sorted(base.iterdir())
+    []
+    >>> (base / "notes").write_text("a file, not a folder")
+    20
+    >>> check_writable(base / "notes" / "out", "out", "reconstruct")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: out='...out' of reconstruct cannot be written (...); give a folder in which ...
+    """
+    folder = getattr(folder, "location", folder)
+    if folder is None:
+        return None
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(
+            f"{name} of {caller} must be a folder (a str or path-like), got {type(folder).__name__}"
+        )
+    folder = Path(folder).expanduser()
+    created, existing = [], folder
+    while not existing.exists() and existing != existing.parent:
+        created.append(existing)
+        existing = existing.parent
+    try:
+        if existing.exists() and not existing.is_dir():
+            raise NotADirectoryError(0, f"{existing} is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".brainldm-probe-"):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{name}={str(folder)!r} of {caller} cannot be written "
+            f"({error.strerror or error}); give a folder in which you can create files"
+        ) from error
+    finally:
+        for path in created:  # deepest first; a folder someone filled meanwhile stays
+            try:
+                path.rmdir()
+            except OSError:
+                break
+    return folder
 
 
 def atomic_savez(path, arrays):

@@ -1,6 +1,7 @@
 """The workflows from Python: what they write, what they return, and one cache with the command."""
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from brainldm.workflows import (
     EncodingResult,
     EvaluationResult,
     ReconstructionResult,
+    demo,
     encode,
     evaluate,
     reconstruct,
@@ -393,6 +395,12 @@ def test_encode_fits_single_trials_on_request(encode_run, tmp_path):
         (dict(layers=["down_blocks.0", "up_blocks.9"]), "['up_blocks.9'] are not modules"),
         (dict(strengths=[0.5, 1.5]), "'strengths[1]' parameter of encode must be a float"),
         (dict(analyses=["representations", "layers"]), "analyses must be among ['representations'"),
+        (dict(guidance=-1.0), "'guidance' parameter of encode must be a float in the range [0.0"),
+        (dict(threads=0), "'threads' parameter of encode must be an int in the range [1, inf) or"),
+        (dict(average_train="yes"), "'average_train' parameter of encode must be"),
+        (dict(dask="scheduler"), "dask must be a number of local workers or a scheduler's"),
+        (dict(dask=0), "'dask' parameter of encode must be an int in the range [1, inf)"),
+        (dict(device="mps"), "'device' parameter of encode must be a str among {'cpu', 'cuda'}"),
     ],
 )
 def test_encode_checks_its_settings_before_any_work(tmp_path, monkeypatch, settings, message):
@@ -430,3 +438,63 @@ def test_the_workflows_example_runs_both_halves_and_draws_every_figure(
     by_command = sorted(path.name for path in (tmp_path / "encoding/subj01/figures").glob("*.png"))
     assert drawn == by_command and len(drawn) == 3 + 2 + 1 + 3 + 1 + 3 + 1
     assert len(list((tmp_path / "one-by-one").glob("*.png"))) == 3 + 3
+
+
+def forbid_loading(monkeypatch):
+    """Make loading data or a model, or writing the toy world, fail: the run must stop first."""
+    import brainldm.datasets.nsd
+    import brainldm.datasets.toy
+    import brainldm.features
+    import brainldm.features.ldm
+
+    forbid(
+        monkeypatch,
+        (brainldm.datasets.nsd, "load_nsd"),
+        (brainldm.datasets.toy, "make_toy_nsd"),
+        (brainldm.features.ldm, "load_ldm"),
+    )
+    # The package exports it lazily; set there too, whichever way a workflow imports it.
+    monkeypatch.setattr(
+        brainldm.features, "load_ldm", brainldm.features.ldm.load_ldm, raising=False
+    )
+
+
+WRITERS = {
+    "reconstruct": lambda folders, base: reconstruct(base, "subj01", "toy", **folders),
+    "demo": lambda folders, base: demo(**folders),
+    "encode": lambda folders, base: encode(None, "subj01", "toy", **folders),
+    "evaluate": lambda folders, base: evaluate(base / "recon.npz", base, **folders),
+}
+
+
+@pytest.mark.parametrize(
+    ("workflow", "parameter"),
+    [(name, "out") for name in WRITERS]
+    + [(name, "memory") for name in ("reconstruct", "demo", "encode")],
+)
+def test_an_unwritable_folder_is_refused_before_any_work(
+    tmp_path, monkeypatch, workflow, parameter
+):
+    forbid_loading(monkeypatch)
+    np.savez(tmp_path / "recon.npz", images=np.arange(2), zc=np.zeros((2, 8, 8, 3), np.uint8))
+    # A folder under a file: unwritable for every user, root included.
+    (tmp_path / "afile").write_text("")
+    unwritable = tmp_path / "afile" / "sub"
+    folders = {"out": tmp_path / "out"} | {parameter: unwritable}
+    before = sorted(tmp_path.rglob("*"))
+    started = time.perf_counter()
+    with pytest.raises(ValueError) as error:
+        WRITERS[workflow](folders, tmp_path)
+    assert time.perf_counter() - started < 1
+    assert str(error.value).startswith(f"{parameter}={str(unwritable)!r} of {workflow} cannot be")
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in str(error.value)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_writable_folder_is_checked_without_a_trace(tmp_path, monkeypatch):
+    """The check creates nothing it leaves: a run refused later for a setting writes nothing."""
+    forbid_loading(monkeypatch)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(ValueError, match="'n_iter' parameter of encode"):
+        encode(None, "subj01", "toy", out, memory=tmp_path / "cache", n_iter=0)
+    assert list(tmp_path.iterdir()) == []

@@ -2,14 +2,22 @@
 
 import contextlib
 import time
+from numbers import Integral
 from pathlib import Path
 
 from sklearn.utils import Bunch
 
 from brainldm._cache import check_cache
 from brainldm._docs import fill_doc
-from brainldm._io import write_json
-from brainldm._validation import subject_name
+from brainldm._io import check_writable, write_json
+from brainldm._validation import (
+    Interval,
+    check_int,
+    check_number,
+    check_options,
+    check_parameter,
+    subject_name,
+)
 from brainldm.workflows._results import EncodingResult
 
 __all__ = ["ENCODE_CHUNK_SIZE", "ENCODE_N_ITER", "ENCODE_STEPS", "ENCODE_STRENGTHS", "encode"]
@@ -116,6 +124,33 @@ def _encode_subject(nsd_root, subject, model, memory, out, settings):
     return data.subject, summary, maps, files
 
 
+def _check_dask(dask):
+    """``dask``: None, a number of local workers (at least one) or a scheduler's address."""
+    if dask is None:
+        return None
+    if isinstance(dask, str) and not dask.isdigit():
+        if ":" not in dask:
+            raise ValueError(
+                f"dask must be a number of local workers or a scheduler's address such as "
+                f"'tcp://host:8786', got {dask!r}"
+            )
+        return dask
+    return check_int(int(dask) if isinstance(dask, str) else dask, "dask", "encode", min_val=1)
+
+
+def _check_run(given):
+    """The settings of :func:`encode` that its analyses check only when they reach them."""
+    caller = "encode"
+    for name in ("n_components", "threads"):
+        check_parameter(given[name], name, caller, Interval(Integral, 1, None), None)
+    for name in ("n_iter", "chunk_size", "batch_size"):
+        check_int(given[name], name, caller, min_val=1)
+    check_int(given["random_state"], "random_state", caller, min_val=0)
+    check_number(given["guidance"], "guidance", caller, min_val=0)
+    check_parameter(given["average_train"], "average_train", caller, "boolean")
+    _check_dask(given["dask"])
+
+
 def _dask_client(dask):
     """A dask.distributed client: ``dask`` local worker processes, or a scheduler's address."""
     try:
@@ -164,7 +199,8 @@ def encode(
     ``[z, z_c]`` banded ridge against img2img strength; (iii) the same along
     the steps of the ``stage_strength`` chain; (iv) the best U-Net layer per
     voxel at the early, middle and late steps. Every setting is checked
-    before any work.
+    before any work, ``out`` and ``memory`` first: a folder that cannot be
+    written raises a ValueError naming it before any model is loaded.
 
     Writes under ``out``: ``SUBJ/maps/ANALYSIS/*.nii.gz`` (every per-voxel
     map, float32 in the subject's functional space), ``SUBJ/figures/``
@@ -209,8 +245,9 @@ def encode(
         and on the toy world one [z, z_c] partition took over 5 minutes on
         the 2,359 single trials.
     dask : int or str, default=None
-        Run one subject per dask worker: a number of local worker processes,
-        or the address of a running scheduler (e.g. a dask-jobqueue cluster's).
+        Run one subject per dask worker: a number of local worker processes
+        (at least one), or the address of a running scheduler, such as
+        ``"tcp://host:8786"`` (e.g. a dask-jobqueue cluster's).
     %(workflow_memory)s
     progress : bool, default=False
         Show progress bars (not on dask workers).
@@ -229,6 +266,9 @@ def encode(
     >>> result = encode(None, "subj01", "toy", "out", analyses=["representations"])  # doctest: +SKIP
     >>> result.plot_figures("subj01", "figures")  # doctest: +SKIP
     """
+    for folder, name in ((out, "out"), (memory, "memory")):
+        check_writable(folder, name, "encode")
+    _check_run(locals())
     from brainldm.encoding import ANALYSES, check_encoding_settings
 
     out = Path(out)
@@ -262,6 +302,9 @@ def encode(
         average_train=average_train,
         progress=progress,
     )
+    if {"noise_levels", "denoising_stages"} & set(settings["analyses"]):
+        # Their banded ridge runs on these backends only.
+        check_options(device, "device", "encode", ("cpu", "cuda", None))
     cache = check_cache(out / "cache" if memory is None else memory)
     if cache.location is None:
         raise ValueError("memory must be a folder or a joblib.Memory with a location, got None")

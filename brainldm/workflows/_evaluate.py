@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from brainldm._docs import fill_doc
-from brainldm._io import write_csv, write_json
+from brainldm._io import check_writable, write_csv, write_json
 from brainldm._validation import check_options, subject_name
 from brainldm.metrics.identification import PROTOCOLS
 from brainldm.workflows import _summaries
@@ -43,12 +43,13 @@ def _read_pngs(folder):
 
 
 def _read_reconstructions(path):
-    """73k ids, a loader per set of reconstructions by name, and what the file records."""
+    """73k ids, a loader per set of reconstructions by name, and what the file records.
+
+    ``path`` is an existing folder of PNGs or file.
+    """
     path = Path(path)
     if path.is_dir():
         return _read_pngs(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is neither a reconstructions .npz nor a folder of PNGs")
     with np.load(path) as saved:
         if "images" not in saved.files:
             raise ValueError(
@@ -88,7 +89,9 @@ def evaluate(
     """Score saved reconstructions against the seen images of an NSD-layout folder.
 
     Writes ``<name>-evaluation.json`` (the summary) and
-    ``<name>-evaluation.csv`` (every image's value) into ``out``.
+    ``<name>-evaluation.csv`` (every image's value) into ``out``, which is
+    checked first: a folder that cannot be written raises a ValueError
+    before anything is read.
 
     Parameters
     ----------
@@ -129,6 +132,9 @@ def evaluate(
     protocols = [check_options(p, "protocols", "evaluate", PROTOCOLS) for p in protocols]
     log = log or (lambda line: None)
     path = Path(reconstructions)
+    if not (path.is_dir() or path.is_file()):
+        raise FileNotFoundError(f"{path} is neither a reconstructions .npz nor a folder of PNGs")
+    out = check_writable(path.parent if out is None else out, "out", "evaluate")
     ids, sets, records = _read_reconstructions(path)
     # NSD's layout (nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5, imgBrick).
     brick = Path(nsd_root) / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5"
@@ -150,7 +156,6 @@ def evaluate(
             rows += _summaries.rows(subject, ids, name, scores)
     table = pd.DataFrame(rows, columns=_summaries.COLUMNS)
     means = _summaries.image_means(table)
-    out = path.parent if out is None else Path(out)
     stem = path.name if path.is_dir() else path.stem
     settings = dict(reconstructions=str(path), subject=subject, suite=suite)
     settings |= dict(metrics=scoring["metrics"], protocols=list(protocols))

@@ -7,7 +7,7 @@ import numpy as np
 
 from brainldm._cache import check_cache, digest
 from brainldm._docs import fill_doc
-from brainldm._io import write_csv, write_json, write_npz
+from brainldm._io import check_writable, write_csv, write_json, write_npz
 from brainldm._validation import check_int, check_number, check_options, subject_name
 from brainldm.metrics.identification import PROTOCOLS
 from brainldm.workflows import _summaries
@@ -345,8 +345,9 @@ def reconstruct(
     ``c`` and ``zc``, and score each mode with an
     :class:`~brainldm.metrics.IdentificationScorer` under both protocols:
     ``pairwise`` on each image's first sample, ``takagi2023`` on all of them.
-    Every setting is checked before any work, and every subject's test set
-    before any fit.
+    Every setting is checked before any work (``out`` and ``memory`` too:
+    a folder that cannot be written raises a ValueError naming it), and
+    every subject's test set before any fit.
 
     Writes under ``out``: ``reconstructions.png`` (the first subject's first
     12 images: seen, ``X_z``, ``z``, ``c``, ``zc``, of each mode the sample
@@ -408,6 +409,8 @@ def reconstruct(
     >>> print(result.report())  # doctest: +SKIP
     """
     given = locals()
+    for folder in ("out", "memory"):
+        check_writable(given[folder], folder, "reconstruct")
     return _run(nsd_root, _settings(given, "reconstruct"), given)
 
 
@@ -460,6 +463,8 @@ def demo(
     0.769
     """
     given = dict(locals(), model="toy")
+    for folder in ("out", "memory"):
+        check_writable(given[folder], folder, "demo")
     settings = _settings(given, "demo")
     from brainldm.datasets.toy import make_toy_nsd
 
