@@ -194,6 +194,31 @@ def select_samples(reconstructions, images, extractor=None):
     return reconstructions[np.arange(n), indices], indices
 
 
+def _check_score_metric(metric, default, caller, load):
+    """``(name, metric)`` of a reconstructor's score, or an error naming ``metric=``."""
+    from brainldm.metrics import METRICS, SUITES, check_metrics
+
+    taps = SUITES[_SCORE_SUITE]["taps"]
+    if isinstance(metric, str) and metric not in taps:
+        raise ValueError(
+            f"metric={metric!r}{' (the default for this model)' if default else ''} is not an "
+            f"identification metric of {caller}.score; choose among "
+            f"{sorted(set(taps) & set(METRICS))}, or pass a feature extractor"
+        )
+    try:
+        ((name, resolved),) = check_metrics(
+            [metric], suite=_SCORE_SUITE, load=load, param="metric"
+        ).items()
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"metric={metric!r}{', the default for this model,' if default else ''} scores "
+            f"with a network whose weights are not available, so {caller}.score could not "
+            f"run: {error} ({caller} finds weights through BRAINLDM_WEIGHTS_DIR). Or set "
+            "metric= to one that needs no weights, e.g. 'pixcorr'."
+        ) from None
+    return name, resolved
+
+
 def _predict_in_blocks(decoder, X):
     """``decoder.predict(X)`` as float32 rows, computed in zero-padded blocks of ``_CHUNK`` rows.
 
@@ -431,30 +456,9 @@ class LDMReconstructor(BaseEstimator):
 
     def _check_metric(self, load):
         """The metric of :meth:`score` as ``(name, metric)``, its weights checked if ``load``."""
-        from brainldm.metrics import METRICS, SUITES, check_metrics
-
-        metric = self.metric if self.metric is not None else self._default_metric()
-        taps = SUITES[_SCORE_SUITE]["taps"]
-        if isinstance(metric, str) and metric not in taps:
-            default = "" if self.metric is not None else " (the default for this model)"
-            raise ValueError(
-                f"metric={metric!r}{default} is not an identification metric of "
-                f"{type(self).__name__}.score; choose among {sorted(set(taps) & set(METRICS))}, "
-                "or pass a feature extractor"
-            )
-        try:
-            ((name, resolved),) = check_metrics(
-                [metric], suite=_SCORE_SUITE, load=load, param="metric"
-            ).items()
-        except FileNotFoundError as error:
-            default = "" if self.metric is not None else ", the default for this model,"
-            raise FileNotFoundError(
-                f"metric={metric!r}{default} scores with a network whose weights are not "
-                f"available, so {type(self).__name__}.score could not run: {error} "
-                f"({type(self).__name__} finds weights through BRAINLDM_WEIGHTS_DIR). Or set "
-                "metric= to one that needs no weights, e.g. 'pixcorr'."
-            ) from None
-        return name, resolved
+        given = self.metric
+        metric = given if given is not None else self._default_metric()
+        return _check_score_metric(metric, given is None, type(self).__name__, load)
 
     def _model(self):
         from brainldm.features.ldm import load_ldm

@@ -24,7 +24,6 @@ and another in validation reward under-regularised models.
 """
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -42,10 +41,12 @@ from brainldm._validation import (
     resolve_device,
     validate_params,
 )
+from brainldm._warnings import warn
 
 __all__ = [
     "BaseRidgeCV",
     "DEFAULT_ALPHAS",
+    "RepeatedRowsWarning",
     "TAKAGI2023",
     "check_alphas",
     "check_finite",
@@ -54,6 +55,7 @@ __all__ = [
     "solve_ridge_cv",
     "standardize_columns",
     "target_batches",
+    "warn_repeated_rows",
 ]
 
 #: Decades from 1e-2 to 1e8: wide enough for standardised fMRI features with a
@@ -93,6 +95,91 @@ def check_alphas(alphas):
             "use a grid such as np.logspace(-2, 8, 11)"
         )
     return np.unique(values)
+
+
+class RepeatedRowsWarning(UserWarning):
+    """Training rows repeat one image, and cross-validation without groups splits them.
+
+    Issued by ``fit`` when rows share their targets (a decoder: the ``z`` or
+    ``c`` of one image) or their features (an encoder: one image's features),
+    no ``groups`` reached ``fit`` and ``cv`` does not come as explicit folds:
+    folds then hold repetitions of the images they test, which rewards weak
+    regularisation (on the toy world, the median chosen alpha falls tenfold).
+    Pass ``groups=`` (the image of each row) to ``fit``; inside a scikit-learn
+    meta-estimator, route it with ``sklearn.set_config(enable_metadata_routing=True)``
+    and ``set_fit_request(groups=True)``. To refuse such fits, turn the warning
+    into an error: ``warnings.simplefilter("error", RepeatedRowsWarning)``.
+    """
+
+
+def _first_repeat(*arrays):
+    """Indices (i, j), i < j, of two equal rows of one of ``arrays``, or None.
+
+    Rows are compared on a few columns first, then candidates in full, so that
+    wide arrays (59,136 columns of ``c``) cost little.
+    """
+    for array in arrays:
+        array = np.asarray(array)
+        if array.ndim == 1:
+            array = array[:, None]
+        if len(array) < 2 or not array.size:
+            continue
+        head = np.ascontiguousarray(array[:, : min(32, array.shape[1])])
+        keys = head.view(np.dtype((np.void, head.dtype.itemsize * head.shape[1]))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        earliest = first[inverse.ravel()]
+        for j in np.flatnonzero(earliest != np.arange(len(array))):
+            if np.array_equal(array[earliest[j]], array[j]):
+                return int(earliest[j]), int(j)
+    return None
+
+
+def warn_repeated_rows(X, y, groups, cv, caller):
+    """Warn (:class:`RepeatedRowsWarning`) when rows repeat and the folds may split them.
+
+    Parameters
+    ----------
+    X, y : arrays of shape (n_samples, ...)
+        A fit's features and targets.
+    groups : array of shape (n_samples,) or None
+    cv : int, splitter or list of (train, test) pairs
+        As :func:`cv_splits` takes it; explicit folds are the caller's choice
+        and never warned of.
+    caller : str
+        Who fits, for the message.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> y = np.repeat(np.eye(3), 2, axis=0)
+    >>> X = np.random.default_rng(0).normal(size=(6, 4))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_repeated_rows(X, y, None, 2, "LatentDecoder.fit")
+    ...     warn_repeated_rows(X, y, [0, 0, 1, 1, 2, 2], 2, "LatentDecoder.fit")
+    >>> [w.category.__name__ for w in caught]
+    ['RepeatedRowsWarning']
+    """
+    splits_by_rows = isinstance(cv, numbers.Integral) or (
+        hasattr(cv, "split") and "Group" not in type(cv).__name__
+    )
+    if groups is not None or not splits_by_rows:
+        return
+    repeat = _first_repeat(y, X)
+    if repeat is None:
+        return
+    i, j = repeat
+    warn(
+        f"{caller}: rows {i} and {j} of the training data are equal (as repetitions of one "
+        "image are), and no groups reached fit, so cross-validation can put an image's "
+        "repetitions in the training and the validation folds, which favours weak "
+        "regularisation. Pass groups= (the image of each row) to fit; inside GridSearchCV "
+        "or a Pipeline, route it: sklearn.set_config(enable_metadata_routing=True) and "
+        "estimator.set_fit_request(groups=True). warnings.simplefilter('error', "
+        "RepeatedRowsWarning) refuses such fits.",
+        RepeatedRowsWarning,
+    )
 
 
 def cv_splits(cv, n_samples, groups=None):
@@ -724,11 +811,9 @@ def _warn_on_edges(best, alphas):
     for index, side, advice in ((0, "smallest", "smaller"), (len(alphas) - 1, "largest", "larger")):
         fraction = float((best == index).double().mean())
         if fraction > _EDGE_FRACTION:
-            warnings.warn(
+            warn(
                 f"the {side} alpha ({alphas[index]:g}) was best for {fraction:.0%} of the "
-                f"targets: the optimum may lie beyond the grid; add {advice} alphas",
-                UserWarning,
-                stacklevel=3,
+                f"targets: the optimum may lie beyond the grid; add {advice} alphas"
             )
 
 
@@ -935,6 +1020,7 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
             The fitted decoder.
         """
         X, y, splits = self._check_fit_input(X, y, groups)
+        warn_repeated_rows(X, y, groups, self.cv, f"{type(self).__name__}.fit")
         features, owned, shift, scale = self._fit_features(X, groups)
         result = solve_ridge_cv(
             features,

@@ -8,12 +8,12 @@ import sklearn
 import torch
 from himalaya.backend import set_backend
 from himalaya.ridge import RidgeCV as HimalayaRidgeCV
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from brainldm.decoding import LatentDecoder, TextDecoder, reshape_targets
-from brainldm.ridge import TAKAGI2023
+from brainldm.ridge import TAKAGI2023, RepeatedRowsWarning
 
 ALPHAS = np.logspace(-2, 5, 8)
 
@@ -79,6 +79,65 @@ def test_grouped_folds_stop_repeated_images_from_rewarding_memorisation():
     assert np.all(grouped.best_alphas_ >= 1000.0)
     assert np.all(leaky.cv_scores_ > -0.4)
     assert np.all(grouped.cv_scores_ < -0.95)
+
+
+def repeated_images(n_images=40, repetitions=3, n_voxels=30, seed=0):
+    """Trials of images shown several times: one target row per image, noisy betas."""
+    rng = np.random.default_rng(seed)
+    trials = rng.permutation(np.repeat(np.arange(n_images), repetitions))
+    patterns = rng.standard_normal((n_images, n_voxels))
+    X = patterns[trials] + 0.3 * rng.standard_normal((len(trials), n_voxels))
+    return X, rng.standard_normal((n_images, 5))[trials], trials
+
+
+def fit_recording(estimator, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator.fit(*args, **kwargs)
+    return [w for w in caught if issubclass(w.category, RepeatedRowsWarning)]
+
+
+def test_fit_on_repeated_images_without_groups_warns_once_at_the_users_call():
+    X, Y, trials = repeated_images()
+    (warning,) = fit_recording(LatentDecoder(ALPHAS), X, Y)
+    assert warning.filename == __file__
+    message = str(warning.message)
+    assert "LatentDecoder.fit" in message and "groups=" in message
+    assert "set_fit_request(groups=True)" in message
+    # Repetitions reached through groups, or folds given explicitly, are the user's choice.
+    assert fit_recording(LatentDecoder(ALPHAS), X, Y, groups=trials) == []
+    folds = list(GroupKFold(3).split(X, Y, trials))
+    assert fit_recording(LatentDecoder(ALPHAS, cv=folds), X, Y) == []
+    # Rows that never repeat are no leak.
+    assert fit_recording(LatentDecoder(ALPHAS), *betas()[:2]) == []
+    # An encoder's repeated rows are its features.
+    from brainldm.encoding import VoxelwiseEncoder
+
+    (warning,) = fit_recording(VoxelwiseEncoder(ALPHAS), Y, X)
+    assert "VoxelwiseEncoder.fit" in str(warning.message) and warning.filename == __file__
+
+
+def test_repeated_images_without_groups_can_be_refused():
+    X, Y, _ = repeated_images()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepeatedRowsWarning)
+        with pytest.raises(RepeatedRowsWarning, match="rows .* are equal"):
+            LatentDecoder(ALPHAS).fit(X, Y)
+
+
+def test_groups_given_to_a_grid_search_without_routing_are_warned_of():
+    X, Y, trials = repeated_images()
+    search = GridSearchCV(LatentDecoder(ALPHAS), {"standardize": [True]}, cv=GroupKFold(3))
+    # Without metadata routing, groups go to the outer splitter only: the decoder's
+    # inner folds split the repetitions, and say so.
+    assert fit_recording(search, X, Y, groups=trials) != []
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = GridSearchCV(
+            LatentDecoder(ALPHAS).set_fit_request(groups=True),
+            {"standardize": [True]},
+            cv=GroupKFold(3),
+        )
+        assert fit_recording(routed, X, Y, groups=trials) == []
 
 
 def test_grid_search_over_a_pipeline_picks_the_informative_roi():
