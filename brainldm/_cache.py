@@ -27,13 +27,13 @@ passed as a cache location is accepted: its ``location`` folder is used.
 import hashlib
 import json
 import pickle
-import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from brainldm._io import atomic_savez, atomic_write
+from brainldm._warnings import warn
 
 __all__ = ["Cache", "check_cache", "digest", "method_version"]
 
@@ -218,10 +218,9 @@ def _read(path):
         with open(path, "rb") as f:
             return pickle.load(f)
     except _UNREADABLE as error:
-        warnings.warn(
+        warn(
             f"Recomputing the unreadable cache entry {path} "
-            f"({type(error).__name__}: {error}); it will be overwritten.",
-            stacklevel=4,
+            f"({type(error).__name__}: {error}); it will be overwritten."
         )
         return None
 

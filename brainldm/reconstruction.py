@@ -11,7 +11,6 @@ images, so that ``GridSearchCV`` tunes the chain on training data alone.
 
 import json
 import os
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -27,10 +26,12 @@ from brainldm._validation import (
     Interval,
     Options,
     check_captions,
+    check_finite,
     check_int,
     check_options,
     validate_params,
 )
+from brainldm._warnings import warn
 from brainldm.metrics.identification import standardize_rows
 from brainldm.ridge import BaseRidgeCV, cv_splits
 
@@ -451,6 +452,19 @@ class LDMReconstructor(BaseEstimator):
                 "does not decode; use mode 'zc' or 'z', or select=None"
             )
 
+    def _check_betas(self, X, reset):
+        """X as a float array, its NaN and infinite values located by (row, column)."""
+        X = validate_data(
+            self, X, dtype=(np.float64, np.float32), reset=reset, ensure_all_finite=False
+        )
+        check_finite(
+            X,
+            "X",
+            "drop those voxels (columns) or trials (rows), or impute them, before "
+            + ("fitting" if reset else "predicting"),
+        )
+        return X
+
     def _default_metric(self):
         return "toy_embedding" if self._model().trained_on_toy_world else "clip"
 
@@ -478,12 +492,10 @@ class LDMReconstructor(BaseEstimator):
         if given is not None:
             return clone(given)
         name, roi = ("LatentDecoder", "early") if part == "z" else ("TextDecoder", "ventral")
-        warnings.warn(
+        warn(
             f"{type(self).__name__}: the default {name}() decodes {part} from every column of "
             f"X; pass {'latent' if part == 'z' else 'text'}_decoder={name}(voxels="
-            f"data.roi_masks[{roi!r}]) to decode it from {roi} visual cortex, as the paper does",
-            UserWarning,
-            stacklevel=3,
+            f"data.roi_masks[{roi!r}]) to decode it from {roi} visual cortex, as the paper does"
         )
         return (LatentDecoder if part == "z" else TextDecoder)()
 
@@ -510,7 +522,7 @@ class LDMReconstructor(BaseEstimator):
         self : LDMReconstructor
         """
         self._check_params()
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=True)
+        X = self._check_betas(X, reset=True)
         images = check_images(images)
         if len(images) != len(X):
             raise ValueError(
@@ -603,7 +615,7 @@ class LDMReconstructor(BaseEstimator):
             (n_samples, *text_shape_), float32; None where the mode needs none.
         """
         check_is_fitted(self, "rescale_")
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = self._check_betas(X, reset=False)
         decoded = Bunch(z=None, c=None)
         for part in self._parts():
             decoder = self.latent_decoder_ if part == "z" else self.text_decoder_
@@ -652,7 +664,7 @@ class LDMReconstructor(BaseEstimator):
         decoded = self.decode(X)
         n = len(decoded.z if decoded.z is not None else decoded.c)
         if image_ids is None:
-            ids = betas_ids(validate_data(self, X, dtype=(np.float64, np.float32), reset=False))
+            ids = betas_ids(self._check_betas(X, reset=False))
         else:
             ids = [check_int(key, "image_ids", "predict", min_val=0) for key in image_ids]
             if len(ids) != n:
@@ -755,7 +767,7 @@ class LDMReconstructor(BaseEstimator):
         """
         from brainldm.metrics import IdentificationScorer
 
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = self._check_betas(X, reset=False)
         images = check_images(images)
         if len(images) != len(X):
             raise ValueError(

@@ -117,6 +117,18 @@ def test_fit_on_repeated_images_without_groups_warns_once_at_the_users_call():
     assert "VoxelwiseEncoder.fit" in str(warning.message) and warning.filename == __file__
 
 
+def test_an_alpha_at_the_grids_edge_is_warned_of_once_at_the_users_call():
+    X, Y, _ = betas(noise=5.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LatentDecoder((1e-3, 1e-2)).fit(X, Y)
+    (warning,) = [w for w in caught if "alpha" in str(w.message)]
+    assert warning.filename == __file__
+    assert "largest alpha (0.01)" in str(warning.message) and "add larger alphas" in str(
+        warning.message
+    )
+
+
 def test_repeated_images_without_groups_can_be_refused():
     X, Y, _ = repeated_images()
     with warnings.catch_warnings():

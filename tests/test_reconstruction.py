@@ -390,6 +390,18 @@ def test_bad_input_is_rejected_before_any_work(data, sd, params, fit_args, messa
         reconstructor(data, sd, **params).fit(data.X_train, images, captions)
 
 
+def test_nan_betas_are_located_by_row_and_column(data, sd, fitted):
+    X = data.X_train.copy()
+    X[3, 7] = np.nan
+    with pytest.raises(ValueError, match=r"X contains 1 NaN .* \(3, 7\); drop those voxels"):
+        reconstructor(data, sd, mode="z").fit(X, data.images)
+    X_test = data.X_test[:4].copy()
+    X_test[2, 5] = np.inf
+    for method in (fitted.predict, fitted.decode):
+        with pytest.raises(ValueError, match=r"1 infinite values, at \(row, column\) \(2, 5\)"):
+            method(X_test)
+
+
 def test_a_metric_without_weights_fails_fit_at_once_and_names_the_parameter(
     data, sd, tmp_path, monkeypatch
 ):

@@ -20,7 +20,6 @@ import math
 import os
 import re
 import shutil
-import warnings
 from pathlib import Path
 
 import h5py
@@ -28,6 +27,7 @@ import numpy as np
 
 from brainldm._cache import digest
 from brainldm._io import atomic_write
+from brainldm._warnings import warn
 
 __all__ = [
     "FORMAT_VERSION",
@@ -109,9 +109,7 @@ def read_cache(path, mmap=(), max_bytes=0):
             arrays = {name: _read_dataset(path, f[name], name in to_map) for name in f}
             attrs = json.loads(f.attrs["brainldm"])
     except (OSError, KeyError, ValueError) as exc:
-        warnings.warn(
-            f"Ignoring unreadable cache file {path} ({exc}); it will be rewritten.", stacklevel=3
-        )
+        warn(f"Ignoring unreadable cache file {path} ({exc}); it will be rewritten.")
         return None
     return arrays, attrs
 

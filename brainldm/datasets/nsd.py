@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import warnings
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from brainldm._validation import (
     parse_subject,
     subject_name,
 )
+from brainldm._warnings import warn
 from brainldm.datasets import _cache
 from brainldm.datasets._arrays import drop_columns_in_place
 
@@ -622,11 +622,8 @@ def _report_gaps(layout, betas_dir, present, gaps, allow_missing_sessions):
         f"{present[0]} and {present[-1]} (no {files} in {betas_dir})"
     )
     if allow_missing_sessions:
-        warnings.warn(
-            f"{missing}; loading the {len(present)} sessions present "
-            f"({_format_sessions(present)}).",
-            UserWarning,
-            stacklevel=4,
+        warn(
+            f"{missing}; loading the {len(present)} sessions present ({_format_sessions(present)})."
         )
         return
     source = layout.session_file(gaps[0]) if len(gaps) == 1 else layout.betas
@@ -901,11 +898,10 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, s
     mask = np.zeros(tuple(arrays["volume_shape"]), dtype=bool)
     mask[tuple(arrays["voxel_ijk"].T)] = True
     if len(arrays["dropped_voxels"]):
-        warnings.warn(
+        warn(
             f"{subject}: dropped {len(arrays['dropped_voxels'])} voxels with no variance or "
             f"non-finite values in some loaded session; their (i, j, k) indices are in "
-            f"`dropped_voxels`.",
-            stacklevel=3,
+            f"`dropped_voxels`."
         )
     return Bunch(
         X_train=arrays["X_train"],

@@ -8,7 +8,6 @@ analyses. Features too large for memory (e.g. a U-Net layer pooled on a fine gri
 are reduced by an ``IncrementalPCA`` over batches of rows.
 """
 
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -19,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from brainldm._validation import Interval, Options, validate_params
+from brainldm._warnings import warn
 from brainldm.ridge import standardize_columns
 
 __all__ = ["FeatureReducer"]
@@ -194,11 +194,9 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
     def _kept(self, rows, n_features):
         kept = min(self.n_components, len(rows), n_features)
         if kept < self.n_components:
-            warnings.warn(
+            warn(
                 f"n_components={self.n_components} is more than the training data allow "
-                f"({len(rows)} images, {n_features} features): keeping {kept}",
-                UserWarning,
-                stacklevel=4,
+                f"({len(rows)} images, {n_features} features): keeping {kept}"
             )
         return kept
 

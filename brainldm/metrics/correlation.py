@@ -8,9 +8,9 @@ is computed in float64. A column that is constant in either input has no
 correlation: its r is NaN, with a warning, never a silent 0.
 """
 
-import warnings
-
 import numpy as np
+
+from brainldm._warnings import warn
 
 __all__ = ["column_correlations", "correlation_score", "warn_constant_columns"]
 
@@ -106,11 +106,9 @@ def warn_constant_columns(
     constant = np.flatnonzero(np.isnan(r))
     if constant.size:
         source = source or "in the responses or the predictions"
-        warnings.warn(
+        warn(
             f"{constant.size} of {len(r)} {what} are constant {source} (first: "
-            f"{constant[:5].tolist()}), so their {quantity} is NaN, not 0; {remedy}",
-            UserWarning,
-            stacklevel=3,
+            f"{constant[:5].tolist()}), so their {quantity} is NaN, not 0; {remedy}"
         )
 
 
