@@ -767,3 +767,29 @@ def test_roi_volume_of_another_shape_is_refused(broken):
 def test_invalid_arguments_are_named(world, arguments, message):
     with pytest.raises(ValueError, match=message):
         load(world, **arguments)
+
+
+def test_roi_masks_keep_the_reprs_of_estimators_that_take_them_short(subj01):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    from brainldm.decoding import LatentDecoder, TextDecoder
+    from brainldm.reconstruction import LDMReconstructor
+
+    early, ventral = subj01.roi_masks["early"], subj01.roi_masks["ventral"]
+    n = len(early)
+    assert repr(early) == f"<{int(early.sum())} of {n} voxels>"
+    reconstructor = LDMReconstructor(
+        latent_decoder=LatentDecoder(voxels=early), text_decoder=TextDecoder(voxels=ventral)
+    )
+    for estimator in (
+        reconstructor,
+        make_pipeline(LatentDecoder(voxels=early)),
+        GridSearchCV(reconstructor, {"strength": [0.8]}),
+    ):
+        text = repr(estimator)
+        assert f"voxels=<{int(early.sum())} of {n} voxels>" in text
+        assert "True" not in text and len(text) < 400
+    # Still a boolean array everywhere else.
+    assert early.dtype == bool and np.array_equal(np.asarray(early) | ventral, early | ventral)
+    assert type(np.asarray(early)) is np.ndarray

@@ -39,7 +39,15 @@ from brainldm._warnings import warn
 from brainldm.datasets import _cache
 from brainldm.datasets._arrays import drop_columns_in_place
 
-__all__ = ["BETAS_SCALE", "NSDCaptions", "NSDStimuli", "VolumeMasker", "ZSCORE_OPTIONS", "load_nsd"]
+__all__ = [
+    "BETAS_SCALE",
+    "NSDCaptions",
+    "NSDStimuli",
+    "VolumeMasker",
+    "VoxelMask",
+    "ZSCORE_OPTIONS",
+    "load_nsd",
+]
 
 # NSD stores single-trial betas as int16 percent signal change times 300.
 BETAS_SCALE = 300.0
@@ -884,6 +892,31 @@ def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
     return arrays, dict(roi_names=plan.roi_names)
 
 
+class VoxelMask(np.ndarray):
+    """A boolean mask over a load's voxels that shows how many it selects.
+
+    ``load_nsd(...).roi_masks`` holds these. They are NumPy boolean arrays in
+    every way but their repr, ``<836 of 4884 voxels>``, so that an estimator
+    given one (``LatentDecoder(voxels=data.roi_masks["early"])``) keeps a
+    readable repr, in a notebook as inside a ``Pipeline`` or a grid search.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.datasets.nsd import VoxelMask
+    >>> mask = np.array([True, False, True]).view(VoxelMask)
+    >>> mask
+    <2 of 3 voxels>
+    >>> int(mask.sum()), np.asarray(mask).tolist()
+    (2, [True, False, True])
+    """
+
+    def __repr__(self):
+        if self.ndim != 1 or self.dtype != bool:
+            return repr(np.asarray(self))
+        return f"<{int(np.count_nonzero(self))} of {len(self)} voxels>"
+
+
 class _ROIMasks(dict):
     """ROI name -> mask over the loaded voxels; an unknown name lists the loaded ones."""
 
@@ -915,7 +948,10 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, s
         n_repeats_train=arrays["n_repeats_train"],
         n_repeats_test=arrays["n_repeats_test"],
         ncsnr=arrays.get("ncsnr"),
-        roi_masks=_ROIMasks(zip(attrs["roi_names"], arrays["roi_masks"].astype(bool), strict=True)),
+        roi_masks=_ROIMasks(
+            (name, mask.astype(bool).view(VoxelMask))
+            for name, mask in zip(attrs["roi_names"], arrays["roi_masks"], strict=True)
+        ),
         masker=VolumeMasker(mask, arrays["affine"]).fit(),
         voxel_ijk=arrays["voxel_ijk"],
         dropped_voxels=arrays["dropped_voxels"],
