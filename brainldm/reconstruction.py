@@ -220,6 +220,19 @@ def _check_score_metric(metric, default, caller, load):
     return name, resolved
 
 
+def _select_decoded(sd, images, z):
+    """Per row, the sample whose own latent correlates best with the decoded ``z``."""
+    n, n_samples = images.shape[:2]
+    flat = images.reshape(n * n_samples, *images.shape[2:])
+    latents = sd.encode_images(flat).reshape(n, n_samples, -1)
+    similarity = np.einsum(
+        "if,isf->is",
+        standardize_rows(z.reshape(n, -1)),
+        standardize_rows(latents.reshape(n * n_samples, -1)).reshape(n, n_samples, -1),
+    )
+    return images[np.arange(n), similarity.argmax(1)]
+
+
 def _predict_in_blocks(decoder, X):
     """``decoder.predict(X)`` as float32 rows, computed in zero-padded blocks of ``_CHUNK`` rows.
 
@@ -674,7 +687,7 @@ class LDMReconstructor(BaseEstimator):
         sd = self._model()
         images = self._generate_cached(sd, decoded, ids)
         if self.select == "decoded":
-            images = self._select_decoded(sd, images, decoded.z)
+            images = _select_decoded(sd, images, decoded.z)
         return images
 
     def _generate_cached(self, sd, decoded, ids):
@@ -734,17 +747,6 @@ class LDMReconstructor(BaseEstimator):
         return sd.img2img(
             z, c, strength=self.strength, noise_schedule=self.noise_schedule, **settings
         )
-
-    def _select_decoded(self, sd, images, z):
-        n, n_samples = images.shape[:2]
-        flat = images.reshape(n * n_samples, *images.shape[2:])
-        latents = sd.encode_images(flat).reshape(n, n_samples, -1)
-        similarity = np.einsum(
-            "if,isf->is",
-            standardize_rows(z.reshape(n, -1)),
-            standardize_rows(latents.reshape(n * n_samples, -1)).reshape(n, n_samples, -1),
-        )
-        return images[np.arange(n), similarity.argmax(1)]
 
     def score(self, X, images):
         """Two-way identification of the reconstructions among the seen images.

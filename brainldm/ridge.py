@@ -104,7 +104,7 @@ class RepeatedRowsWarning(UserWarning):
     ``c`` of one image) or their features (an encoder: one image's features),
     no ``groups`` reached ``fit`` and ``cv`` does not come as explicit folds:
     folds then hold repetitions of the images they test, which rewards weak
-    regularisation (on the toy world, the median chosen alpha falls tenfold).
+    regularisation.
     Pass ``groups=`` (the image of each row) to ``fit``; inside a scikit-learn
     meta-estimator, route it with ``sklearn.set_config(enable_metadata_routing=True)``
     and ``set_fit_request(groups=True)``. To refuse such fits, turn the warning

@@ -4,6 +4,7 @@ import logging
 import pickle
 import re
 import shutil
+import time
 import warnings
 
 import numpy as np
@@ -653,9 +654,45 @@ def test_a_missing_folder_is_named(tmp_path):
         StableDiffusion.from_pretrained(tmp_path / "nowhere")
 
 
-def test_an_unreachable_hub_id_says_to_pass_a_local_folder():
-    with pytest.raises(FileNotFoundError, match="pass its local path"):
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    for variable in ("HF_HOME", "HF_HUB_CACHE"):
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+    for variable in ("BRAINLDM_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_an_unreachable_hub_fails_in_one_quiet_attempt(empty_hub_cache, monkeypatch, capfd):
+    import huggingface_hub
+
+    # A local port that refuses connections stands for the hub of an offline machine.
+    nowhere = "http://127.0.0.1:9"
+    template = huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", nowhere)
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        nowhere + template[template.index("/{repo_id}") :],
+    )
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match=r"hf download brainldm-tests/no-such-model"):
         StableDiffusion.from_pretrained("brainldm-tests/no-such-model")
+    assert time.perf_counter() - start < 5
+    assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("variable", ["BRAINLDM_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_a_declared_offline_machine_asks_no_hub(empty_hub_cache, monkeypatch, capfd, variable):
+    import huggingface_hub
+
+    monkeypatch.setenv(variable, "1")
+    # Any request would fail loudly here: the error must come before one is made.
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", None)
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match=f"{variable}=1 declares this machine offline"):
+        StableDiffusion.from_pretrained("brainldm-tests/no-such-model")
+    assert time.perf_counter() - start < 2
+    assert capfd.readouterr() == ("", "")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")

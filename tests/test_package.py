@@ -101,7 +101,14 @@ def test_only_the_diffusion_package_and_the_training_scripts_import_diffusers():
 
 
 def test_lower_layers_import_nothing_above_them():
-    below_datasets = ("brainldm._validation", "brainldm._images", "brainldm._io", "brainldm._cache")
+    below_datasets = (
+        "brainldm._validation",
+        "brainldm._images",
+        "brainldm._io",
+        "brainldm._cache",
+        "brainldm._warnings",
+        "brainldm._offline",
+    )
     for module, path in _modules():
         imported = {name for name in _imports(path) if name.startswith("brainldm")}
         if module.startswith("brainldm.datasets"):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from brainldm._offline import offline_declared, probe_hub
 from brainldm._validation import resolve_device, resolve_dtype
 from brainldm.toy import TOY_LDM_PATH
 
@@ -61,14 +62,29 @@ def resolve_folder(name_or_path):
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 
-    try:
-        return Path(snapshot_download(str(name_or_path), allow_patterns=list(_HUB_FILES)))
-    except (OSError, HFValidationError, ValueError) as error:
-        raise FileNotFoundError(
+    def not_found(reason):
+        return FileNotFoundError(
             f"{str(name_or_path)!r} is not a local folder and could not be fetched from the "
-            f"Hugging Face hub ({error}). Download the model folder where the hub is reachable "
-            "(huggingface_hub.snapshot_download) and pass its local path instead"
-        ) from error
+            f"Hugging Face hub ({reason}). Download the model folder where the hub is "
+            f"reachable (`hf download {name_or_path} --local-dir DIR`) and pass DIR instead"
+        )
+
+    name, patterns = str(name_or_path), list(_HUB_FILES)
+    try:  # a snapshot already in the Hugging Face cache, without asking the hub
+        return Path(snapshot_download(name, allow_patterns=patterns, local_files_only=True))
+    except (OSError, HFValidationError, ValueError):
+        pass
+    declared = offline_declared()
+    if declared:
+        raise not_found(
+            f"it is not in the Hugging Face cache, and {declared} declares this machine offline"
+        )
+    try:
+        # One request first: the hub client retries an unreachable server for a minute.
+        probe_hub(name, "model_index.json")
+        return Path(snapshot_download(name, allow_patterns=patterns))
+    except Exception as error:  # no network: DNS, connection, HTTP and hub errors alike
+        raise not_found(error) from error
 
 
 def ddim_scheduler(config):

@@ -41,6 +41,7 @@ from PIL import Image
 
 from brainldm._docs import fill_doc
 from brainldm._images import INTERPOLATIONS, check_images, resample_filter
+from brainldm._offline import OFFLINE_VARIABLES, PROBE_TIMEOUT, offline_declared, probe_hub
 from brainldm._validation import (
     Interval,
     Options,
@@ -78,18 +79,16 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 WEIGHTS_DIR_VARIABLE = "BRAINLDM_WEIGHTS_DIR"
 """Environment variable naming a folder that holds the weights under their standard names."""
 
-OFFLINE_VARIABLE = "BRAINLDM_OFFLINE"
+OFFLINE_VARIABLE = OFFLINE_VARIABLES[0]
 """Environment variable that, set to ``1``, forbids downloading weights (as ``HF_HUB_OFFLINE``
 and ``TRANSFORMERS_OFFLINE`` do, which are honoured too)."""
 
-_OFFLINE_VARIABLES = (OFFLINE_VARIABLE, "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 _HUB_WEIGHT_FILES = (
     "model.safetensors",
     "pytorch_model.bin",
     "model.safetensors.index.json",
     "pytorch_model.bin.index.json",
 )
-_PROBE_TIMEOUT = 10  # seconds that a weights server has to answer before it counts as unreachable
 
 
 @dataclass(frozen=True)
@@ -168,15 +167,6 @@ def _fetch_hint(network):
     )
 
 
-def _offline():
-    """The ``VARIABLE=value`` that declares the machine offline, or None."""
-    for variable in _OFFLINE_VARIABLES:
-        value = os.environ.get(variable, "").strip()
-        if value.upper() in ("1", "ON", "YES", "TRUE"):
-            return f"{variable}={value}"
-    return None
-
-
 def _hub_cache():
     """The Hugging Face cache folder as the environment names it now (None: the hub's default)."""
     if os.environ.get("HF_HUB_CACHE"):
@@ -222,7 +212,7 @@ def _not_found(network, source, reason):
 
 def _download_refused(network, source, download):
     """The error to raise instead of downloading, or None when downloading is allowed."""
-    declared = _offline()
+    declared = offline_declared()
     if declared:
         return _not_found(network, source, f"{declared} declares this machine offline")
     if not download:
@@ -234,13 +224,11 @@ def _probe(network, source):
     """Ask once, without retries, whether ``source`` can be downloaded; raise if not."""
     try:
         if network == "clip":
-            from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-            get_hf_file_metadata(hf_hub_url(source, "config.json"), timeout=_PROBE_TIMEOUT)
+            probe_hub(source, "config.json")
         else:
             from urllib.request import Request, urlopen
 
-            urlopen(Request(source, method="HEAD"), timeout=_PROBE_TIMEOUT).close()
+            urlopen(Request(source, method="HEAD"), timeout=PROBE_TIMEOUT).close()
     except Exception as error:  # no network: DNS, connection, HTTP and hub errors alike
         raise _not_found(network, source, f"downloading it failed ({error})") from error
 
