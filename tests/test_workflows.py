@@ -449,13 +449,12 @@ def forbid_loading(monkeypatch):
 
     forbid(
         monkeypatch,
+        # The package exports it lazily: patched there first, so that the value saved to
+        # restore after the test is the real function, not the one patched below.
+        (brainldm.features, "load_ldm"),
         (brainldm.datasets.nsd, "load_nsd"),
         (brainldm.datasets.toy, "make_toy_nsd"),
         (brainldm.features.ldm, "load_ldm"),
-    )
-    # The package exports it lazily; set there too, whichever way a workflow imports it.
-    monkeypatch.setattr(
-        brainldm.features, "load_ldm", brainldm.features.ldm.load_ldm, raising=False
     )
 
 

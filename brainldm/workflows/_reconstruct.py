@@ -83,9 +83,24 @@ def _reconstructor(data, settings):
         latent_decoder=LatentDecoder(voxels=data.roi_masks["early"], **common),
         text_decoder=TextDecoder(voxels=data.roi_masks["ventral"], **common),
         preset=settings["preset"],
+        metric=_own_metric(settings),
         device=settings["device"],
         dtype=settings["dtype"],
     )
+
+
+def _own_metric(settings):
+    """The fitted reconstructor's ``metric``: an identification metric that the run scores.
+
+    The reconstructor's ``score`` (for a later grid search on the saved fit) then uses
+    one of the run's own metrics, so that fitting needs no network weights that the run
+    does not.
+    """
+    metrics = settings["metrics"]
+    if not metrics:  # the toy suite's identification metric, else the model's default
+        return "toy_embedding" if settings["suite"] == "toy" else None
+    pixels = ("pixcorr", "ssim", "ssim_braindiffuser")
+    return next((m for m in metrics if isinstance(m, str) and m not in pixels), metrics[0])
 
 
 def _generation(settings, images):
