@@ -13,6 +13,7 @@ from himalaya.progress_bar import bar
 from himalaya.ridge import GroupRidgeCV, solve_group_ridge_random_search
 from himalaya.scoring import l2_neg_loss, r2_score_split
 from himalaya.validation import check_random_state
+from scipy.linalg import cho_factor, cho_solve
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -228,9 +229,15 @@ def _weighted_kernel(weighting, kernels):
 
 
 def _eigh(kernel):
-    """Eigenvalues (negatives from rounding set to 0) and eigenvectors of a symmetric kernel."""
+    """Eigenvalues and eigenvectors of a symmetric positive semi-definite kernel.
+
+    Eigenvalues at rounding level (the kernel's null space: the centring direction, repeated
+    rows) are set to infinity, so that ``1 / (value + alpha)`` drops those directions, as
+    exact arithmetic does (the test kernel and X.T vanish on them), whatever the alpha.
+    """
     values, vectors = np.linalg.eigh(kernel)
-    return np.clip(values, 0, None), vectors
+    values[values <= values[-1] * len(values) * np.finfo(values.dtype).eps] = np.inf
+    return values, vectors
 
 
 def _dual_fold_scores(kernel, Y, splits, alphas, options):
@@ -256,21 +263,35 @@ def _dual_fold_scores(kernel, Y, splits, alphas, options):
     return scores
 
 
+def _kernel_solver(kernel, alpha):
+    """A function y -> (kernel + alpha I)^-1 y, by Cholesky (eigenvectors if that fails)."""
+    regularized = kernel + alpha * np.eye(len(kernel))
+    try:
+        factor = cho_factor(regularized, check_finite=False)
+    except np.linalg.LinAlgError:  # not positive definite to rounding: clip the eigenvalues
+        values, vectors = _eigh(kernel)
+        return lambda y: vectors @ ((vectors.T @ y) / (values + alpha)[:, None])
+    return lambda y: cho_solve(factor, y, check_finite=False)
+
+
 def _dual_refit(kernels, bands, Y, weightings, choice, alphas, n_targets_batch):
     """Primal coefficients on all rows for each voxel's chosen (weighting, alpha).
 
-    coef of band b = w_b X_b.T (sum_b w_b X_b X_b.T + alpha I)^-1 Y, X and Y centred.
+    coef of band b = w_b X_b.T (sum_b w_b X_b X_b.T + alpha I)^-1 Y, X and Y centred: one
+    Cholesky factorization per (weighting, alpha) chosen (each about a tenth of an
+    eigendecomposition, and a weighting is seldom chosen with more than a few alphas).
     """
     coef = np.zeros((sum(band.shape[1] for band in bands), Y.shape[1]))
     ends = np.cumsum([0] + [band.shape[1] for band in bands])
     for index in np.unique(choice):
         weighting = weightings[index]
-        values, vectors = _eigh(_weighted_kernel(weighting, kernels))
+        kernel = _weighted_kernel(weighting, kernels)
         for alpha in np.unique(alphas[choice == index]):
+            solve = _kernel_solver(kernel, alpha)
             voxels = np.flatnonzero((choice == index) & (alphas == alpha))
             for batch in target_batches(len(voxels), n_targets_batch):
                 y = Y[:, voxels[batch]].astype(np.float64)
-                dual = vectors @ ((vectors.T @ (y - y.mean(0))) / (values + alpha)[:, None])
+                dual = solve(y - y.mean(0))
                 for band, w, start, end in zip(bands, weighting, ends, ends[1:], strict=False):
                     coef[start:end, voxels[batch]] = w * (band.T @ dual)
     return coef
