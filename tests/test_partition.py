@@ -293,6 +293,18 @@ BAD = [
     ({"device": "gpu"}, None, "'device' parameter of BandedVariancePartitioner must be one of"),
     ({"alphas": [-1.0]}, None, "alphas must be positive"),
     ({"n_iter": 0}, None, "n_iter"),
+    ({"solver": "svd"}, None, "'solver' parameter of BandedVariancePartitioner must be a str"),
+    ({"solver": "dual", "device": "cuda"}, None, r"solver='dual' runs on the CPU only"),
+    (
+        {"solver_params": {"diagonalize_method": "svd"}},
+        None,
+        r"\['diagonalize_method'\] apply to the primal solver only",
+    ),
+    (
+        {"solver_params": {"conservative": True, "local_alpha": False}},
+        None,
+        "conservative=True needs local_alpha=True",
+    ),
     ({}, "nan_in_b", r"band 'b' of X contains 1 NaN"),
 ]
 
@@ -318,3 +330,121 @@ def test_partition_refuses_y_of_the_wrong_shape(fitted):
     model, X_test, Y_test, *_ = fitted
     with pytest.raises(ValueError, match=r"Y must have shape \(200, 30\)"):
         model.partition(X_test, Y_test[:, :5])
+
+
+def wide(seed=0, n_images=60, widths=(80, 60), n_voxels=12, dtype=np.float64):
+    """Two trials per image of two bands wider together than the rows; voxels driven by each."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_images + 20, sum(widths))).astype(dtype)
+    weights = rng.standard_normal((sum(widths), n_voxels)) / np.sqrt(sum(widths))
+    weights[widths[0] :, : n_voxels // 3] = 0  # the first third: band a only
+    weights[: widths[0], n_voxels // 3 : 2 * (n_voxels // 3)] = 0  # the second: band b only
+    signal = X @ weights
+    images = np.repeat(np.arange(n_images), 2)
+    Y = signal[images] + rng.standard_normal((len(images), n_voxels))
+    bands = {"a": widths[0], "b": widths[1]}
+    return X[images], Y.astype(dtype), images, X[n_images:], signal[n_images:], bands
+
+
+def _fit_both(X, Y, images, bands, **params):
+    settings = {"bands": bands, "n_components": None, "n_iter": 4, **params}
+    return [
+        partitioner(solver=solver, **settings).fit(X, Y, groups=images)
+        for solver in ("primal", "dual")
+    ]
+
+
+def _assert_same_models(primal, dual, atol):
+    assert list(primal.models_) == list(dual.models_)
+    for key, reference in primal.models_.items():
+        model = dual.models_[key]
+        # The same band weighting and alpha chosen for every voxel: deltas equal to rounding.
+        np.testing.assert_allclose(model.deltas, reference.deltas, rtol=1e-5, err_msg=str(key))
+        np.testing.assert_allclose(model.best_alphas, reference.best_alphas, rtol=1e-5)
+        np.testing.assert_allclose(model.cv_scores, reference.cv_scores, rtol=1e-4)
+        scale = np.abs(reference.coef).max()
+        np.testing.assert_allclose(model.coef, reference.coef, atol=atol * scale, rtol=0)
+        np.testing.assert_allclose(model.intercept, reference.intercept, atol=atol * scale)
+
+
+# Relative tolerance of the coefficients: himalaya's primal solver in float32 is itself off
+# by 1.0e-5 of the largest coefficient here (against float64), the float64 dual by 1e-7.
+@pytest.mark.parametrize(("dtype", "atol"), [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_the_dual_solver_fits_the_primal_models_with_more_features_than_rows(dtype, atol):
+    X, Y, images, X_test, Y_test, bands = wide(dtype=dtype)
+    primal, dual = _fit_both(X, Y, images, bands)
+    assert len(X) < 140 and primal.coef_.dtype == dual.coef_.dtype == dtype
+    # The search matters here: the voxels do not all pick the same weighting and alpha.
+    assert len(np.unique(primal.deltas_[0] - primal.deltas_[1])) > 1
+    assert len(np.unique(primal.best_alphas_.round(3))) > 1
+    _assert_same_models(primal, dual, atol=atol)
+    np.testing.assert_allclose(
+        dual.predict(X_test), primal.predict(X_test), atol=atol * np.abs(Y_test).max()
+    )
+    expected, result = primal.partition(X_test, Y_test), dual.partition(X_test, Y_test)
+    np.testing.assert_allclose(result.r2_joint, expected.r2_joint, atol=atol)
+    for band in bands:
+        np.testing.assert_allclose(result.split[band], expected.split[band], atol=atol)
+        np.testing.assert_allclose(result.unique[band], expected.unique[band], atol=atol)
+    np.testing.assert_array_equal(result.significant, expected.significant)
+
+
+def test_the_dual_solver_fits_the_primal_models_with_more_rows_than_features():
+    X, Y, images, X_test, _, _ = planted(n_images=100, n_test=20)
+    # Not z-scored, off zero: the intercept must undo the bands' means.
+    X, X_test = X + np.arange(2 * WIDTH), X_test + np.arange(2 * WIDTH)
+    bands = {"a": WIDTH, "b": WIDTH}
+    primal, dual = _fit_both(X, Y, images, bands, standardize=False)
+    assert np.abs(primal.intercept_ - Y.mean(0)).min() > 0.1
+    _assert_same_models(primal, dual, atol=1e-9)
+    np.testing.assert_allclose(dual.predict(X_test), primal.predict(X_test), atol=1e-8)
+
+
+SEARCH_SETTINGS = [
+    {"local_alpha": False},
+    {"conservative": True},
+    {"jitter_alphas": True},
+    {"concentration": 1.0, "n_alphas_batch": 3, "n_targets_batch_refit": 5},
+]
+
+
+@pytest.mark.parametrize("settings", SEARCH_SETTINGS, ids=[str(s) for s in SEARCH_SETTINGS])
+def test_the_dual_solver_honours_the_random_search_settings(settings):
+    X, Y, images, *_, bands = wide(seed=1, n_images=50)
+    primal, dual = _fit_both(X, Y, images, bands, solver_params=settings, n_targets_batch=5)
+    _assert_same_models(primal, dual, atol=1e-10)
+    default = partitioner(bands=bands, n_components=None, n_iter=4, solver="dual")
+    default.fit(X, Y, groups=images)
+    # Each setting changes the search: it is not ignored.
+    assert not np.allclose(default.coef_, dual.coef_, atol=1e-6)
+
+
+def test_auto_solves_in_the_dual_the_models_with_more_features_than_rows():
+    X, Y, images, *_, bands = wide(n_images=50)  # 100 rows: a + b 140 features, a 80, b 60
+    primal, dual = _fit_both(X, Y, images, bands)
+    auto = partitioner(bands=bands, n_components=None, n_iter=4).fit(X, Y, groups=images)
+    np.testing.assert_array_equal(auto.models_[("a", "b")].coef, dual.models_[("a", "b")].coef)
+    for key in [("a",), ("b",)]:
+        np.testing.assert_array_equal(auto.models_[key].coef, primal.models_[key].coef)
+    X, Y, images, *_ = planted(n_images=60, n_test=10)  # 120 rows, 16 features
+    primal, _ = _fit_both(X, Y, images, {"a": WIDTH, "b": WIDTH})
+    auto = partitioner(n_iter=4).fit(X, Y, groups=images)
+    np.testing.assert_array_equal(auto.coef_, primal.coef_)
+
+
+def test_the_dual_solver_drops_the_kernel_null_space_whatever_the_alpha():
+    # Repeated rows and centring leave the kernel a null space whose eigenvalues are rounding
+    # noise, far above an alpha of 1e-9 at this scale: exact arithmetic drops those directions,
+    # so the fit is the minimum-norm least-squares one, and the held-out scores stay sane.
+    X, Y, images, *_, bands = wide()
+    X = 1e4 * X
+    model = partitioner(bands=bands, n_components=None, standardize=False, alphas=[1e-9], n_iter=2)
+    model.set_params(solver="dual", reduced_models=False).fit(X, Y, groups=images)
+    assert model.cv_scores_.min() > -3  # held-out MSE of unit-noise voxels
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    for voxel in range(Y.shape[1]):
+        scales = np.sqrt(np.repeat(np.exp(model.deltas_[:, voxel]), [80, 60]))
+        expected = scales * (np.linalg.pinv(X * scales) @ Y[:, voxel])
+        np.testing.assert_allclose(
+            model.coef_[voxel], expected, rtol=0, atol=1e-9 * np.abs(expected).max()
+        )

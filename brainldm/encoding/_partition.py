@@ -8,8 +8,12 @@ from numbers import Integral
 
 import numpy as np
 from himalaya.backend import get_backend, set_backend
+from himalaya.kernel_ridge import generate_dirichlet_samples
+from himalaya.progress_bar import bar
 from himalaya.ridge import GroupRidgeCV, solve_group_ridge_random_search
-from himalaya.scoring import r2_score_split
+from himalaya.scoring import l2_neg_loss, r2_score_split
+from himalaya.validation import check_random_state
+from scipy.linalg import cho_factor, cho_solve
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -47,6 +51,8 @@ _OWN_SOLVER_ARGUMENTS = {
     "Y_in_cpu": "Y_in_cpu",
 }
 _SOLVER_ARGUMENTS = set(inspect.signature(solve_group_ridge_random_search).parameters)
+# Solver arguments the dual solver cannot honour: it eigendecomposes the kernel, not X.
+_PRIMAL_ONLY_ARGUMENTS = ("diagonalize_method",)
 
 
 @contextmanager
@@ -109,8 +115,8 @@ def _model_keys(names, reduced):
     return list(dict.fromkeys(keys))
 
 
-def _check_solver_params(solver_params):
-    """A copy of solver_params, after refusing what the estimator sets or himalaya lacks."""
+def _check_solver_params(solver_params, solver):
+    """A copy of solver_params, after refusing what the estimator sets or the solver lacks."""
     params = dict(solver_params or {})
     own = {key: _OWN_SOLVER_ARGUMENTS[key] for key in params if key in _OWN_SOLVER_ARGUMENTS}
     if own:
@@ -124,6 +130,16 @@ def _check_solver_params(solver_params):
         raise ValueError(
             f"solver_params has {unknown}, which himalaya's random-search solver does not "
             f"take; it accepts {accepted}"
+        )
+    if params.get("conservative", False) and not params.get("local_alpha", True):
+        raise ValueError(
+            "solver_params conservative=True needs local_alpha=True (one alpha per voxel)"
+        )
+    primal_only = [key for key in _PRIMAL_ONLY_ARGUMENTS if key in params]
+    if primal_only and solver != "primal":
+        raise ValueError(
+            f"solver_params {primal_only} apply to the primal solver only (the dual solver "
+            "eigendecomposes the kernel); drop them or set solver='primal'"
         )
     return params
 
@@ -156,6 +172,202 @@ def _fit_himalaya(Xs, Y, splits, params, estimator, backend):
     )
 
 
+def _band_weightings(n_iter, n_bands, concentration, random_state):
+    """The band weightings (points of the simplex) himalaya's random search tries, in order."""
+    if not isinstance(n_iter, Integral):
+        return np.asarray(n_iter, dtype=np.float64)
+    weightings = generate_dirichlet_samples(
+        n_samples=int(n_iter),
+        n_kernels=n_bands,
+        concentration=concentration,
+        random_state=random_state,
+    )
+    weightings = np.array(weightings, dtype=np.float64)
+    weightings[0] = 1 / n_bands
+    return weightings
+
+
+def _select_alphas(scores, alphas, local_alpha, conservative):
+    """Per voxel, the index of the best alpha and its score averaged over folds.
+
+    `scores` (n_folds, n_alphas, n_voxels); ties go to the larger alpha (a slope of
+    1e-10 per unit of log alpha, kept in the returned score, as in himalaya).
+    """
+    mean = scores.mean(0, dtype=np.float64) + (np.log(alphas) * 1e-10)[:, None]
+    if not local_alpha:  # one alpha for all voxels (conservative needs local_alpha)
+        best = np.full(mean.shape[1], np.argmax(mean.mean(1)))
+    else:
+        best = np.argmax(mean, 0)
+        if conservative:
+            # The largest alpha within one standard deviation (over folds) of the best.
+            to_beat = np.take_along_axis(mean - scores.std(0), best[None], 0)
+            beats = (mean > to_beat).astype(np.float32) + (np.log(alphas) * 1e-4)[:, None]
+            best = np.argmax(beats, 0)
+    return best, np.take_along_axis(mean, best[None], 0)[0]
+
+
+def _fold_kernels(kernel, train, test):
+    """The kernel among training rows and from test to training rows, centred on the training rows.
+
+    `kernel` is X @ X.T of all rows; the result is that of X minus its training rows' mean.
+    """
+    train_block = kernel[np.ix_(train, train)]
+    test_block = kernel[np.ix_(test, train)]
+    row_means = train_block.mean(1)
+    grand_mean = row_means.mean()
+    train_block += grand_mean - row_means[:, None] - row_means[None, :]
+    test_block += grand_mean - test_block.mean(1)[:, None] - row_means[None, :]
+    return train_block, test_block
+
+
+def _weighted_kernel(weighting, kernels):
+    """sum_b w_b K_b, the kernel of the bands scaled by the square roots of the weighting."""
+    total = weighting[0] * kernels[0]
+    for weight, kernel in zip(weighting[1:], kernels[1:], strict=True):
+        total += weight * kernel
+    return total
+
+
+def _eigh(kernel):
+    """Eigenvalues and eigenvectors of a symmetric positive semi-definite kernel.
+
+    Eigenvalues at rounding level (the kernel's null space: the centring direction, repeated
+    rows) are set to infinity, so that ``1 / (value + alpha)`` drops those directions, as
+    exact arithmetic does (the test kernel and X.T vanish on them), whatever the alpha.
+    """
+    values, vectors = np.linalg.eigh(kernel)
+    values[values <= values[-1] * len(values) * np.finfo(values.dtype).eps] = np.inf
+    return values, vectors
+
+
+def _dual_fold_scores(kernel, Y, splits, alphas, options):
+    """Scores (n_folds, n_alphas, n_voxels) of every alpha on each fold's held-out rows."""
+    n_alphas_batch = options["n_alphas_batch"] or 1
+    scores = np.empty((len(splits), len(alphas), Y.shape[1]), dtype=Y.dtype)
+    for fold, (train, test) in enumerate(splits):
+        train_kernel, test_kernel = _fold_kernels(kernel, train, test)
+        values, vectors = _eigh(train_kernel)
+        test_kernel = test_kernel @ vectors
+        for batch in target_batches(Y.shape[1], options["n_targets_batch"]):
+            y_train = Y[train, batch].astype(np.float64)
+            mean = y_train.mean(0)
+            projected = vectors.T @ (y_train - mean)
+            y_test = Y[test, batch] - mean
+            for start in range(0, len(alphas), n_alphas_batch):
+                some = slice(start, start + n_alphas_batch)
+                shrink = 1 / (values + alphas[some, None])
+                predictions = (test_kernel * shrink[:, None, :]) @ projected
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", category=UserWarning)
+                    scores[fold, some, batch] = options["score_func"](y_test, predictions)
+    return scores
+
+
+def _kernel_solver(kernel, alpha):
+    """A function y -> (kernel + alpha I)^-1 y, by Cholesky (eigenvectors if that fails)."""
+    regularized = kernel + alpha * np.eye(len(kernel))
+    try:
+        factor = cho_factor(regularized, check_finite=False)
+    except np.linalg.LinAlgError:  # not positive definite to rounding: clip the eigenvalues
+        values, vectors = _eigh(kernel)
+        return lambda y: vectors @ ((vectors.T @ y) / (values + alpha)[:, None])
+    return lambda y: cho_solve(factor, y, check_finite=False)
+
+
+def _dual_refit(kernels, bands, Y, weightings, choice, alphas, n_targets_batch):
+    """Primal coefficients on all rows for each voxel's chosen (weighting, alpha).
+
+    coef of band b = w_b X_b.T (sum_b w_b X_b X_b.T + alpha I)^-1 Y, X and Y centred: one
+    Cholesky factorization per (weighting, alpha) chosen (each about a tenth of an
+    eigendecomposition, and a weighting is seldom chosen with more than a few alphas).
+    """
+    coef = np.zeros((sum(band.shape[1] for band in bands), Y.shape[1]))
+    ends = np.cumsum([0] + [band.shape[1] for band in bands])
+    for index in np.unique(choice):
+        weighting = weightings[index]
+        kernel = _weighted_kernel(weighting, kernels)
+        for alpha in np.unique(alphas[choice == index]):
+            solve = _kernel_solver(kernel, alpha)
+            voxels = np.flatnonzero((choice == index) & (alphas == alpha))
+            for batch in target_batches(len(voxels), n_targets_batch):
+                y = Y[:, voxels[batch]].astype(np.float64)
+                dual = solve(y - y.mean(0))
+                for band, w, start, end in zip(bands, weighting, ends, ends[1:], strict=False):
+                    coef[start:end, voxels[batch]] = w * (band.T @ dual)
+    return coef
+
+
+def _fit_dual(Xs, Y, splits, params, random_state):
+    """Banded ridge by himalaya's random search, solved in the dual (kernel) form.
+
+    The same band weightings, alphas, scores, choice per voxel and refit as
+    ``solve_group_ridge_random_search`` with an intercept, in float64: per weighting w, the
+    kernel sum_b w_b X_b X_b.T of each fold is eigendecomposed once for every alpha.
+    """
+    dtype = Xs[0].dtype
+    options = {
+        "score_func": params.get("score_func", l2_neg_loss),
+        "n_targets_batch": params.get("n_targets_batch"),
+        "n_alphas_batch": params.get("n_alphas_batch"),
+    }
+    weightings = _band_weightings(
+        params["n_iter"], len(Xs), params.get("concentration", [0.1, 1.0]), random_state
+    ).astype(dtype)
+    given_alphas = np.asarray(params["alphas"], dtype=dtype)
+    jitter = check_random_state(random_state) if params.get("jitter_alphas", False) else None
+    offsets = [band.mean(0, dtype=np.float64) for band in Xs]
+    bands = [band.astype(np.float64) - offset for band, offset in zip(Xs, offsets, strict=True)]
+    kernels = [band @ band.T for band in bands]
+    Y = Y.astype(dtype, copy=False)
+    n_voxels = Y.shape[1]
+    cv_scores = np.zeros((len(weightings), n_voxels), dtype=dtype)
+    best_scores = np.full(n_voxels, -np.inf, dtype=dtype)
+    choice = np.zeros(n_voxels, dtype=int)
+    best_alphas = np.ones(n_voxels, dtype=dtype)
+    epsilon = np.finfo(dtype).eps
+    title = f"{len(weightings)} random sampling with cv"
+    for index, weighting in enumerate(bar(weightings, title, use_it=params["progress_bar"])):
+        alphas = given_alphas
+        if jitter is not None:
+            alphas = given_alphas * (10 ** (np.asarray(jitter.rand(), dtype=dtype) - 0.5))
+        kernel = _weighted_kernel(weighting.astype(np.float64), kernels)
+        scores = _dual_fold_scores(kernel, Y, splits, alphas.astype(np.float64), options)
+        best, score = _select_alphas(
+            scores,
+            alphas,
+            params.get("local_alpha", True),
+            params.get("conservative", False),
+        )
+        cv_scores[index] = score
+        # A later weighting replaces the best one only if it scores higher by more than eps.
+        better = score > best_scores + epsilon
+        best_scores[better] = score[better]
+        choice[better] = index
+        best_alphas[better] = alphas[best[better]]
+    # A voxel no weighting scored (NaN) keeps himalaya's start: uniform bands, alpha 1, coef 0.
+    chosen = best_scores > -np.inf
+    coef = np.zeros((sum(band.shape[1] for band in bands), n_voxels), dtype=dtype)
+    coef[:, chosen] = _dual_refit(
+        kernels,
+        bands,
+        Y[:, chosen],
+        weightings.astype(np.float64),
+        choice[chosen],
+        best_alphas[chosen].astype(np.float64),
+        params.get("n_targets_batch_refit") or options["n_targets_batch"],
+    )
+    gammas = np.where(chosen[:, None], weightings[choice], np.asarray(1 / len(Xs), dtype=dtype))
+    deltas = np.log(gammas.T / best_alphas[None])
+    intercept = Y.mean(0, dtype=np.float64) - np.concatenate(offsets) @ coef
+    return Bunch(
+        coef=coef.T,
+        intercept=intercept.astype(dtype),
+        deltas=deltas,
+        best_alphas=1 / np.exp(deltas).sum(0),
+        cv_scores=cv_scores.max(0),
+    )
+
+
 def _centred_r2(y, prediction):
     """r² of each column once both are centred on their rows (himalaya's product measure)."""
     prediction = prediction - prediction.mean(-2, keepdims=True)
@@ -179,9 +391,10 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     :class:`VoxelwiseEncoder` does), then fits himalaya's ``GroupRidgeCV``
     (alias ``BandedRidgeCV``) with its random-search solver on the bands,
     with an intercept, folds from :func:`brainldm.ridge.cv_splits` (grouped
-    by image). With ``reduced_models`` it also fits, with the same solver,
-    alphas and folds, each band alone and the joint model without each band,
-    which `partition` needs for ``r2_alone`` and ``unique``.
+    by image), or the same search solved in the dual (see ``solver``). With
+    ``reduced_models`` it also fits, with the same alphas, band weightings
+    and folds, each band alone and the joint model without each band, which
+    `partition` needs for ``r2_alone`` and ``unique``.
 
     Parameters
     ----------
@@ -208,6 +421,23 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     n_targets_batch : int or None, default=2048
         Voxels solved together in the cross-validation (himalaya's
         ``n_targets_batch``), and scored together by `partition`.
+    solver : {"auto", "primal", "dual"}, default="auto"
+        How each model's random search is solved; both give the same band
+        weightings, alphas, scores, choice per voxel and refit (to float32
+        rounding). ``"primal"``: himalaya's solver, which takes an SVD of
+        the training rows' features for every fold and band weighting and
+        holds an (alphas, features, training rows) array. ``"dual"``: the
+        kernel form, in float64 on the CPU: each band's kernel
+        ``X_b @ X_b.T`` is computed once, and for every band weighting ``w``
+        the kernel ``sum_b w_b X_b @ X_b.T`` of each fold's training rows is
+        eigendecomposed once for all alphas; the coefficients are then
+        ``w_b X_b.T (K_w + alpha I)^-1 Y``, so `predict` and `partition` do
+        not change. It is cheaper when there are fewer rows than features
+        (e.g. NSD's 8,859 training images and 2 x 6,400 components).
+        ``"auto"``: per model, dual when the rows passed to `fit` are fewer
+        than the model's (reduced) features and ``device`` is not
+        ``"cuda"``, primal otherwise. ``"dual"`` with ``device="cuda"``
+        raises.
     solver_params : dict or None, default=None
         Further arguments of himalaya's
         ``solve_group_ridge_random_search``: ``concentration``,
@@ -215,7 +445,11 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         ``conservative``, ``jitter_alphas``, ``score_func``,
         ``diagonalize_method``, ``warn``. The ones this estimator sets
         (``alphas``, ``n_iter``, ``n_targets_batch``, ``Y_in_cpu``, ``cv``,
-        ``random_state``, ``progress_bar``, ``fit_intercept``) raise.
+        ``random_state``, ``progress_bar``, ``fit_intercept``) raise. The
+        dual solver honours them all but ``diagonalize_method``, which
+        raises unless ``solver="primal"``; ``warn`` (about rows < features)
+        is the primal solver's only, and ``n_alphas_batch`` is the alphas
+        scored together (default 1 in the dual, all in the primal).
     reduced_models : bool, default=True
         Also fit each band alone and the joint model without each band
         (two more fits for two bands, 2 x n_bands for more). False fits the
@@ -223,8 +457,9 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         ``unique``.
     device : {None, "cpu", "cuda"}, default=None
         Where the fits run: None or ``"cpu"`` the CPU (himalaya's numpy
-        backend), ``"cuda"`` the GPU (its torch_cuda backend), as ``device``
-        means everywhere in brainldm. The backend is global in himalaya: it
+        backend; the dual solver is numpy's), ``"cuda"`` the GPU (its
+        torch_cuda backend; primal only), as ``device`` means everywhere in
+        brainldm. The backend is global in himalaya: it
         is set for each fit and restored after it. The PCA and the
         predictions run in numpy.
     Y_in_cpu : bool, default=False
@@ -265,7 +500,9 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     Memory: himalaya centres a copy of Y (in X's dtype) for each fit; with
     ``device="cuda"`` it also moves Y to the GPU unless ``Y_in_cpu``. Split
     the voxels into chunks for a whole brain (each chunk re-decomposes the
-    folds).
+    folds). The dual solver holds, in float64, the centred bands, one
+    (rows, rows) kernel per band and a few more (rows, rows) arrays, and
+    casts Y to float64 one batch of voxels at a time.
 
     See Also
     --------
@@ -296,6 +533,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         "standardize": ["boolean"],
         "n_iter": [Interval(Integral, 1, None)],
         "n_targets_batch": [Interval(Integral, 1, None), None],
+        "solver": [Options(("auto", "primal", "dual"))],
         "reduced_models": ["boolean"],
         "device": [Options(tuple(_BACKENDS))],
         "Y_in_cpu": ["boolean"],
@@ -313,6 +551,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         n_iter=100,
         cv=5,
         n_targets_batch=2048,
+        solver="auto",
         solver_params=None,
         reduced_models=True,
         device=None,
@@ -327,6 +566,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         self.n_iter = n_iter
         self.cv = cv
         self.n_targets_batch = n_targets_batch
+        self.solver = solver
         self.solver_params = solver_params
         self.reduced_models = reduced_models
         self.device = device
@@ -373,7 +613,11 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
                 n_iter = int(self.n_iter) if len(key) > 1 else np.ones((1, 1))
                 solver = dict(params, n_iter=n_iter)
                 Xs = [features[name] for name in key]
-                self.models_[key] = _fit_himalaya(Xs, Y_matrix, splits, solver, self, backend)
+                if self._solver_of(Xs) == "dual":
+                    model = _fit_dual(Xs, Y_matrix, splits, solver, self.random_state)
+                else:
+                    model = _fit_himalaya(Xs, Y_matrix, splits, solver, self, backend)
+                self.models_[key] = model
         joint = self.models_[tuple(names)]
         self.coef_, self.intercept_ = joint.coef, joint.intercept
         self.deltas_, self.best_alphas_ = joint.deltas, joint.best_alphas
@@ -381,6 +625,13 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         if Y.ndim == 1:
             self.coef_, self.intercept_ = self.coef_[0], float(self.intercept_[0])
         return self
+
+    def _solver_of(self, Xs):
+        """The solver of a model on the bands Xs: "auto" is dual if rows < features on the CPU."""
+        if self.solver != "auto":
+            return self.solver
+        fewer_rows = len(Xs[0]) < sum(band.shape[1] for band in Xs)
+        return "dual" if fewer_rows and self.device != "cuda" else "primal"
 
     def _check_fit_input(self, X, Y, groups):
         """Validate the data and the parameters before any work."""
@@ -400,9 +651,14 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         check_finite(Y, "Y")
         validate_params(self)
         check_alphas(self.alphas)
+        if self.solver == "dual" and self.device == "cuda":
+            raise ValueError(
+                "solver='dual' runs on the CPU only: set device=None, or solver='primal' "
+                "(or 'auto') to fit on the GPU"
+            )
         if self.device is not None:
             resolve_device(self.device)
-        params = _check_solver_params(self.solver_params)
+        params = _check_solver_params(self.solver_params, self.solver)
         params.update(
             alphas=check_alphas(self.alphas).astype(X.dtype),
             n_targets_batch=self.n_targets_batch,
