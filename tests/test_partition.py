@@ -296,7 +296,7 @@ BAD = [
     ({"solver": "svd"}, None, "'solver' parameter of BandedVariancePartitioner must be a str"),
     ({"solver": "dual", "device": "cuda"}, None, r"solver='dual' runs on the CPU only"),
     (
-        {"solver_params": {"diagonalize_method": "svd"}},
+        {"solver": "auto", "solver_params": {"diagonalize_method": "svd"}},
         None,
         r"\['diagonalize_method'\] apply to the primal solver only",
     ),
@@ -422,13 +422,14 @@ def test_the_dual_solver_honours_the_random_search_settings(settings):
 def test_auto_solves_in_the_dual_the_models_with_more_features_than_rows():
     X, Y, images, *_, bands = wide(n_images=50)  # 100 rows: a + b 140 features, a 80, b 60
     primal, dual = _fit_both(X, Y, images, bands)
-    auto = partitioner(bands=bands, n_components=None, n_iter=4).fit(X, Y, groups=images)
+    auto = partitioner(bands=bands, n_components=None, n_iter=4, solver="auto")
+    auto.fit(X, Y, groups=images)
     np.testing.assert_array_equal(auto.models_[("a", "b")].coef, dual.models_[("a", "b")].coef)
     for key in [("a",), ("b",)]:
         np.testing.assert_array_equal(auto.models_[key].coef, primal.models_[key].coef)
     X, Y, images, *_ = planted(n_images=60, n_test=10)  # 120 rows, 16 features
     primal, _ = _fit_both(X, Y, images, {"a": WIDTH, "b": WIDTH})
-    auto = partitioner(n_iter=4).fit(X, Y, groups=images)
+    auto = partitioner(n_iter=4, solver="auto").fit(X, Y, groups=images)
     np.testing.assert_array_equal(auto.coef_, primal.coef_)
 
 

@@ -421,7 +421,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     n_targets_batch : int or None, default=2048
         Voxels solved together in the cross-validation (himalaya's
         ``n_targets_batch``), and scored together by `partition`.
-    solver : {"auto", "primal", "dual"}, default="auto"
+    solver : {"primal", "dual", "auto"}, default="primal"
         How each model's random search is solved; both give the same band
         weightings, alphas, scores, choice per voxel and refit (to float32
         rounding). ``"primal"``: himalaya's solver, which takes an SVD of
@@ -437,7 +437,8 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         ``"auto"``: per model, dual when the rows passed to `fit` are fewer
         than the model's (reduced) features and ``device`` is not
         ``"cuda"``, primal otherwise. ``"dual"`` with ``device="cuda"``
-        raises.
+        raises. The default stays ``"primal"``, whose results the encoding
+        analyses' documented numbers are.
     solver_params : dict or None, default=None
         Further arguments of himalaya's
         ``solve_group_ridge_random_search``: ``concentration``,
@@ -551,7 +552,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         n_iter=100,
         cv=5,
         n_targets_batch=2048,
-        solver="auto",
+        solver="primal",
         solver_params=None,
         reduced_models=True,
         device=None,
