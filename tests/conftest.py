@@ -34,6 +34,25 @@ def retrain_in_place():
     return retrain
 
 
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """Point the Hugging Face hub at a local port that refuses connections; return its URL.
+
+    It stands for the hub of an offline machine, without touching the real network.
+    """
+    import huggingface_hub
+
+    nowhere = "http://127.0.0.1:9"
+    template = huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", nowhere)
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        nowhere + template[template.index("/{repo_id}") :],
+    )
+    return nowhere
+
+
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """A toy NSD of one subject: 3 released sessions of 150 trials, 40 shared test images."""

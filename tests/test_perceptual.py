@@ -351,21 +351,16 @@ def test_weights_in_the_hugging_face_cache_are_found_offline(empty_caches, monke
     assert CLIPVisionFeatures(size=32).fit_transform(images).shape == (len(images), 8)
 
 
-def test_an_unreachable_server_fails_in_one_quiet_attempt(empty_caches, monkeypatch, capfd):
+def test_an_unreachable_server_fails_in_one_quiet_attempt(
+    empty_caches, unreachable_hub, monkeypatch, capfd
+):
     import huggingface_hub
 
-    # A local port that refuses connections stands for the servers of an offline machine.
-    nowhere = "http://127.0.0.1:9"
+    # The hub's port, which refuses connections, serves the torchvision weights too.
+    nowhere = unreachable_hub
     spec = NETWORKS["alexnet"]
     monkeypatch.setitem(
         NETWORKS, "alexnet", Network("alexnet", spec.file, f"{nowhere}/{spec.file}", spec.origin)
-    )
-    template = huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", nowhere)
-    monkeypatch.setattr(
-        huggingface_hub.constants,
-        "HUGGINGFACE_CO_URL_TEMPLATE",
-        nowhere + template[template.index("/{repo_id}") :],
     )
     assert huggingface_hub.hf_hub_url("a/b", "config.json").startswith(nowhere)
     for network in ("alexnet", "clip"):
