@@ -483,9 +483,8 @@ class LDMReconstructor(BaseEstimator):
 
     def _check_metric(self, load):
         """The metric of :meth:`score` as ``(name, metric)``, its weights checked if ``load``."""
-        given = self.metric
-        metric = given if given is not None else self._default_metric()
-        return _check_score_metric(metric, given is None, type(self).__name__, load)
+        metric = self.metric if self.metric is not None else self._default_metric()
+        return _check_score_metric(metric, self.metric is None, type(self).__name__, load)
 
     def _model(self):
         from brainldm.features.ldm import load_ldm
@@ -628,7 +627,9 @@ class LDMReconstructor(BaseEstimator):
             (n_samples, *text_shape_), float32; None where the mode needs none.
         """
         check_is_fitted(self, "rescale_")
-        X = self._check_betas(X, reset=False)
+        return self._decode(self._check_betas(X, reset=False))
+
+    def _decode(self, X):
         decoded = Bunch(z=None, c=None)
         for part in self._parts():
             decoder = self.latent_decoder_ if part == "z" else self.text_decoder_
@@ -674,10 +675,12 @@ class LDMReconstructor(BaseEstimator):
             images depend on its betas (or id), ``random_state`` and the
             settings alone, not on the other rows.
         """
-        decoded = self.decode(X)
-        n = len(decoded.z if decoded.z is not None else decoded.c)
+        check_is_fitted(self, "rescale_")
+        X = self._check_betas(X, reset=False)
+        decoded = self._decode(X)
+        n = len(X)
         if image_ids is None:
-            ids = betas_ids(self._check_betas(X, reset=False))
+            ids = betas_ids(X)
         else:
             ids = [check_int(key, "image_ids", "predict", min_val=0) for key in image_ids]
             if len(ids) != n:
@@ -785,7 +788,7 @@ class LDMReconstructor(BaseEstimator):
         reconstructed = self.predict(X_mean)
         if reconstructed.ndim == 5:
             reconstructed = reconstructed[:, 0]
-        name, _ = self._check_metric(load=False)
-        metric = self.metric if self.metric is not None else self._default_metric()
+        name, metric = self._check_metric(load=False)
+        metric = metric if isinstance(metric, str) else (name, metric)
         scorer = IdentificationScorer(metrics=[metric], suite=_SCORE_SUITE, device=self.device)
         return scorer.score(seen, reconstructed)[name]
