@@ -27,6 +27,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from brainldm._surface_masker import SurfaceMasker
 from brainldm._validation import (
     Interval,
     Options,
@@ -38,11 +39,19 @@ from brainldm._validation import (
 from brainldm._warnings import warn
 from brainldm.datasets import _cache
 from brainldm.datasets._arrays import drop_columns_in_place
+from brainldm.datasets._surface_files import (
+    HEMISPHERES,
+    read_mesh,
+    read_session_pair,
+    read_vertex_values,
+    surface_shape,
+)
 
 __all__ = [
     "BETAS_SCALE",
     "NSDCaptions",
     "NSDStimuli",
+    "SPACES",
     "VolumeMasker",
     "VoxelMask",
     "ZSCORE_OPTIONS",
@@ -52,6 +61,9 @@ __all__ = [
 # NSD stores single-trial betas as int16 percent signal change times 300.
 BETAS_SCALE = 300.0
 ZSCORE_OPTIONS = ("session", None)
+# The spaces of NSD's betas that load_nsd reads: the subject's 1.8 mm volume, and
+# FreeSurfer's fsaverage surface (both hemispheres).
+SPACES = ("func1pt8mm", "fsaverage")
 
 _BETAS_NAME = "betas_fithrf_GLMdenoise_RR"
 # The ROI name of the whole brain, read from NSD's brainmask.nii.gz.
@@ -59,6 +71,9 @@ _BRAIN = "brain"
 # Atlases whose labels every load reports over its voxels.
 _REPORTED_ATLASES = ("nsdgeneral", "streams")
 _SESSION_FILE = re.compile(r"^betas_session(\d+)\.nii\.gz$")
+_SURFACE_SESSION_FILE = re.compile(r"^[lr]h\.betas_session(\d+)\.mgh$")
+# The fsaverage surface given with the masker of a surface load, when NSD's is there.
+_SURFACE_MESH = "pial"
 # Bounds the memory of one read: betas are decompressed this many bytes at a time.
 _READ_CHUNK_BYTES = 64 * 2**20
 
@@ -102,6 +117,11 @@ def _format_sessions(sessions):
 class _Layout:
     """Paths of one subject's files in an NSD root, relative to the root."""
 
+    space = "func1pt8mm"
+    unit = "voxel"
+    session_pattern = _SESSION_FILE
+    session_names = "betas_sessionNN.nii.gz"
+
     def __init__(self, root, subject):
         self.root = Path(root)
         self.subject = subject_name(subject)
@@ -119,8 +139,50 @@ class _Layout:
     def session_file(self, session):
         return self.betas / f"betas_session{session:02d}.nii.gz"
 
+    def session_files(self, session):
+        """Every file of a session's betas."""
+        return (self.session_file(session),)
+
+    def atlas_file(self, atlas):
+        return self.rois / f"{atlas}.nii.gz"
+
+    def ncsnr_files(self):
+        """The ncsnr files of the betas, or () when there are none (some missing: an error)."""
+        files = [self.ncsnr] if isinstance(self.ncsnr, Path) else list(self.ncsnr)
+        present = [(self.root / path).exists() for path in files]
+        if not any(present):
+            return ()
+        for path in files:
+            self.require(path, f"ncsnr file of {self.subject} (its other hemisphere is there)")
+        return tuple(files)
+
     def require(self, relative, what):
         return _require(self.root, relative, what)
+
+
+class _SurfaceLayout(_Layout):
+    """Paths of one subject's files on NSD's fsaverage surface: one file per hemisphere."""
+
+    space = "fsaverage"
+    unit = "vertex"
+    session_pattern = _SURFACE_SESSION_FILE
+    session_names = "{lh,rh}.betas_sessionNN.mgh"
+
+    def __init__(self, root, subject):
+        super().__init__(root, subject)
+        self.betas = Path(f"nsddata_betas/ppdata/{self.subject}/fsaverage/{_BETAS_NAME}")
+        self.rois = self.labels
+        self.ncsnr = tuple(self.betas / f"{hemi}.ncsnr.mgh" for hemi in HEMISPHERES)
+        self.surf = Path("nsddata/freesurfer/fsaverage/surf")
+
+    def session_file(self, session):
+        return self.betas / f"lh.betas_session{session:02d}.mgh"
+
+    def session_files(self, session):
+        return tuple(self.betas / f"{hemi}.betas_session{session:02d}.mgh" for hemi in HEMISPHERES)
+
+    def atlas_file(self, atlas):
+        return self.labels / f"lh.{atlas}.mgz"
 
 
 class VolumeMasker(TransformerMixin, BaseEstimator):
@@ -442,6 +504,8 @@ def _find_atlases(layout):
     ``"early"`` names the bilateral ROI. ``"brain"`` is the subject's brain mask, when
     present.
     """
+    if layout.space == "fsaverage":
+        return _find_surface_atlases(layout)
     roi_dir = layout.require(layout.rois, f"ROI folder of {layout.subject}")
     atlases = {}
     for path in sorted(roi_dir.glob("*.nii.gz")):
@@ -451,13 +515,42 @@ def _find_atlases(layout):
         has_ctab = (layout.root / ctab).exists()
         atlases[name] = Bunch(
             path=layout.rois / path.name,
+            files=(layout.rois / path.name,),
             ctab=ctab if has_ctab else None,
             labels=_read_ctab(layout.root / ctab) if has_ctab else {},
             bare=table == name,
         )
     # The whole brain; the brain mask lies beside the roi/ folder, not in it.
     if (layout.root / layout.brainmask).exists():
-        atlases[_BRAIN] = Bunch(path=layout.brainmask, ctab=None, labels={}, bare=True)
+        atlases[_BRAIN] = Bunch(
+            path=layout.brainmask, files=(layout.brainmask,), ctab=None, labels={}, bare=True
+        )
+    return atlases
+
+
+def _find_surface_atlases(layout):
+    """Atlas name -> Bunch as :func:`_find_atlases` gives, from the fsaverage labels.
+
+    Each ``lh.<atlas>.mgz`` and its ``rh.`` twin form the bilateral atlas; ``"lh.<atlas>"``
+    and ``"rh.<atlas>"`` are its hemispheres (reached as ``"lh.streams:early"``), and
+    ``"brain"`` is every vertex of the surface.
+    """
+    label_dir = layout.require(layout.labels, "fsaverage label folder")
+    atlases = {}
+    for left in sorted(label_dir.glob("lh.*.mgz")):
+        name = left.name[len("lh.") : -len(".mgz")]
+        files = (layout.labels / left.name, layout.labels / f"rh.{name}.mgz")
+        layout.require(files[1], f"Right-hemisphere labels of the fsaverage atlas '{name}'")
+        ctab = layout.labels / f"{name}.mgz.ctab"
+        has_ctab = (layout.root / ctab).exists()
+        labels = _read_ctab(layout.root / ctab) if has_ctab else {}
+        common = dict(files=files, ctab=ctab if has_ctab else None, labels=labels)
+        atlases[name] = Bunch(path=files[0], hemisphere=None, bare=True, **common)
+        for number, hemi in enumerate(HEMISPHERES):
+            atlases[f"{hemi}.{name}"] = Bunch(
+                path=files[number], hemisphere=number, bare=False, **common
+            )
+    atlases[_BRAIN] = Bunch(path=None, files=(), hemisphere=None, ctab=None, labels={}, bare=True)
     return atlases
 
 
@@ -466,7 +559,7 @@ def _require_reported_atlases(layout, atlases):
     for atlas in _REPORTED_ATLASES:
         what = f"ROI atlas '{atlas}' of {layout.subject} (its ROIs are in every load's roi_masks)"
         if atlas not in atlases:
-            layout.require(layout.rois / f"{atlas}.nii.gz", what)
+            layout.require(layout.atlas_file(atlas), what)
         if atlases[atlas].ctab is None:
             layout.require(layout.labels / f"{atlas}.mgz.ctab", f"Colour table of the {what}")
 
@@ -591,20 +684,22 @@ def _find_sessions(layout, sessions, allow_missing_sessions):
     """
     betas_dir = layout.require(layout.betas, f"betas folder of {layout.subject}")
     present = sorted(
-        int(match.group(1))
-        for match in (_SESSION_FILE.match(path.name) for path in betas_dir.iterdir())
-        if match
+        {
+            int(match.group(1))
+            for match in (layout.session_pattern.match(path.name) for path in betas_dir.iterdir())
+            if match
+        }
     )
     if not present:
         raise FileNotFoundError(
-            f"No betas_sessionNN.nii.gz files in {betas_dir}; download them from the "
-            f"'nsddata_betas' part of the NSD release."
+            f"No {layout.session_names} files in {betas_dir}; download them from "
+            f"{_where_to_download(layout.betas)}."
         )
     if sessions is None:
         gaps = sorted(set(range(present[0], present[-1] + 1)) - set(present))
         if gaps:
             _report_gaps(layout, betas_dir, present, gaps, allow_missing_sessions)
-        return present
+        return _require_session_files(layout, present)
     requested = [sessions] if np.ndim(sessions) == 0 else list(sessions)
     if not requested or not all(
         isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in requested
@@ -618,7 +713,15 @@ def _find_sessions(layout, sessions, allow_missing_sessions):
             f"{betas_dir}); NSD withholds some sessions from its release. Sessions present: "
             f"{_format_sessions(present)}."
         )
-    return sorted({int(s) for s in requested})
+    return _require_session_files(layout, sorted({int(s) for s in requested}))
+
+
+def _require_session_files(layout, sessions):
+    """``sessions``, once every file of each is known to exist (both hemispheres)."""
+    for session in sessions:
+        for path in layout.session_files(session):
+            layout.require(path, f"Betas of {layout.subject}, session {session}")
+    return sessions
 
 
 def _report_gaps(layout, betas_dir, present, gaps, allow_missing_sessions):
@@ -667,8 +770,12 @@ def _read_session(path, flat_index):
     """(n_trials, n_voxels) float32 betas of the voxels at ``flat_index`` (Fortran order).
 
     The file is decompressed a few volumes at a time and masked as int16, so memory
-    holds one session of the selected voxels, never the whole volume series.
+    holds one session of the selected voxels, never the whole volume series. On the
+    fsaverage surface, ``path`` is the pair of hemisphere files and ``flat_index`` the
+    pair of their vertices, whose betas are percent signal change already.
     """
+    if isinstance(path, tuple):
+        return read_session_pair(path, flat_index)
     try:
         img = nib.load(path, keep_file_open=True)
         n_trials = img.shape[3]
@@ -746,8 +853,22 @@ def _in_roi(volume, value):
     return volume > 0 if value is None else volume == value
 
 
-def _plan(layout, sessions, design, atlases, resolved, used):
-    """What a load reads: its voxels and ROI masks, and the image of every trial."""
+def _select(layout, values, atlases, resolved, used):
+    """The mask of the requested ROIs and the ROI masks over it, from each atlas's values."""
+    mask = np.zeros(next(iter(values.values())).shape, dtype=bool)
+    for atlas, value in resolved.values():
+        mask |= _in_roi(values[atlas], value)
+    if not mask.any():
+        raise ValueError(f"rois={list(resolved)} hold no {layout.unit} of {layout.subject}.")
+    roi_names = _roi_mask_names(resolved, atlases, used)
+    roi_masks = np.stack(
+        [_in_roi(values[atlas], value)[mask] for atlas, value in roi_names.values()]
+    )
+    return mask, list(roi_names), roi_masks
+
+
+def _select_voxels(layout, sessions, atlases, resolved, used):
+    """The voxels a volume load reads, and how to read them."""
     paths = [layout.root / layout.session_file(session) for session in sessions]
     headers = [_read_header(path) for path in paths]
     shape = headers[0].get_data_shape()[:3]
@@ -761,42 +882,124 @@ def _plan(layout, sessions, design, atlases, resolved, used):
     volumes = {
         atlas: _volume(layout, atlases[atlas].path, "ROI file", shape, paths[0]) for atlas in used
     }
-    mask = np.zeros(shape, dtype=bool)
-    for atlas, value in resolved.values():
-        mask |= _in_roi(volumes[atlas], value)
-    if not mask.any():
-        raise ValueError(f"rois={list(resolved)} hold no voxel of {layout.subject}.")
-    roi_names = _roi_mask_names(resolved, atlases, used)
+    mask, roi_names, roi_masks = _select(layout, volumes, atlases, resolved, used)
     ncsnr = None
-    if (layout.root / layout.ncsnr).exists():
+    if layout.ncsnr_files():
         ncsnr = _volume(layout, layout.ncsnr, "ncsnr file", shape, paths[0], np.float32)[mask]
+    voxel_ijk = np.argwhere(mask)
+    return Bunch(
+        paths=paths,
+        n_trials=[header.get_data_shape()[3] for header in headers],
+        columns=voxel_ijk,
+        column_names=("voxel_ijk", "dropped_voxels"),
+        flat_index=np.ravel_multi_index(tuple(voxel_ijk.T), shape, order="F"),
+        roi_names=roi_names,
+        roi_masks=roi_masks,
+        ncsnr=ncsnr,
+        space_arrays=dict(volume_shape=np.array(shape), affine=headers[0].get_best_affine()),
+    )
+
+
+def _plan(layout, sessions, design, atlases, resolved, used):
+    """What a load reads: its voxels (or vertices) and ROI masks, and the image of every trial."""
+    select = _select_vertices if layout.space == "fsaverage" else _select_voxels
+    selection = select(layout, sessions, atlases, resolved, used)
     images = [
-        design.session_images(session, header.get_data_shape()[3])
-        for session, header in zip(sessions, headers, strict=True)
+        design.session_images(session, n_trials)
+        for session, n_trials in zip(sessions, selection.n_trials, strict=True)
     ]
     is_test = [np.isin(session_images, design.shared) for session_images in images]
     images_test_trials = np.concatenate([im[t] for im, t in zip(images, is_test, strict=True)])
     images_test, n_repeats_test = np.unique(images_test_trials, return_counts=True)
-    voxel_ijk = np.argwhere(mask)
     return Bunch(
         subject=layout.subject,
+        unit=layout.unit,
         sessions=sessions,
-        paths=paths,
-        shape=shape,
-        affine=headers[0].get_best_affine(),
-        voxel_ijk=voxel_ijk,
-        flat_index=np.ravel_multi_index(tuple(voxel_ijk.T), shape, order="F"),
-        roi_names=list(roi_names),
-        roi_masks=np.stack(
-            [_in_roi(volumes[atlas], value)[mask] for atlas, value in roi_names.values()]
-        ),
-        ncsnr=ncsnr,
+        **selection,
         images=images,
         is_test=is_test,
         images_train_trials=np.concatenate([im[~t] for im, t in zip(images, is_test, strict=True)]),
         images_test=images_test,
         n_repeats_test=n_repeats_test,
         images_test_trials=images_test_trials,
+    )
+
+
+def _surface_values(layout, files, n_vertices, betas_path, dtype=np.int64, hemisphere=None):
+    """Per-vertex values of both hemispheres' files, (2 * n_vertices,).
+
+    With ``hemisphere`` (0 or 1), the other hemisphere is zero; without files, every
+    vertex is 1 (the whole surface).
+    """
+    if not files:
+        return np.ones(2 * n_vertices, dtype=dtype)
+    values = []
+    for number, relative in enumerate(files):
+        labels = read_vertex_values(layout.root / relative, dtype)
+        if labels.size != n_vertices:
+            raise ValueError(
+                f"File {layout.root / relative} has {labels.size} vertices, but the "
+                f"betas ({betas_path}) have {n_vertices} per hemisphere. Both must be on the "
+                f"same fsaverage surface: download it again from "
+                f"{_where_to_download(relative)}."
+            )
+        values.append(labels if hemisphere in (None, number) else np.zeros_like(labels))
+    return np.concatenate(values)
+
+
+def _check_hemisphere_sizes(paths):
+    """(n_vertices, n_trials) of each session's files, the same for both hemispheres."""
+    sizes = []
+    for pair in paths:
+        (n_left, t_left), (n_right, t_right) = (surface_shape(path) for path in pair)
+        if (n_left, t_left) != (n_right, t_right):
+            raise ValueError(
+                f"The hemisphere files of a session differ: {pair[0]} holds {n_left} "
+                f"vertices x {t_left} trials, {pair[1]} {n_right} x {t_right}. fsaverage's "
+                f"hemispheres have the same number of vertices and a session the same "
+                f"trials: download them again from the 'nsddata_betas' part of the NSD release."
+            )
+        if sizes and n_left != sizes[0][0]:
+            raise ValueError(
+                f"{pair[0]} has {n_left} vertices, but {paths[0][0]} has {sizes[0][0]}; "
+                f"one of them is not on NSD's fsaverage surface."
+            )
+        sizes.append((n_left, t_left))
+    return sizes
+
+
+def _select_vertices(layout, sessions, atlases, resolved, used):
+    """The vertices an fsaverage load reads, and how to read them."""
+    paths = [
+        tuple(layout.root / path for path in layout.session_files(session)) for session in sessions
+    ]
+    sizes = _check_hemisphere_sizes(paths)
+    n_vertices = sizes[0][0]
+    labels = {
+        atlas: _surface_values(
+            layout,
+            atlases[atlas].files,
+            n_vertices,
+            paths[0][0],
+            hemisphere=atlases[atlas].hemisphere,
+        )
+        for atlas in used
+    }
+    mask, roi_names, roi_masks = _select(layout, labels, atlases, resolved, used)
+    ncsnr = None
+    if layout.ncsnr_files():
+        ncsnr = _surface_values(layout, layout.ncsnr, n_vertices, paths[0][0], np.float32)[mask]
+    vertex_index = np.column_stack(np.divmod(np.flatnonzero(mask), n_vertices))
+    return Bunch(
+        paths=paths,
+        n_trials=[n_trials for _, n_trials in sizes],
+        columns=vertex_index,
+        column_names=("vertex_index", "dropped_vertices"),
+        flat_index=tuple(np.flatnonzero(half) for half in np.split(mask, 2)),
+        roi_names=roi_names,
+        roi_masks=roi_masks,
+        ncsnr=ncsnr,
+        space_arrays=dict(hemisphere_sizes=np.array([n_vertices, n_vertices])),
     )
 
 
@@ -808,7 +1011,7 @@ def _output_shapes(plan, average_train):
     """Shape of each large array of a load, before voxels without variance are dropped."""
     train = plan.images_train_trials
     n_train = np.unique(train).size if average_train else train.size
-    n_voxels = len(plan.voxel_ijk)
+    n_voxels = len(plan.columns)
     rows = (n_train, plan.images_test.size, plan.images_test_trials.size)
     return {name: (int(n), n_voxels) for name, n in zip(_LARGE, rows, strict=True)}
 
@@ -829,7 +1032,7 @@ def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
         images_train = plan.images_train_trials
         n_repeats_train = np.ones(images_train.size, dtype=np.int64)
     X_test[:] = 0
-    bad = np.zeros(len(plan.voxel_ijk), dtype=bool)
+    bad = np.zeros(len(plan.columns), dtype=bool)
     row = trial = 0
     sessions_read = tqdm(
         _read_sessions(plan.paths, plan.flat_index, n_jobs),
@@ -861,7 +1064,7 @@ def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
     keep = ~bad
     if not keep.any():
         raise ValueError(
-            f"Every voxel of the requested ROIs has no variance or non-finite values in "
+            f"Every {plan.unit} of the requested ROIs has no variance or non-finite values in "
             f"some session of {plan.subject}: the betas files hold no usable data."
         )
     arrays = {name: drop_columns_in_place(out[name], keep, _READ_CHUNK_BYTES) for name in _LARGE}
@@ -871,11 +1074,9 @@ def _read_betas(plan, out, zscore, average_train, n_jobs, progress):
         images_test=plan.images_test,
         n_repeats_test=plan.n_repeats_test,
         images_test_trials=plan.images_test_trials,
-        voxel_ijk=plan.voxel_ijk[keep],
-        dropped_voxels=plan.voxel_ijk[bad],
+        **dict(zip(plan.column_names, (plan.columns[keep], plan.columns[bad]), strict=True)),
         roi_masks=plan.roi_masks[:, keep],
-        volume_shape=np.array(plan.shape),
-        affine=plan.affine,
+        **plan.space_arrays,
     )
     if not average_train:
         arrays.update(
@@ -927,15 +1128,47 @@ class _ROIMasks(dict):
         )
 
 
-def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, stimuli, captions):
+def _volume_masker(arrays):
     mask = np.zeros(tuple(arrays["volume_shape"]), dtype=bool)
     mask[tuple(arrays["voxel_ijk"].T)] = True
-    if len(arrays["dropped_voxels"]):
+    return VolumeMasker(mask, arrays["affine"]).fit()
+
+
+def _surface_masker(arrays, mesh):
+    hemisphere, vertex = arrays["vertex_index"].T
+    masks = [np.zeros(n, dtype=bool) for n in arrays["hemisphere_sizes"]]
+    for number, mask in enumerate(masks):
+        mask[vertex[hemisphere == number]] = True
+    return SurfaceMasker(dict(zip(("left", "right"), masks, strict=True)), mesh).fit()
+
+
+# Per space: the names of the kept and dropped columns' identities, and what they hold.
+_COLUMNS = {
+    "func1pt8mm": ("voxel", "voxel_ijk", "dropped_voxels", "(i, j, k) indices"),
+    "fsaverage": ("vertex", "vertex_index", "dropped_vertices", "(hemisphere, vertex) indices"),
+}
+
+
+def _make_bunch(
+    arrays,
+    attrs,
+    subject,
+    sessions,
+    rois,
+    zscore,
+    average_train,
+    stimuli,
+    captions,
+    space="func1pt8mm",
+    mesh=None,
+):
+    unit, kept, dropped, what = _COLUMNS[space]
+    if len(arrays[dropped]):
         warn(
-            f"{subject}: dropped {len(arrays['dropped_voxels'])} voxels with no variance or "
-            f"non-finite values in some loaded session; their (i, j, k) indices are in "
-            f"`dropped_voxels`."
+            f"{subject}: dropped {len(arrays[dropped])} {unit}s with no variance or "
+            f"non-finite values in some loaded session; their {what} are in `{dropped}`."
         )
+    masker = _surface_masker(arrays, mesh) if space == "fsaverage" else _volume_masker(arrays)
     return Bunch(
         X_train=arrays["X_train"],
         X_test=arrays["X_test"],
@@ -952,9 +1185,8 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, s
             (name, mask.astype(bool).view(VoxelMask))
             for name, mask in zip(attrs["roi_names"], arrays["roi_masks"], strict=True)
         ),
-        masker=VolumeMasker(mask, arrays["affine"]).fit(),
-        voxel_ijk=arrays["voxel_ijk"],
-        dropped_voxels=arrays["dropped_voxels"],
+        masker=masker,
+        **{kept: arrays[kept], dropped: arrays[dropped]},
         stimuli=stimuli,
         captions=captions,
         subject=subject,
@@ -962,6 +1194,7 @@ def _make_bunch(arrays, attrs, subject, sessions, rois, zscore, average_train, s
         rois=list(rois),
         zscore=zscore,
         average_train=average_train,
+        space=space,
     )
 
 
@@ -978,6 +1211,7 @@ def load_nsd(
     max_memory="4GB",
     n_jobs=None,
     progress=True,
+    space="func1pt8mm",
 ):
     """Load one subject's single-trial betas from the Natural Scenes Dataset.
 
@@ -1158,7 +1392,8 @@ def load_nsd(
     True
     """
     number = parse_subject(subject)
-    layout = _Layout(root, number)
+    check_options(space, "space", "load_nsd", SPACES)
+    layout = (_SurfaceLayout if space == "fsaverage" else _Layout)(root, number)
     check_options(zscore, "zscore", "load_nsd", ZSCORE_OPTIONS)
     check_parameter(n_jobs, "n_jobs", "load_nsd", Interval(Integral, 1, None), Options([-1]), None)
     check_parameter(allow_missing_sessions, "allow_missing_sessions", "load_nsd", "boolean")
@@ -1188,10 +1423,13 @@ def load_nsd(
         layout.require(layout.stim_info, "NSD stimulus table"), layout.root / layout.annotations
     )
 
-    sources = [layout.session_file(session) for session in sessions] + design.sources
-    sources += [atlases[atlas].path for atlas in used]
+    mesh = _fsaverage_mesh(layout, sessions) if space == "fsaverage" else None
+
+    sources = [path for session in sessions for path in layout.session_files(session)]
+    sources += design.sources
+    sources += [path for atlas in used for path in atlases[atlas].files]
     sources += [atlases[atlas].ctab for atlas in used if atlases[atlas].ctab is not None]
-    sources += [layout.ncsnr] if (layout.root / layout.ncsnr).exists() else []
+    sources += list(layout.ncsnr_files())
     # The key holds the sessions resolved, not the arguments that chose them: loading
     # the sessions on disk (gaps allowed or not) and naming them share one cache file.
     described = dict(
@@ -1201,18 +1439,23 @@ def load_nsd(
         zscore=zscore,
         average_train=bool(average_train),
     )
+    # The volume's key is unchanged from before spaces existed, so its caches stay valid.
+    label = f"nsd-{layout.subject}-{'+'.join(resolved)}"
+    if space != "func1pt8mm":
+        described["space"] = space
+        label = f"nsd-{layout.subject}-{space}-{'+'.join(resolved)}"
     # Bytes of the large arrays above which they are memory-mapped rather than held.
     map_above = {True: 0, False: math.inf, None: math.inf if budget is None else budget}[mmap]
     if cache_dir is not None:
         path = _cache.cache_path(
             cache_dir,
-            f"nsd-{layout.subject}-{'+'.join(resolved)}",
+            label,
             described,
             [layout.root / source for source in sources],
         )
         cached = _cache.read_cache(path, mmap=_LARGE, max_bytes=map_above)
         if cached is not None:
-            return _make_bunch(*cached, **described, stimuli=stimuli, captions=captions)
+            return _make_bunch(*cached, **described, stimuli=stimuli, captions=captions, mesh=mesh)
     plan = _plan(layout, sessions, design, atlases, resolved, used)
     shapes = _output_shapes(plan, average_train)
     needed = 4 * sum(math.prod(shape) for shape in shapes.values())
@@ -1220,7 +1463,7 @@ def load_nsd(
     if in_place and cache_dir is None:
         raise ValueError(
             f"{layout.subject}, rois={list(resolved)}: the betas take "
-            f"{_cache.format_bytes(needed)} ({len(plan.voxel_ijk)} voxels), more than "
+            f"{_cache.format_bytes(needed)} ({len(plan.columns)} {plan.unit}s), more than "
             f"max_memory={max_memory!r}. Pass cache_dir to stream them into an on-disk "
             f"cache and memory-map it, or raise max_memory (None: no limit)."
         )
@@ -1241,7 +1484,25 @@ def load_nsd(
         arrays, attrs = read({name: np.empty(shape, np.float32) for name, shape in shapes.items()})
         if cache_dir is not None:
             _cache.write_cache(path, arrays, attrs)
-    return _make_bunch(arrays, attrs, **described, stimuli=stimuli, captions=captions)
+    return _make_bunch(arrays, attrs, **described, stimuli=stimuli, captions=captions, mesh=mesh)
+
+
+def _fsaverage_mesh(layout, sessions):
+    """NSD's fsaverage surface for the masker of a surface load; None without its files."""
+    paths = [layout.root / layout.surf / f"{hemi}.{_SURFACE_MESH}" for hemi in HEMISPHERES]
+    if not all(path.exists() for path in paths):
+        return None
+    mesh = read_mesh(paths)
+    betas = layout.root / layout.session_file(sessions[0])
+    n_vertices = surface_shape(betas)[0]
+    for path, part in zip(paths, mesh.parts.values(), strict=True):
+        if part.n_vertices != n_vertices:
+            raise ValueError(
+                f"The fsaverage surface {path} has {part.n_vertices} vertices, but the betas "
+                f"({betas}) have {n_vertices}: download it again from "
+                f"{_where_to_download(layout.surf / path.name)}."
+            )
+    return mesh
 
 
 def _parse_bytes(value, name):
