@@ -2,7 +2,6 @@
 
 import shutil
 import tracemalloc
-import warnings
 from pathlib import Path
 
 import nibabel as nib
