@@ -1271,6 +1271,20 @@ def load_nsd(
         adds one session of the selected voxels to the memory held.
     progress : bool, default=True
         Show progress over sessions.
+    space : {"func1pt8mm", "fsaverage"}, default="func1pt8mm"
+        The betas to read: the subject's 1.8 mm volume, or FreeSurfer's fsaverage
+        surface (``{lh,rh}.betas_sessionNN.mgh``, percent signal change, one file per
+        hemisphere). On the surface, ROIs come from the fsaverage labels
+        (``nsddata/freesurfer/fsaverage/label/{lh,rh}.<atlas>.mgz``) named as in the
+        volume, ``"lh.<atlas>"`` and ``"rh.<atlas>"`` are one hemisphere of an atlas,
+        ``"brain"`` is every vertex, ncsnr comes from ``{lh,rh}.ncsnr.mgh``, and the
+        columns are vertices: the left hemisphere's, ascending, then the right's.
+        The returned Bunch then holds ``vertex_index`` and ``dropped_vertices``
+        ((n, 2) hemisphere, 0 left or 1 right, and vertex) in place of ``voxel_ijk`` and
+        ``dropped_voxels``, and ``masker`` is a :class:`brainldm.surface.SurfaceMasker`
+        carrying NSD's fsaverage pial surface when ``nsddata/freesurfer/fsaverage/surf/``
+        holds it (its ``inverse_transform`` then gives a nilearn ``SurfaceImage``;
+        otherwise a dict of per-hemisphere arrays).
 
     Returns
     -------
@@ -1318,7 +1332,7 @@ def load_nsd(
             The images, read lazily, by 73k index: ``stimuli[images_test]``.
         captions : NSDCaptions
             The COCO captions of each image, by 73k index.
-        subject, sessions, rois, zscore, average_train
+        subject, sessions, rois, zscore, average_train, space
             What was loaded.
 
     Raises
