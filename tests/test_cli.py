@@ -412,3 +412,27 @@ def test_encode_runs_one_subject_per_dask_worker(encode_world, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["subjects"]) == {"subj01", "subj02"}
     assert (tmp_path / "subj02" / "maps" / "representations" / "r_c.nii.gz").exists()
+
+
+def test_encode_prints_its_plan_before_any_fit(encode_world, tmp_path, monkeypatch, capsys):
+    import brainldm.encoding
+
+    def reached(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr(brainldm.encoding, "run_encoding_analyses", reached)
+    args = [
+        "encode",
+        "--nsd-root",
+        str(encode_world),
+        "--subjects",
+        "subj01",
+        "--out",
+        str(tmp_path),
+    ]
+    with pytest.raises(Reached):
+        main([*args, "--analyses", "representations", *ENCODE_TINY])
+    printed = capsys.readouterr().out
+    assert "encode will run (one subject; cpu at " in printed
+    assert "  representations: 3 ridge encoders, " in printed
+    assert "  total: ~" in printed

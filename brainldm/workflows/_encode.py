@@ -18,6 +18,7 @@ from brainldm._validation import (
     check_parameter,
     subject_name,
 )
+from brainldm.workflows._cost import announce_encode
 from brainldm.workflows._results import EncodingResult
 
 __all__ = ["ENCODE_CHUNK_SIZE", "ENCODE_N_ITER", "ENCODE_STEPS", "ENCODE_STRENGTHS", "encode"]
@@ -313,6 +314,7 @@ def encode(
         from brainldm.datasets.toy import make_toy_nsd
 
         nsd_root = make_toy_nsd(out / "toy_nsd", progress=progress)
+    announce_encode(nsd_root, subjects, model, settings, log, cache.location)
     started = time.time()
     job = (model, cache.location, out)
     if dask is None:

@@ -11,6 +11,7 @@ from brainldm._io import check_writable, write_csv, write_json, write_npz
 from brainldm._validation import check_int, check_number, check_options, subject_name
 from brainldm.metrics.identification import PROTOCOLS
 from brainldm.workflows import _summaries
+from brainldm.workflows._cost import announce_reconstruct
 from brainldm.workflows._results import ReconstructionResult
 
 __all__ = ["DEMO_BATCH_SIZE", "DEMO_N_IMAGES", "DEMO_STEPS", "demo", "reconstruct"]
@@ -302,6 +303,7 @@ def _run(nsd_root, settings, given):
     subjects = settings["subjects"]
     # Every subject is loaded, and its test set checked, before any subject is fitted.
     loaded = [_load(nsd_root, subject, run, cache) for subject in subjects]
+    announce_reconstruct(loaded, run, log)
     results = {}
     for k, (subject, data) in enumerate(zip(subjects, loaded, strict=True)):
         results[subject] = _run_subject(data, run, cache, log, figure=k == 0)
