@@ -348,10 +348,12 @@ def test_cuda_request_without_a_gpu_raises_runtime_error():
 
 
 @pytest.mark.gpu
-def test_cuda_results_equal_cpu_results():
-    X, Y, _ = planted_problem()
-    cpu = solve_ridge_cv(X, Y)
-    cuda = solve_ridge_cv(X, Y, device="cuda")
+@pytest.mark.parametrize("cv", [5, "loo"])
+@pytest.mark.parametrize("shape", [(200, 20), (30, 50)], ids=["primal", "dual"])
+def test_cuda_results_equal_cpu_results(cv, shape):
+    X, Y, _ = planted_problem(*shape)
+    cpu = solve_ridge_cv(X, Y, cv=cv)
+    cuda = solve_ridge_cv(X, Y, cv=cv, device="cuda")
     np.testing.assert_allclose(cuda.coef, cpu.coef, rtol=1e-6)
     np.testing.assert_array_equal(cuda.best_alphas, cpu.best_alphas)
 
