@@ -458,11 +458,16 @@ class _Problem:
             A=cross_kernel.to(self.dtype) @ eigenvectors,
         )
 
-    def decompose(self):
-        """Decompose all rows for the refit, and free the Gram and kernel matrices."""
+    def decompose(self, off_constant=False):
+        """Decompose all rows for the refit, and free the Gram and kernel matrices.
+
+        ``off_constant`` removes the constant direction of a centred kernel exactly
+        (:func:`_eigh_off_constant`), which leave-one-out needs; the K-fold refit
+        keeps the plain decomposition, so that its results do not change.
+        """
         if self.primal:
             self.eigenvalues, self.eigenvectors = _eigh(self.gram, self.dtype)
-        elif self.fit_intercept:
+        elif self.fit_intercept and off_constant:
             self.eigenvalues, self.eigenvectors = _eigh_off_constant(self.kernel, self.dtype)
         else:
             self.eigenvalues, self.eigenvectors = _eigh(self.kernel, self.dtype)
@@ -751,7 +756,7 @@ def _solve_leave_one_out(problem, Y_matrix, batches, alphas_tensor, alpha_per_ta
     coef = torch.empty(n_features, n_targets, dtype=dtype, device=device)
     intercept = torch.zeros(n_targets, dtype=dtype, device=device)
     alpha_scores = torch.empty(len(alphas_tensor), n_targets, dtype=dtype, device=device)
-    problem.decompose()
+    problem.decompose(off_constant=True)
     problem.prepare_leave_one_out(alphas_tensor)
     n_passes = 1 if alpha_per_target else 2
     with tqdm(total=n_passes * len(batches), desc="ridge LOO", disable=not progress) as bar:
@@ -948,7 +953,7 @@ def _solve_on_cluster(
             "(a GPU per worker is not supported)"
         )
     folds = None if splits == _LOO else [problem.fold(train, test) for train, test in splits]
-    problem.decompose()
+    problem.decompose(off_constant=folds is None)
     if folds is None:
         problem.prepare_leave_one_out(alphas_tensor)
     shared = (client.scatter(problem, broadcast=True), client.scatter(folds, broadcast=True))
