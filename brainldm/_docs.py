@@ -129,9 +129,11 @@ docdict["feature_shape_"] = """feature_shape_ : tuple of int
 docdict["ridge_parameters"] = """alphas : sequence of float, default=DEFAULT_ALPHAS
         Positive regularisation strengths tried for every target (by default
         1e-2 to 1e8 by decades).
-    cv : int or scikit-learn splitter, default=5
+    cv : int, scikit-learn splitter or "loo", default=5
         Folds: an int gives unshuffled ``KFold``, or ``GroupKFold`` when
-        ``groups`` are passed to `fit`; or any splitter.
+        ``groups`` are passed to `fit`; or any splitter. ``"loo"``: exact
+        leave-one-out from one decomposition, for one row per image (refused
+        when ``groups`` repeat).
     voxels : array of bool or int, default=None
         Columns of X used (an ROI mask of length n_features, or indices);
         None uses all.
@@ -154,7 +156,8 @@ docdict["ridge_attributes"] = """coef_ : array of shape (n_targets, n_voxels) or
     best_alphas_ : array of shape (n_targets,) or float
         Alpha chosen for each target.
     cv_scores_ : array of shape (n_targets,) or float
-        Mean over folds of the negative MSE at the chosen alpha.
+        Mean over folds of the negative MSE at the chosen alpha (over rows,
+        of the squared leave-one-out error, with ``cv="loo"``).
     voxel_indices_ : array of shape (n_voxels,)
         Columns of X the decoder reads.
     n_features_in_ : int

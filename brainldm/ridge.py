@@ -21,6 +21,9 @@ numpy inputs give numpy outputs.
 Folds are grouped when ``groups`` are given: NSD shows each training image in
 three trials spread over sessions, and folds that put one repetition in train
 and another in validation reward under-regularised models.
+
+``cv="loo"`` scores exact leave-one-out instead, from the one decomposition of
+all rows that the refit needs anyway, for data with one row per image.
 """
 
 import numbers
@@ -80,6 +83,8 @@ _BLOCK = 2048
 # Rows per block when computing column statistics, to bound temporaries.
 _STATS_BLOCK = 4096
 _FLOAT_DTYPES = (np.float64, np.float32)
+# The cv that asks for exact leave-one-out from one decomposition.
+_LOO = "loo"
 # A number of targets solved together: a positive int, or None for all at once.
 _BATCH = (Interval(numbers.Integral, 1, None), None)
 
@@ -134,6 +139,11 @@ def _first_repeat(*arrays):
     return None
 
 
+def _is_splitter(cv):
+    """Whether cv is a scikit-learn splitter (a str has a ``split`` method too)."""
+    return hasattr(cv, "split") and not isinstance(cv, str)
+
+
 def warn_repeated_rows(X, y, groups, cv, caller):
     """Warn (:class:`RepeatedRowsWarning`) when rows repeat and the folds may split them.
 
@@ -142,9 +152,9 @@ def warn_repeated_rows(X, y, groups, cv, caller):
     X, y : arrays of shape (n_samples, ...)
         A fit's features and targets.
     groups : array of shape (n_samples,) or None
-    cv : int, splitter or list of (train, test) pairs
-        As :func:`cv_splits` takes it; explicit folds are the caller's choice
-        and never warned of.
+    cv : int, splitter, list of (train, test) pairs or "loo"
+        As :func:`cv_splits` takes it, or ``"loo"`` (which splits by rows too);
+        explicit folds are the caller's choice and never warned of.
     caller : str
         Who fits, for the message.
 
@@ -161,8 +171,10 @@ def warn_repeated_rows(X, y, groups, cv, caller):
     >>> [w.category.__name__ for w in caught]
     ['RepeatedRowsWarning']
     """
-    splits_by_rows = isinstance(cv, numbers.Integral) or (
-        hasattr(cv, "split") and "Group" not in type(cv).__name__
+    splits_by_rows = (
+        isinstance(cv, numbers.Integral)
+        or (isinstance(cv, str) and cv == _LOO)
+        or (_is_splitter(cv) and "Group" not in type(cv).__name__)
     )
     if groups is not None or not splits_by_rows:
         return
@@ -177,9 +189,23 @@ def warn_repeated_rows(X, y, groups, cv, caller):
         "regularisation. Pass groups= (the image of each row) to fit; inside GridSearchCV "
         "or a Pipeline, route it: sklearn.set_config(enable_metadata_routing=True) and "
         "estimator.set_fit_request(groups=True). warnings.simplefilter('error', "
-        "RepeatedRowsWarning) refuses such fits.",
+        "RepeatedRowsWarning) refuses such fits. With cv='loo', every held-out row has its "
+        "repetitions in training: average the repetitions into one row instead.",
         RepeatedRowsWarning,
     )
+
+
+def _check_groups(groups, n_samples):
+    """Return groups as an array of one label per sample (or None), or raise."""
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) != n_samples:
+        raise ValueError(
+            f"groups must have one label per sample: got shape {groups.shape} for "
+            f"n_samples={n_samples}; pass e.g. the image index of each trial"
+        )
+    return groups
 
 
 def cv_splits(cv, n_samples, groups=None):
@@ -213,13 +239,7 @@ def cv_splits(cv, n_samples, groups=None):
     >>> [np.unique(groups[test]).tolist() for _, test in cv_splits(2, 12, groups)]
     [[1, 3], [0, 2]]
     """
-    if groups is not None:
-        groups = np.asarray(groups)
-        if groups.ndim != 1 or len(groups) != n_samples:
-            raise ValueError(
-                f"groups must have one label per sample: got shape {groups.shape} for "
-                f"n_samples={n_samples}; pass e.g. the image index of each trial"
-            )
+    groups = _check_groups(groups, n_samples)
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         if cv < 2:
             raise ValueError(f"cv must be an int >= 2, got {cv!r}")
@@ -238,14 +258,14 @@ def cv_splits(cv, n_samples, groups=None):
             cv = GroupKFold(n_splits=cv)
         else:
             cv = KFold(n_splits=cv)
-    if hasattr(cv, "split"):
+    if _is_splitter(cv):
         pairs = cv.split(np.empty((n_samples, 1)), None, groups)
     elif isinstance(cv, (list, tuple)):
         pairs = cv
     else:
         raise ValueError(
-            "cv must be an int >= 2, a scikit-learn splitter or a list of (train, test) "
-            f"index arrays, got {cv!r}"
+            "cv must be an int >= 2, a scikit-learn splitter, a list of (train, test) "
+            f"index arrays or, where a solver takes it, 'loo', got {cv!r}"
         )
     splits = [
         (np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64))
@@ -256,6 +276,26 @@ def cv_splits(cv, n_samples, groups=None):
             f"cv produced an empty train or test set ({len(splits)} folds); check cv and groups"
         )
     return splits
+
+
+def _folds(cv, n_samples, groups):
+    """``"loo"`` once leave-one-out is checked to be sound here, else :func:`cv_splits`."""
+    if not (isinstance(cv, str) and cv == _LOO):
+        return cv_splits(cv, n_samples, groups)
+    if n_samples < 2:
+        raise ValueError(f"cv='loo' needs at least 2 samples, got n_samples={n_samples}")
+    groups = _check_groups(groups, n_samples)
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups < n_samples:
+            raise ValueError(
+                f"cv='loo' leaves out one row at a time, but groups has {n_groups} distinct "
+                f"values for {n_samples} rows: a held-out row's repetitions would stay in "
+                "training, which favours weak regularisation. Average the repetitions of each "
+                "image into one row (load_nsd(..., average_train=True)), or use grouped "
+                "K-fold (cv=5 with groups)"
+            )
+    return _LOO
 
 
 def _validate(X, Y, alphas):
@@ -303,6 +343,33 @@ def _eigh(matrix, dtype):
     """Eigendecomposition in the compute dtype, with round-off negatives set to 0."""
     eigenvalues, eigenvectors = torch.linalg.eigh(matrix.to(dtype))
     return eigenvalues.clamp_(min=0), eigenvectors
+
+
+def _eigh_off_constant(kernel, dtype):
+    """Eigendecomposition of a centred kernel on the rows' space orthogonal to the constant.
+
+    The kernel of centred rows maps the constant vector to 0 exactly, but an
+    eigendecomposition in float32 returns it with a round-off eigenvalue and
+    mixed with its neighbours, which the leave-one-out denominators ``1 - h_ii``
+    (small when alpha is) cannot afford. A Householder reflection ``H`` that
+    sends the constant vector to the last axis removes it exactly: the leading
+    block of ``H K H`` is decomposed, and its eigenvectors mapped back by ``H``,
+    giving n - 1 eigenpairs, all orthogonal to the constant.
+    """
+    n_samples = kernel.shape[0]
+    reflector = torch.full((n_samples,), n_samples**-0.5, dtype=kernel.dtype, device=kernel.device)
+    reflector[-1] += 1.0
+    scale = 2.0 / float(reflector @ reflector)
+    product = kernel @ reflector
+    reflected = kernel.clone()
+    reflected.addr_(reflector, product, alpha=-scale).addr_(product, reflector, alpha=-scale)
+    reflected.addr_(reflector, reflector, alpha=scale**2 * float(reflector @ product))
+    eigenvalues, block = _eigh(reflected[:-1, :-1], dtype)
+    reflector = reflector.to(dtype)
+    eigenvectors = torch.zeros(n_samples, n_samples - 1, dtype=dtype, device=kernel.device)
+    eigenvectors[:-1] = block
+    eigenvectors.addr_(reflector, reflector[:-1] @ block, alpha=-scale)
+    return eigenvalues, eigenvectors
 
 
 class _Problem:
@@ -391,12 +458,73 @@ class _Problem:
             A=cross_kernel.to(self.dtype) @ eigenvectors,
         )
 
-    def decompose(self):
-        """Decompose all rows for the refit, and free the Gram and kernel matrices."""
-        self.eigenvalues, self.eigenvectors = _eigh(
-            self.gram if self.primal else self.kernel, self.dtype
-        )
+    def decompose(self, off_constant=False):
+        """Decompose all rows for the refit, and free the Gram and kernel matrices.
+
+        ``off_constant`` removes the constant direction of a centred kernel exactly
+        (:func:`_eigh_off_constant`), which leave-one-out needs; the K-fold refit
+        keeps the plain decomposition, so that its results do not change.
+        """
+        if self.primal:
+            self.eigenvalues, self.eigenvectors = _eigh(self.gram, self.dtype)
+        elif self.fit_intercept and off_constant:
+            self.eigenvalues, self.eigenvectors = _eigh_off_constant(self.kernel, self.dtype)
+        else:
+            self.eigenvalues, self.eigenvectors = _eigh(self.kernel, self.dtype)
         self.gram = self.kernel = None
+
+    def prepare_leave_one_out(self, alphas):
+        """Hold what every target's leave-one-out errors share, from the decomposition.
+
+        The leave-one-out error of row i is ``(y_i - yhat_i) / (1 - h_ii)``, with
+        ``h_ii`` the diagonal of the hat matrix of the fit on all rows: exactly
+        the error of the model refit without row i. With an intercept the hat
+        matrix gains ``1 / n`` (the mean, fitted unpenalised: the constant column
+        with an infinite weight), which refits the centring without row i too.
+        Sets the denominators ``1 - h_ii``, shape (n_alphas, n_samples), and in
+        the primal form the rows in the eigenbasis ``X V``. In the dual form the
+        eigenvectors ``Q`` of a centred kernel leave out the constant
+        (:func:`_eigh_off_constant`), so that ``sum_k Q_ik^2 = 1 - 1 / n``.
+        """
+        n_samples = self.X.shape[0]
+        eigenvalues = self.eigenvalues.double()
+        alphas = alphas.double()
+        self.loo_rows = self.X @ self.eigenvectors if self.primal else None
+        basis = self.loo_rows if self.primal else self.eigenvectors
+        if self.primal:
+            # h_ii = sum_k (X V)_ik^2 / (lambda_k + alpha)
+            weights = 1.0 / (eigenvalues[:, None] + alphas[None, :])
+        else:
+            # 1 - h_ii = sum_k Q_ik^2 alpha / (lambda_k + alpha): no cancellation near h = 1.
+            weights = alphas[None, :] / (eigenvalues[:, None] + alphas[None, :])
+        denominators = torch.empty(
+            len(alphas), n_samples, dtype=torch.float64, device=self.X.device
+        )
+        for start in range(0, n_samples, _BLOCK):
+            rows = slice(start, start + _BLOCK)
+            denominators[:, rows] = (basis[rows].double().square() @ weights).T
+        if self.primal:
+            denominators.neg_().add_(1.0 - self.fit_intercept / n_samples)
+        self.loo_denominators = denominators.to(self.dtype)
+
+    def score_leave_one_out(self, Y, XtY, alphas):
+        """Negative mean squared leave-one-out error, shape (n_alphas, n_targets).
+
+        The mean over rows of ``-e_i ** 2``: the score of K-fold with one row
+        per fold. Needs :meth:`decompose` and :meth:`prepare_leave_one_out`.
+        """
+        scores = torch.empty(len(alphas), Y.shape[1], dtype=self.dtype, device=Y.device)
+        projected = self.eigenvectors.T @ (XtY if self.primal else Y)
+        for index, alpha in enumerate(alphas):
+            weights = 1.0 / (self.eigenvalues + alpha)
+            if self.primal:
+                residual = torch.addmm(Y, self.loo_rows, projected * weights[:, None], alpha=-1.0)
+            else:
+                # Y - Q diag(lambda / (lambda + alpha)) Q'Y, with Y centred when it must be.
+                residual = self.eigenvectors @ (projected * (alpha * weights)[:, None])
+            residual /= self.loo_denominators[index][:, None]
+            scores[index] = torch.linalg.vector_norm(residual, dim=0).square_().neg_()
+        return scores / len(Y)
 
     def load(self, Y, batch):
         """Copy a batch of target columns, centred; return it and its mean."""
@@ -480,9 +608,11 @@ def solve_ridge_cv(
         Targets. Never copied whole: batches of columns are.
     alphas : sequence of float, default=DEFAULT_ALPHAS
         Positive regularisation strengths to try (1e-2 ... 1e8 by decades).
-    cv : int or scikit-learn splitter, default=5
+    cv : int, scikit-learn splitter or "loo", default=5
         Number of folds, or a splitter. An int gives unshuffled ``KFold``, or
-        ``GroupKFold`` when `groups` are given.
+        ``GroupKFold`` when `groups` are given. ``"loo"``: exact leave-one-out
+        over rows from one decomposition of all rows (see Notes); refused
+        when `groups` repeat.
     groups : array of shape (n_samples,), default=None
         Group label of each sample, e.g. the image shown in each trial; no
         group is split between train and validation rows.
@@ -515,6 +645,7 @@ def solve_ridge_cv(
         per chunk. The results equal the serial ones to float rounding. Needs
         the ``distributed`` extra and the CPU; the client holds every fold's
         decomposition at once (about ``n_folds * n_features ** 2`` values).
+        With ``cv="loo"`` only the decomposition of all rows is broadcast.
 
     Returns
     -------
@@ -526,7 +657,9 @@ def solve_ridge_cv(
         - ``intercept``, array of shape (n_targets,) or float;
         - ``best_alphas``, array of shape (n_targets,) or float;
         - ``cv_scores``, array of shape (n_targets,) or float: mean over
-          folds of the negative MSE at the best alpha;
+          folds of the negative MSE at the best alpha (with ``cv="loo"``, the
+          mean over rows of the negative squared leave-one-out error: the same
+          score as ``cv=n_samples``);
         - ``alpha_scores``, array of shape (n_alphas, n_targets) or
           (n_alphas,): mean over folds of the negative MSE for every alpha;
         - ``alphas``, array of shape (n_alphas,): the alphas tried, sorted.
@@ -537,7 +670,8 @@ def solve_ridge_cv(
     ------
     ValueError
         On bad shapes, NaN or infinite values, non-positive alphas, or `groups`
-        that do not match the rows or the folds, before any computation.
+        that do not match the rows or the folds (or that repeat, with
+        ``cv="loo"``), before any computation.
     RuntimeError
         If a CUDA device is asked for and none is available.
 
@@ -546,6 +680,18 @@ def solve_ridge_cv(
     UserWarning
         When the best alpha sits on an edge of the grid for more than 10% of
         the targets: widen `alphas` on that side.
+
+    Notes
+    -----
+    With ``cv="loo"`` every row is a fold, and the error of the model refit
+    without row i is ``(y_i - yhat_i) / (1 - h_ii)``, with ``yhat`` and the
+    hat matrix diagonal ``h_ii`` of the fit on all rows (as scikit-learn's
+    ``RidgeCV`` computes it): one eigendecomposition of all rows (``X'X`` or
+    ``XX'``) scores every alpha and serves the refit, where K folds take K + 1.
+    With an intercept, ``h_ii`` includes the unpenalised mean, so the
+    centring is redone without row i as in K-fold. This is exact
+    leave-one-out only when rows are independent (one row per image): with
+    repeated images, average them or use grouped K-fold.
 
     See Also
     --------
@@ -565,7 +711,7 @@ def solve_ridge_cv(
     array([  1., 100., 100.])
     """
     alphas = _validate(X, Y, alphas) if check_input else check_alphas(alphas)
-    splits = cv_splits(cv, X.shape[0], groups)
+    splits = _folds(cv, X.shape[0], groups)
     batches = target_batches(1 if Y.ndim == 1 else Y.shape[1], n_targets_batch)
     device = resolve_device(device, X, Y)
     dtype = compute_dtype(X, Y)
@@ -573,7 +719,11 @@ def solve_ridge_cv(
     X_tensor, copied = as_tensor(X, dtype, device)
     read_only = isinstance(X, np.ndarray) and not X.flags.writeable
     problem = _Problem(
-        X_tensor, splits, fit_intercept, dtype, copy_X=not copied and (copy_X or read_only)
+        X_tensor,
+        [] if splits == _LOO else splits,
+        fit_intercept,
+        dtype,
+        copy_X=not copied and (copy_X or read_only),
     )
     alphas_tensor = torch.as_tensor(alphas, dtype=dtype, device=device)
     Y_tensor, _ = as_tensor(Y)
@@ -599,8 +749,45 @@ def solve_ridge_cv(
     return result
 
 
+def _solve_leave_one_out(problem, Y_matrix, batches, alphas_tensor, alpha_per_target, progress):
+    """Score by leave-one-out from the one decomposition of all rows, and refit from it too."""
+    n_features, n_targets = problem.X.shape[1], Y_matrix.shape[1]
+    dtype, device = problem.dtype, problem.X.device
+    coef = torch.empty(n_features, n_targets, dtype=dtype, device=device)
+    intercept = torch.zeros(n_targets, dtype=dtype, device=device)
+    alpha_scores = torch.empty(len(alphas_tensor), n_targets, dtype=dtype, device=device)
+    problem.decompose(off_constant=True)
+    problem.prepare_leave_one_out(alphas_tensor)
+    n_passes = 1 if alpha_per_target else 2
+    with tqdm(total=n_passes * len(batches), desc="ridge LOO", disable=not progress) as bar:
+        for batch in batches:
+            Y_batch, y_mean = problem.load(Y_matrix, batch)
+            XtY = problem.cross(Y_batch)
+            scores = problem.score_leave_one_out(Y_batch, XtY, alphas_tensor)
+            alpha_scores[:, batch] = scores
+            if alpha_per_target:
+                coef[:, batch], intercept[batch] = problem.refit(
+                    Y_batch, y_mean, XtY, alphas_tensor[scores.argmax(0)]
+                )
+            bar.update()
+        if alpha_per_target:
+            return coef, intercept, alpha_scores, alpha_scores.argmax(0)
+        best = alpha_scores.mean(1).argmax().repeat(n_targets)
+        for batch in batches:
+            Y_batch, y_mean = problem.load(Y_matrix, batch)
+            coef[:, batch], intercept[batch] = problem.refit(
+                Y_batch, y_mean, problem.cross(Y_batch), alphas_tensor[best[batch]]
+            )
+            bar.update()
+    return coef, intercept, alpha_scores, best
+
+
 def _solve_serial(problem, splits, Y_matrix, batches, alphas_tensor, alpha_per_target, progress):
     """Score every fold and refit, target batch by target batch, in this process."""
+    if splits == _LOO:
+        return _solve_leave_one_out(
+            problem, Y_matrix, batches, alphas_tensor, alpha_per_target, progress
+        )
     n_features, n_targets = problem.X.shape[1], Y_matrix.shape[1]
     dtype, device = problem.dtype, problem.X.device
     # X'Y of every target is cached in coef's memory, which the refit then
@@ -683,8 +870,9 @@ def _fit_target_chunk(problem, folds, Y, alphas, alpha_per_target):
     ----------
     problem : object
         The decomposed features side of the problem (the solver's own).
-    folds : list
-        Every fold's decomposition.
+    folds : list or None
+        Every fold's decomposition; None scores by leave-one-out from the
+        decomposition of all rows.
     Y : torch.Tensor of shape (n_samples, n_chunk)
         The chunk's targets, in the compute dtype.
     alphas : torch.Tensor of shape (n_alphas,)
@@ -700,7 +888,10 @@ def _fit_target_chunk(problem, folds, Y, alphas, alpha_per_target):
     """
     Y_batch, y_mean = problem.load(Y, slice(None))
     XtY = problem.cross(Y_batch)
-    scores = sum(problem.score(fold, Y_batch, XtY, alphas) for fold in folds) / len(folds)
+    if folds is None:
+        scores = problem.score_leave_one_out(Y_batch, XtY, alphas)
+    else:
+        scores = sum(problem.score(fold, Y_batch, XtY, alphas) for fold in folds) / len(folds)
     if not alpha_per_target:
         return scores, None
     return scores, problem.refit(Y_batch, y_mean, XtY, alphas[scores.argmax(0)])
@@ -761,8 +952,10 @@ def _solve_on_cluster(
             "distributed=True computes on the dask workers' CPUs: leave device=None "
             "(a GPU per worker is not supported)"
         )
-    folds = [problem.fold(train, test) for train, test in splits]
-    problem.decompose()
+    folds = None if splits == _LOO else [problem.fold(train, test) for train, test in splits]
+    problem.decompose(off_constant=folds is None)
+    if folds is None:
+        problem.prepare_leave_one_out(alphas_tensor)
     shared = (client.scatter(problem, broadcast=True), client.scatter(folds, broadcast=True))
     n_features, n_targets = problem.X.shape[1], Y_matrix.shape[1]
     dtype = problem.dtype
@@ -1130,7 +1323,7 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
         check_finite(y, "y")
         check_alphas(self.alphas)
         resolve_device(self.device)
-        return X, y, cv_splits(self.cv, len(X), groups)
+        return X, y, _folds(self.cv, len(X), groups)
 
     def _fit_features(self, X, groups):
         """Features for the solver from validated X.

@@ -7,10 +7,18 @@ import pytest
 import torch
 from himalaya.backend import set_backend
 from himalaya.ridge import RidgeCV as HimalayaRidgeCV
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import KFold, LeaveOneGroupOut
 
-from brainldm.ridge import TAKAGI2023, check_finite, cv_splits, solve_ridge, solve_ridge_cv
+from brainldm.decoding import LatentDecoder
+from brainldm.ridge import (
+    TAKAGI2023,
+    RepeatedRowsWarning,
+    check_finite,
+    cv_splits,
+    solve_ridge,
+    solve_ridge_cv,
+)
 
 BACKENDS = ["numpy", "torch"]
 
@@ -66,6 +74,120 @@ def test_cv_scores_equal_refits_on_each_fold(shape):
             expected[index] -= ((Y[test] - model.predict(X[test])) ** 2).mean(0) / 4
     np.testing.assert_allclose(result.alpha_scores, expected, rtol=1e-8)
     np.testing.assert_allclose(result.cv_scores, expected.max(0), rtol=1e-8)
+
+
+LOO_ALPHAS = np.logspace(-3, 4, 8)
+LOO_NOISE = (0.1, 1.0, 3.0, 10.0, 0.5)
+
+
+@pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("shape", [(40, 8), (15, 30), (60, 200)], ids=["n>p", "n<p", "n<<p"])
+def test_leave_one_out_scores_equal_kfold_with_one_row_per_fold(shape, fit_intercept, dtype):
+    # The smallest alphas, where 1 - h_ii is small, are the hard case in float32.
+    X, Y, _ = planted_problem(*shape, noise=LOO_NOISE)
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    kwargs = dict(alphas=LOO_ALPHAS, fit_intercept=fit_intercept)
+    loo = solve_ridge_cv(X, Y, cv="loo", **kwargs)
+    kfold = solve_ridge_cv(X, Y, cv=shape[0], **kwargs)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert loo.alpha_scores.dtype == dtype
+    np.testing.assert_allclose(loo.alpha_scores, kfold.alpha_scores, rtol=rtol)
+    np.testing.assert_array_equal(loo.best_alphas, kfold.best_alphas)
+    np.testing.assert_allclose(loo.coef, kfold.coef, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(loo.intercept, kfold.intercept, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("shape", [(25, 6), (12, 20)], ids=["n>p", "n<p"])
+def test_leave_one_out_errors_equal_refits_without_each_row(shape, fit_intercept):
+    X, Y, _ = planted_problem(*shape, noise=LOO_NOISE)
+    alphas = [0.01, 1.0, 100.0]
+    result = solve_ridge_cv(X, Y, alphas, cv="loo", fit_intercept=fit_intercept)
+    expected = np.zeros((len(alphas), Y.shape[1]))
+    for row in range(len(X)):
+        train = np.arange(len(X)) != row
+        for index, alpha in enumerate(alphas):
+            model = Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(X[train], Y[train])
+            expected[index] -= (Y[row] - model.predict(X[row : row + 1])[0]) ** 2 / len(X)
+    np.testing.assert_allclose(result.alpha_scores, expected, rtol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("shape", [(80, 10), (30, 50)], ids=["n>p", "n<p"])
+def test_leave_one_out_alphas_and_scores_are_scikit_learns_ridgecv(shape, fit_intercept):
+    # RidgeCV's default scoring is the mean squared leave-one-out error, as here.
+    rng = np.random.default_rng(5)
+    X, Y, _ = planted_problem(*shape, noise=rng.uniform(0.1, 20.0, 40), seed=5)
+    ours = solve_ridge_cv(X, Y, LOO_ALPHAS, cv="loo", fit_intercept=fit_intercept)
+    theirs = RidgeCV(LOO_ALPHAS, fit_intercept=fit_intercept, alpha_per_target=True).fit(X, Y)
+    np.testing.assert_array_equal(ours.best_alphas, theirs.alpha_)
+    np.testing.assert_allclose(ours.cv_scores, theirs.best_score_, rtol=1e-9)
+    np.testing.assert_allclose(ours.coef, theirs.coef_.T, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.intercept, theirs.intercept_, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
+def test_leave_one_out_decomposes_once_where_five_folds_decompose_six_times(monkeypatch):
+    from brainldm import ridge
+
+    calls = []
+    original = ridge._eigh
+
+    def counting_eigh(matrix, dtype):
+        calls.append(matrix.shape)
+        return original(matrix, dtype)
+
+    monkeypatch.setattr(ridge, "_eigh", counting_eigh)
+    for shape in [(40, 8), (15, 30)]:
+        X, Y, _ = planted_problem(*shape)
+        calls.clear()
+        solve_ridge_cv(X, Y, cv=5)
+        assert len(calls) == 6
+        calls.clear()
+        solve_ridge_cv(X, np.repeat(Y, 3, axis=1), cv="loo", n_targets_batch=5)
+        assert len(calls) == 1
+
+
+def test_leave_one_out_batches_and_a_shared_alpha_do_not_change_its_meaning():
+    X, Y, _ = planted_problem(noise=np.linspace(0.1, 5, 7))
+    whole = solve_ridge_cv(X, Y, cv="loo", n_targets_batch=None)
+    batched = solve_ridge_cv(X, Y, cv="loo", n_targets_batch=3, progress=True)
+    for key in ("coef", "intercept", "best_alphas", "alpha_scores"):
+        np.testing.assert_allclose(batched[key], whole[key], rtol=1e-10, atol=1e-12)
+    shared = solve_ridge_cv(X, Y, cv="loo", n_targets_batch=3, alpha_per_target=False)
+    np.testing.assert_allclose(shared.alpha_scores, whole.alpha_scores, rtol=1e-10)
+    best = shared.alphas[whole.alpha_scores.mean(1).argmax()]
+    np.testing.assert_array_equal(shared.best_alphas, best)
+    coef, _ = closed_form_ridge(X, Y, best, fit_intercept=True)
+    np.testing.assert_allclose(shared.coef, coef, rtol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
+def test_leave_one_out_refuses_repeated_groups_and_takes_distinct_ones():
+    X, Y, _ = planted_problem(n_samples=30, n_features=4)
+    with pytest.raises(
+        ValueError,
+        match="cv='loo'.*groups has 15 distinct values for 30 rows.*"
+        "Average the repetitions.*grouped K-fold",
+    ):
+        solve_ridge_cv(X, Y, cv="loo", groups=np.repeat(np.arange(15), 2))
+    with pytest.raises(ValueError, match="cv='loo'.*groups has 10 distinct values"):
+        LatentDecoder(cv="loo").fit(X, Y, groups=np.tile(np.arange(10), 3))
+    distinct = solve_ridge_cv(X, Y, cv="loo", groups=np.arange(30)[::-1])
+    np.testing.assert_array_equal(distinct.coef, solve_ridge_cv(X, Y, cv="loo").coef)
+
+
+@pytest.mark.filterwarnings("ignore:the (smallest|largest) alpha:UserWarning")
+def test_leave_one_out_warns_of_repeated_rows_without_groups():
+    rng = np.random.default_rng(0)
+    images = np.tile(np.arange(20), 2)
+    X = rng.standard_normal((40, 5))
+    y = rng.standard_normal((20, 3))[images]
+    with pytest.warns(RepeatedRowsWarning, match="cv='loo'.*average the repetitions"):
+        LatentDecoder(cv="loo").fit(X, y)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -226,10 +348,12 @@ def test_cuda_request_without_a_gpu_raises_runtime_error():
 
 
 @pytest.mark.gpu
-def test_cuda_results_equal_cpu_results():
-    X, Y, _ = planted_problem()
-    cpu = solve_ridge_cv(X, Y)
-    cuda = solve_ridge_cv(X, Y, device="cuda")
+@pytest.mark.parametrize("cv", [5, "loo"])
+@pytest.mark.parametrize("shape", [(200, 20), (30, 50)], ids=["primal", "dual"])
+def test_cuda_results_equal_cpu_results(cv, shape):
+    X, Y, _ = planted_problem(*shape)
+    cpu = solve_ridge_cv(X, Y, cv=cv)
+    cuda = solve_ridge_cv(X, Y, cv=cv, device="cuda")
     np.testing.assert_allclose(cuda.coef, cpu.coef, rtol=1e-6)
     np.testing.assert_array_equal(cuda.best_alphas, cpu.best_alphas)
 
@@ -265,6 +389,8 @@ X_GOOD, Y_GOOD, _ = planted_problem(n_samples=30, n_features=4)
             "groups has 3 distinct values, fewer than cv=5 folds",
         ),
         (dict(cv=1), "cv must be an int >= 2, got 1"),
+        (dict(cv="LOO"), "cv must be an int >= 2, a scikit-learn splitter.* or.*'loo', got 'LOO'"),
+        (dict(X=X_GOOD[:1], Y=Y_GOOD[:1], cv="loo"), "cv='loo' needs at least 2 samples"),
         (
             dict(n_targets_batch=0),
             r"The 'n_targets_batch' parameter of target_batches must be an int in the range "
@@ -282,6 +408,8 @@ X_GOOD, Y_GOOD, _ = planted_problem(n_samples=30, n_features=4)
         "groups-length",
         "too-few-groups",
         "cv-one",
+        "cv-unknown-string",
+        "loo-one-row",
         "batch-zero",
     ],
 )
@@ -314,6 +442,22 @@ def test_distributed_solve_equals_the_serial_one(dask_client, dask_tasks, shape,
         distributed = solve_ridge_cv(X, Y, distributed=True, **kwargs)
     # Every target batch ran as a task on the workers (two passes with a shared alpha).
     assert dask_tasks() - before == len(range(0, 70, 16)) * (1 if alpha_per_target else 2)
+    np.testing.assert_array_equal(distributed.best_alphas, serial.best_alphas)
+    for key in ("coef", "intercept", "cv_scores", "alpha_scores"):
+        np.testing.assert_allclose(distributed[key], serial[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(120, 30), (40, 90)], ids=["primal", "dual"])
+def test_distributed_leave_one_out_equals_the_serial_one(dask_client, dask_tasks, shape):
+    X, Y, _ = planted_problem(*shape, noise=np.linspace(0.5, 8.0, 50), seed=3)
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    kwargs = dict(cv="loo", n_targets_batch=16)
+    serial = solve_ridge_cv(X, Y, **kwargs)
+    before = dask_tasks()
+    with dask_client.as_current():
+        distributed = solve_ridge_cv(X, Y, distributed=True, **kwargs)
+    assert dask_tasks() - before == len(range(0, 50, 16))
     np.testing.assert_array_equal(distributed.best_alphas, serial.best_alphas)
     for key in ("coef", "intercept", "cv_scores", "alpha_scores"):
         np.testing.assert_allclose(distributed[key], serial[key], rtol=1e-5, atol=1e-6)

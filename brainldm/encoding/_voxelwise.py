@@ -40,9 +40,12 @@ class VoxelwiseEncoder(BaseRidgeCV):
     alphas : sequence of float, default=DEFAULT_ALPHAS
         Positive regularisation strengths tried for every voxel (by default
         1e-2 to 1e8 by decades).
-    cv : int or scikit-learn splitter, default=5
+    cv : int, scikit-learn splitter or "loo", default=5
         Folds: an int gives unshuffled ``KFold``, or ``GroupKFold`` when
-        ``groups`` are passed to `fit`; or any splitter.
+        ``groups`` are passed to `fit`; or any splitter. ``"loo"``: exact
+        leave-one-out from one decomposition of all rows, for one row per
+        image (e.g. training responses averaged over repetitions); refused
+        when ``groups`` repeat.
     n_components : int or None, default=6400
         Principal components kept (the paper's 6,400). Capped, with a
         warning, at the number of training images and of features; None
@@ -76,7 +79,8 @@ class VoxelwiseEncoder(BaseRidgeCV):
     best_alphas_ : array of shape (n_voxels,) or float
         Alpha chosen for each voxel.
     cv_scores_ : array of shape (n_voxels,) or float
-        Mean over folds of the negative MSE at the chosen alpha.
+        Mean over folds of the negative MSE at the chosen alpha (over rows,
+        of the squared leave-one-out error, with ``cv="loo"``).
     reducer_ : FeatureReducer
         The z-scoring of the features (``reducer_.mean_``, ``reducer_.scale_``)
         and the PCA fitted on the training images (``reducer_.pca_``, None when
@@ -172,8 +176,9 @@ class VoxelwiseEncoder(BaseRidgeCV):
         ------
         ValueError
             Before any work, on NaN or infinite values in X or Y (saying how
-            many and where), mismatched rows, ``n_components`` < 1, or
-            ``groups`` with fewer distinct values than folds.
+            many and where), mismatched rows, ``n_components`` < 1,
+            ``groups`` with fewer distinct values than folds, or repeated
+            ``groups`` with ``cv="loo"``.
 
         Warns
         -----
