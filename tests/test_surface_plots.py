@@ -118,3 +118,46 @@ def test_icosahedral_order_names_the_order():
     assert [icosahedral_order(10 * 4**k + 2) for k in range(8)] == list(range(8))
     with pytest.raises(ValueError, match="12 \\(fsaverage0\\)"):
         icosahedral_order(13)
+
+
+# --- GIFTI ---------------------------------------------------------------------------------
+
+
+def test_surface_maps_round_trip_through_gifti_files_per_hemisphere(tmp_path):
+    import nibabel as nib
+
+    from brainldm.maps import save_surface_maps
+
+    r = np.random.default_rng(4).uniform(-0.2, 0.6, 2 * N4)
+    r[[3, N4 + 7]] = np.nan  # kept as NaN, not written as 0
+    maps = {"r": r, "significant": r > 0.3, "unique": np.stack([r / 10, r / 20])}
+    paths = save_surface_maps(maps, tmp_path / "maps")
+    assert list(paths) == list(maps)
+    assert [p.name for p in paths["r"]] == ["r_hemi-L.func.gii", "r_hemi-R.func.gii"]
+    for name, values in maps.items():
+        values = np.atleast_2d(values).astype(np.float32)
+        for h, path in enumerate(paths[name]):
+            img = nib.load(path)
+            structure = img.meta["AnatomicalStructurePrimary"]
+            assert structure == ("CortexLeft", "CortexRight")[h]
+            loaded = np.stack([array.data for array in img.darrays])
+            assert loaded.dtype == np.float32
+            np.testing.assert_array_equal(loaded, values[:, h * N4 : (h + 1) * N4])
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("maps", "message"),
+    [
+        ({"r": np.zeros(2 * 10000)}, r"map 'r' have 10000 vertices per hemisphere"),
+        ({"r": np.full(2 * N4, np.inf)}, "map 'r' has 5124 infinite entries"),
+        ({"r": np.array(["high"] * 2 * N4)}, "must be numbers or booleans"),
+        ({"../r": np.zeros(2 * N4)}, "map names become file names"),
+    ],
+)
+def test_save_surface_maps_checks_every_map_before_writing_any(tmp_path, maps, message):
+    from brainldm.maps import save_surface_maps
+
+    with pytest.raises(ValueError, match=message):
+        save_surface_maps({"good": np.zeros(2 * N4), **maps}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
