@@ -9,8 +9,9 @@ grid and affine, zeros outside its mask; NaN stays NaN (see :func:`to_nifti`).
 Files are written atomically, so a reader never finds half of one.
 
 Maps stay in the subject's functional space (NSD's ``func1pt8mm``): no
-resampling to a template and no projection onto a cortical surface, which are
-out of scope.
+resampling to a template. Maps on fsaverage (per vertex, both hemispheres, e.g.
+projected through NSD's transforms) leave as GIFTI files, one per hemisphere,
+through :func:`save_surface_maps`.
 """
 
 import gzip
@@ -18,20 +19,38 @@ from pathlib import Path
 
 import numpy as np
 
+from brainldm._fsaverage import HEMISPHERES, split_hemispheres
 from brainldm._io import atomic_write
 
-__all__ = ["save_maps", "to_nifti"]
+__all__ = ["save_maps", "save_surface_maps", "to_nifti"]
 
 # nibabel's own default for .nii.gz: fast, and per-voxel maps compress well anyway.
 _COMPRESSLEVEL = 1
 _SUFFIXES = (".nii", ".nii.gz")
 
 
-def _check_values(values, masker, name="values"):
-    """``values`` as float32 of shape (n_voxels,) or (n_maps, n_voxels), checked."""
+def _check_numbers(values, name):
     values = np.asarray(values)
     if values.dtype != bool and not np.issubdtype(values.dtype, np.number):
         raise ValueError(f"{name} must be numbers or booleans, got dtype {values.dtype}.")
+    return values
+
+
+def _check_finite(values, name, what):
+    """float32 ``values``, or a ValueError locating an infinity, which ``what`` cannot hold."""
+    values = values.astype(np.float32)
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size:
+        raise ValueError(
+            f"{name} has {infinite.size} infinite entries (the first at flat index "
+            f"{infinite[0]}): {what} cannot scale them; clip them or set them to NaN."
+        )
+    return values
+
+
+def _check_values(values, masker, name="values"):
+    """``values`` as float32 of shape (n_voxels,) or (n_maps, n_voxels), checked."""
+    values = _check_numbers(values, name)
     n_voxels = masker.n_voxels
     if values.ndim not in (1, 2) or values.shape[-1] != n_voxels:
         got = values.shape[-1] if values.ndim else "no"
@@ -40,14 +59,7 @@ def _check_values(values, masker, name="values"):
             f"{n_voxels}: give one value per voxel of the masker, shape ({n_voxels},) "
             f"or (n_maps, {n_voxels})."
         )
-    values = values.astype(np.float32)
-    infinite = np.flatnonzero(np.isinf(values))
-    if infinite.size:
-        raise ValueError(
-            f"{name} has {infinite.size} infinite entries (the first at flat index "
-            f"{infinite[0]}): NIfTI viewers cannot scale them; clip them or set them to NaN."
-        )
-    return values
+    return _check_finite(values, name, "NIfTI viewers")
 
 
 def _write_nifti(img, path):
@@ -207,3 +219,87 @@ def save_maps(maps, masker, folder, *, compress=True):
         name: _write_nifti(to_nifti(values, masker), folder / f"{name}{suffix}")
         for name, values in checked.items()
     }
+
+
+# GIFTI's name of each hemisphere's structure (Connectome Workbench reads it).
+_STRUCTURES = {"left": "CortexLeft", "right": "CortexRight"}
+_HEMI_TAGS = {"left": "L", "right": "R"}
+
+
+def _gifti_bytes(values, hemi):
+    """One hemisphere's maps (n_maps, n) as the bytes of a GIFTI file, a data array per map."""
+    import nibabel as nib
+
+    arrays = [
+        nib.gifti.GiftiDataArray(row, intent="NIFTI_INTENT_NONE", datatype="NIFTI_TYPE_FLOAT32")
+        for row in np.atleast_2d(values)
+    ]
+    meta = nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": _STRUCTURES[hemi]})
+    return nib.gifti.GiftiImage(darrays=arrays, meta=meta).to_bytes()
+
+
+def save_surface_maps(maps, folder):
+    """Save named fsaverage maps as GIFTI files, ``<name>_hemi-L.func.gii`` and ``_hemi-R``.
+
+    Every map is checked before the first file is written, so a bad map
+    leaves the folder as it was; each file is written atomically. A file
+    holds one float32 data array per map, NaN kept as NaN.
+
+    Parameters
+    ----------
+    maps : dict of str to array-like of shape (2 * n,) or (n_maps, 2 * n)
+        Name -> values per vertex, the left hemisphere's ``n`` then the
+        right's, at any fsaverage order (``n = 10 * 4**k + 2``; 163,842 for
+        NSD's fsaverage), which the files keep; booleans become 0 and 1.
+    folder : str or path-like
+        Created if missing; existing files of the same names are replaced.
+
+    Returns
+    -------
+    paths : dict of str to tuple of pathlib.Path
+        Name -> (left file, right file), in the order of ``maps``.
+
+    Raises
+    ------
+    ValueError
+        If a name cannot be a file name, or a map is not numeric, holds
+        infinities or has no fsaverage size (the message names the map and
+        lists the valid sizes).
+
+    See Also
+    --------
+    save_maps : per-voxel maps as NIfTI files.
+    brainldm.plotting.plot_surface_map : draw a surface map.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from brainldm.maps import save_surface_maps
+    >>> r = np.linspace(-0.2, 0.6, 2 * 642)  # fsaverage3, both hemispheres
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = save_surface_maps({"r": r}, folder)
+    ...     left, right = paths["r"]
+    ...     print(left.name, right.name)
+    ...     print(nib.load(right).darrays[0].data.shape)
+    r_hemi-L.func.gii r_hemi-R.func.gii
+    (642,)
+    """
+    checked = {}
+    for name, values in maps.items():
+        name = _check_name(name)
+        what = f"map {name!r}"
+        values = _check_finite(_check_numbers(values, what), what, "GIFTI viewers")
+        checked[name] = split_hemispheres(values, what)
+    folder = Path(folder)
+    paths = {}
+    for name, parts in checked.items():
+        paths[name] = tuple(
+            atomic_write(
+                folder / f"{name}_hemi-{_HEMI_TAGS[hemi]}.func.gii",
+                lambda tmp, part=part, hemi=hemi: Path(tmp).write_bytes(_gifti_bytes(part, hemi)),
+            )
+            for part, hemi in zip(parts, HEMISPHERES, strict=True)
+        )
+    return paths

@@ -6,13 +6,14 @@ their reconstructions, as the paper's figures do) into one PIL image;
 with error bars and a chance line, as a matplotlib figure;
 :func:`plot_brain_map` draws a per-voxel map (an encoding model's r, a unique
 variance) with nilearn on slices of the subject's own volume, thresholded by
-a significance mask, with optional ROI outlines. The encoding analyses'
-figures (the paper's Figures 6-9) build on them: :func:`plot_encoding_maps`
-draws every per-voxel map of the analyses, :func:`plot_unique_variance` z_c's
-unique variance per ROI against noise level or denoising step, and
-:func:`plot_best_layers` the U-Net layer that wins each ROI's voxels. All save
-a PNG atomically
-when given a path. Figures are drawn on matplotlib's Agg canvas directly, so
+a significance mask, with optional ROI outlines; :func:`plot_surface_map` a
+per-vertex fsaverage map on nilearn's fsaverage5, both hemispheres inflated
+and flattened. The encoding analyses' figures (the paper's Figures 6-9) build
+on them: :func:`plot_encoding_maps` draws every per-voxel map of the analyses
+(:func:`plot_encoding_surfaces` the same maps projected to the surface),
+:func:`plot_unique_variance` z_c's unique variance per ROI against noise level
+or denoising step, and :func:`plot_best_layers` the U-Net layer that wins each
+ROI's voxels. All save a PNG atomically when given a path. Figures are drawn on matplotlib's Agg canvas directly, so
 nothing needs a display; matplotlib and nilearn are imported only when a
 figure is drawn.
 """
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from brainldm._fsaverage import HEMISPHERES, load_fsaverage5, to_fsaverage5
 from brainldm._images import resize
 from brainldm._io import atomic_write
+from brainldm._validation import check_options
 from brainldm.maps import to_nifti
 
 __all__ = [
@@ -33,6 +36,8 @@ __all__ = [
     "plot_best_layers",
     "plot_brain_map",
     "plot_encoding_maps",
+    "plot_encoding_surfaces",
+    "plot_surface_map",
     "plot_unique_variance",
 ]
 
@@ -365,8 +370,8 @@ def plot_brain_map(
     voxels and voxels with ``|value| <= threshold`` are not drawn: the
     background shows through them.
 
-    Surface projections (flat maps, inflated cortex) are out of scope: maps
-    are drawn on volume slices only.
+    For the cortical surface (inflated and flat), project the map to
+    fsaverage and draw it with :func:`plot_surface_map`.
 
     Parameters
     ----------
@@ -683,34 +688,487 @@ def plot_encoding_maps(analyses, masker, folder, *, bg_img=None, contours=None, 
     ['fig6_r_z.png', 'fig6_r_c.png']
     """
     folder = Path(folder)
-    common = dict(masker=masker, bg_img=bg_img, contours=contours)
-    maps = []  # (values, plot_brain_map's settings, file name)
+    paths = []
+    for entry in _encoding_maps(analyses, subject):
+        if entry.kind == "layers":
+            values = np.where(entry.data >= 0, entry.data + 1.0, np.nan)
+            title = f"{entry.title} (1-{len(entry.layers)}: {', '.join(entry.layers)})"
+            settings = dict(cmap="tab10", vmin=0.5, vmax=10.5, threshold=0.5, title=title)
+        else:
+            values = entry.data
+            settings = dict(significant=entry.significant, vmax=entry.vmax, title=entry.title)
+        paths.append(folder / f"{entry.stem}.png")
+        plot_brain_map(values, masker, bg_img=bg_img, contours=contours, path=paths[-1], **settings)
+    return paths
+
+
+def _encoding_maps(analyses, subject):
+    """Every per-voxel map of the analyses, in order: its file stem, kind, values and scale.
+
+    ``data`` is the map; the kind is ``"r"`` (an encoding model's r), ``"unique"`` (z_c's unique variance) or
+    ``"layers"`` (the best layer per voxel: an index into ``layers``, -1 for none).
+    """
+    from sklearn.utils import Bunch
+
+    maps = []
     if "representations" in analyses:
         result = analyses["representations"]
         vmax = float(np.nanmax(result.r))
         for k, space in enumerate(result.spaces):
             title = f"{subject}: r of {space} (FDR q < 0.05)"
-            settings = dict(significant=result.significant[k], vmax=vmax, title=title)
-            maps.append((result.r[k], settings, f"fig6_r_{space}.png"))
+            maps.append(
+                Bunch(
+                    stem=f"fig6_r_{space}",
+                    kind="r",
+                    data=np.asarray(result.r[k]),
+                    significant=np.asarray(result.significant[k]),
+                    vmax=vmax,
+                    title=title,
+                )
+            )
     for name, number in (("noise_levels", 7), ("denoising_stages", 8)):
         if name in analyses:
             result = analyses[name]
             unique = result.unique["zc"]
             vmax = float(np.nanpercentile(np.abs(unique), 99)) or 1.0
             for k, label in enumerate(result.labels):
-                title = f"{subject}: unique variance of z_c, {label}"
-                settings = dict(significant=result.significant[k], vmax=vmax, title=title)
-                maps.append((unique[k], settings, f"fig{number}_unique_zc_{label}.png"))
+                maps.append(
+                    Bunch(
+                        stem=f"fig{number}_unique_zc_{label}",
+                        kind="unique",
+                        data=np.asarray(unique[k]),
+                        significant=np.asarray(result.significant[k]),
+                        vmax=vmax,
+                        title=f"{subject}: unique variance of z_c, {label}",
+                    )
+                )
     if "unet_layers" in analyses:
         result = analyses["unet_layers"]
         for i, step in enumerate(result.steps):
-            best = np.where(result.best_layer[i] >= 0, result.best_layer[i] + 1.0, np.nan)
-            title = (
-                f"{subject}: best layer, {step} step (1-{len(result.layers)}: "
-                f"{', '.join(result.layers)})"
+            maps.append(
+                Bunch(
+                    stem=f"fig9_best_layer_{step}",
+                    kind="layers",
+                    data=np.asarray(result.best_layer[i]),
+                    layers=tuple(result.layers),
+                    title=f"{subject}: best layer, {step} step",
+                )
             )
-            settings = dict(cmap="tab10", vmin=0.5, vmax=10.5, threshold=0.5, title=title)
-            maps.append((best, settings, f"fig9_best_layer_{step}.png"))
-    for values, settings, name in maps:
-        plot_brain_map(values, path=folder / name, **settings, **common)
-    return [folder / name for _, _, name in maps]
+    return maps
+
+
+# Views of a surface figure; the inflated panels in drawing order, the medial views in the
+# middle (the paper's layout): above the flat maps, left hemisphere first.
+_SURFACE_VIEWS = ("lateral", "medial", "flat")
+_INFLATED_PANELS = (
+    ("left", "lateral"),
+    ("left", "medial"),
+    ("right", "medial"),
+    ("right", "lateral"),
+)
+# Camera (elevation, azimuth) of the flat maps: from above with x to the right, so that the
+# two occipital poles face each other in the middle of the figure.
+_FLAT_CAMERA = (90, -90)
+# Zoom of the 3-D box: nilearn's 1.3 leaves wide margins around the flat maps.
+_FLAT_ZOOM = 1.55
+# Background greys (fractions of the grey map, 0 white): gyri light, sulci darker, as in
+# pycortex's and Workbench's flat maps; within [0, 1] so nilearn keeps them as they are.
+_GYRUS_GREY, _SULCUS_GREY = 0.2, 0.45
+# Heights in inches: a row of inflated views, a row of flat maps, the title, the colour bar.
+_INFLATED_HEIGHT, _FLAT_HEIGHT, _TITLE_HEIGHT, _KEY_HEIGHT = 2.2, 3.0, 0.4, 0.6
+
+
+def _check_views(views, hemispheres):
+    views = (views,) if isinstance(views, str) else tuple(views)
+    hemispheres = (hemispheres,) if isinstance(hemispheres, str) else tuple(hemispheres)
+    for view in views:
+        check_options(view, "views", "plot_surface_map", _SURFACE_VIEWS)
+    for hemi in hemispheres:
+        check_options(hemi, "hemispheres", "plot_surface_map", HEMISPHERES)
+    if not views or not hemispheres:
+        raise ValueError(
+            f"plot_surface_map needs at least one view (of {_SURFACE_VIEWS}) and one "
+            f"hemisphere (of {HEMISPHERES}), got views={views} and hemispheres={hemispheres}."
+        )
+    return views, hemispheres
+
+
+def _surface_mask(mask, shape):
+    """A boolean whole-surface mask of 0/1 or booleans, at fsaverage5."""
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise ValueError(
+            f"significant has shape {mask.shape}, but values have {shape}: give one entry "
+            f"per vertex of values, in the same order."
+        )
+    if mask.dtype != bool and not (
+        np.issubdtype(mask.dtype, np.number) and np.isin(mask[np.isfinite(mask)], (0, 1)).all()
+    ):
+        raise ValueError(
+            "significant must be a boolean mask (or 0 and 1); threshold it first "
+            "(e.g. projected >= 0.5)."
+        )
+    return to_fsaverage5(mask == 1)
+
+
+def _surface_values(values, significant, threshold, categories):
+    """The fsaverage5 values drawn (both hemispheres), NaN where a vertex is not coloured."""
+    values = np.asarray(values)
+    if values.dtype != bool and not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"values must be numbers or booleans, got dtype {values.dtype}.")
+    if values.ndim != 1:
+        raise ValueError(
+            f"values must be one map of shape (2 * n,), the left hemisphere's n vertices "
+            f"then the right's; got shape {values.shape}."
+        )
+    data = to_fsaverage5(values.astype(np.float64))
+    shown = np.isfinite(data)
+    if threshold is not None:
+        shown &= np.abs(data) > threshold
+    if significant is not None:
+        shown &= _surface_mask(significant, values.shape)
+    if categories is not None:
+        shown &= data >= 0  # a negative label is no category (e.g. no significant layer)
+        labels = data[shown]
+        wrong = (labels != np.round(labels)) | (labels >= len(categories))
+        if wrong.any():
+            raise ValueError(
+                f"with categories, values must be labels 0 to {len(categories) - 1} (an index "
+                f"into categories; negative or NaN for none), got {labels[wrong][0]}."
+            )
+    return np.where(shown, data, np.nan)
+
+
+def _surface_scale(drawn, cmap, vmin, vmax, symmetric, categories):
+    """The colour map, its range and how a face's value comes from its three vertices."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    if categories is not None:
+        palette = colormaps["tab10" if len(categories) <= 10 else "tab20"]
+        colours = [palette(k % palette.N) for k in range(len(categories))]
+        # Bins centred on the labels; a face takes the label most of its vertices have.
+        return ListedColormap(colours), -0.5, len(categories) - 0.5, "median"
+    finite = drawn[np.isfinite(drawn)]
+    if symmetric:
+        if vmin is not None:
+            raise ValueError(
+                f"a symmetric colour scale runs from -vmax to vmax: give vmax only, or "
+                f"symmetric=False to set vmin (got vmin={vmin})."
+            )
+        vmax = vmax if vmax is not None else float(np.abs(finite).max()) if finite.size else 0.0
+        vmax = vmax or 1.0
+        vmin = -vmax
+    else:
+        vmin = vmin if vmin is not None else min(0.0, float(finite.min()) if finite.size else 0.0)
+        if vmax is None:
+            vmax = float(finite.max()) if finite.size else vmin + 1.0
+            vmax = vmax if vmax > vmin else vmin + 1.0
+    if not vmin < vmax:
+        raise ValueError(f"the colour scale needs vmin < vmax, got vmin={vmin} and vmax={vmax}.")
+    cmap = cmap if cmap is not None else "cold_hot" if symmetric else "hot"
+    return (colormaps[cmap] if isinstance(cmap, str) else cmap), float(vmin), float(vmax), "mean"
+
+
+def _surface_panels(figure, views, hemispheres):
+    """3-D axes per (hemisphere, view), laid out in rows: inflated views above flat maps."""
+    inflated = [(h, v) for h, v in _INFLATED_PANELS if h in hemispheres and v in views]
+    flat = [(h, "flat") for h in HEMISPHERES if h in hemispheres and "flat" in views]
+    rows = [(row, height) for row, height in ((inflated, _INFLATED_HEIGHT), (flat, _FLAT_HEIGHT))]
+    rows = [(row, height) for row, height in rows if row]
+    total = figure.get_figheight()
+    top = 1.0 - _TITLE_HEIGHT / total
+    panels = []
+    for row, height in rows:
+        width, top = 1.0 / len(row), top - height / total
+        for column, (hemi, view) in enumerate(row):
+            ax = figure.add_axes((column * width, top, width, height / total), projection="3d")
+            ax.set_label(f"{hemi} {view}")
+            panels.append((ax, hemi, view))
+    return panels
+
+
+def _surface_key(figure, cmap, vmin, vmax, categories):
+    """A colour bar under the panels, or a legend naming each category's colour."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Patch
+
+    height = 0.3 * _KEY_HEIGHT / figure.get_figheight()
+    if categories is not None:
+        handles = [Patch(color=cmap(k), label=str(name)) for k, name in enumerate(categories)]
+        figure.legend(
+            handles=handles, loc="lower center", ncols=min(len(handles), 6), frameon=False
+        )
+        return
+    cax = figure.add_axes((0.35, 1.4 * height, 0.3, height))
+    cax.set_label("colorbar")
+    figure.colorbar(ScalarMappable(Normalize(vmin, vmax), cmap), cax=cax, orientation="horizontal")
+
+
+def plot_surface_map(
+    values,
+    *,
+    significant=None,
+    threshold=None,
+    cmap=None,
+    vmin=None,
+    vmax=None,
+    symmetric=True,
+    categories=None,
+    title=None,
+    colorbar=True,
+    views=_SURFACE_VIEWS,
+    hemispheres=HEMISPHERES,
+    path=None,
+    dpi=150,
+):
+    """Draw a map of both hemispheres on fsaverage5, inflated and flattened, with nilearn.
+
+    The paper's surface figures (Figures 6-9): in one figure, the inflated
+    hemispheres seen from the side and from the middle (left lateral, left
+    medial, right medial, right lateral) above the two flat maps (nilearn's
+    ``flat_left`` and ``flat_right``, occipital poles in the middle), on a
+    background of sulcal depth (gyri light grey, sulci darker). Each panel is
+    :func:`nilearn.plotting.plot_surf_stat_map` on matplotlib's 3-D axes; a
+    triangle is coloured only when its three vertices are, in the colour of
+    their mean (the label most of them have, for ``categories``).
+
+    Parameters
+    ----------
+    values : array-like of shape (2 * n,)
+        One value per fsaverage vertex, the left hemisphere's ``n`` then the
+        right's, at any fsaverage order (``n = 10 * 4**k + 2``: NSD's 163,842,
+        the toy world's 2,562), brought to fsaverage5 by
+        :func:`brainldm.surface.to_fsaverage5`. NaN vertices are not coloured.
+    significant : array-like of bool, shape (2 * n,), optional
+        The vertices to colour (0 and 1 are taken too), in the order of
+        ``values``; None colours every finite vertex.
+    threshold : float, optional
+        Vertices with ``|value| <= threshold`` are not coloured either.
+    cmap : str or matplotlib colormap, optional
+        None is ``"cold_hot"`` for a symmetric scale (e.g. a unique variance,
+        either sign) and ``"hot"`` otherwise (e.g. an r map).
+    vmin, vmax : float, optional
+        The colour scale. None for ``vmax`` is the largest value coloured (in
+        magnitude for a symmetric scale; 1 when nothing is coloured); None for
+        ``vmin`` is ``-vmax`` for a symmetric scale, else 0 or the smallest
+        value coloured if it is negative.
+    symmetric : bool, default=True
+        A scale from ``-vmax`` to ``vmax`` (0 in the middle of ``cmap``), so
+        that a value's colour never depends on the other values; False for a
+        sequential map of positive values (``symmetric=False, vmin=0``).
+    categories : sequence of str, optional
+        Draw ``values`` as labels: ``values`` holds indices into
+        ``categories`` (e.g. the best U-Net layer per vertex; negative or NaN
+        for none), each drawn in its own colour and named in a legend instead
+        of a colour bar. ``cmap``, ``vmin``, ``vmax`` and ``symmetric`` are
+        then not used.
+    title : str, optional
+    colorbar : bool, default=True
+        A colour bar (or the categories' legend) under the panels.
+    views : sequence of {"lateral", "medial", "flat"}, default=("lateral", "medial", "flat")
+        The views drawn, in the layout above.
+    hemispheres : sequence of {"left", "right"}, default=("left", "right")
+        The hemispheres drawn.
+    path : str or path-like, optional
+        Where to save the figure as PNG (``dpi`` dots per inch), atomically.
+    dpi : int, default=150
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+        One 3-D axes per panel, labelled ``"<hemisphere> <view>"`` (e.g.
+        ``figure.axes[0].get_label() == "left lateral"``), then the colour
+        bar's axes (labelled ``"colorbar"``). About 10 x 6 inches for all views.
+
+    Raises
+    ------
+    ValueError
+        Before anything is drawn: if a view or hemisphere does not exist,
+        ``values`` is not one map of two icosahedral hemispheres (the message
+        lists the valid vertex counts), ``significant`` differs from it in
+        shape or is not boolean, labels are no indices into ``categories``,
+        or the colour scale is empty.
+
+    See Also
+    --------
+    plot_brain_map : a per-voxel map on slices of the subject's volume.
+    brainldm.maps.save_surface_maps : surface maps as GIFTI files.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.plotting import plot_surface_map
+    >>> r = np.random.default_rng(0).uniform(0.0, 0.5, 2 * 2562)  # fsaverage4, both hemispheres
+    >>> figure = plot_surface_map(r, significant=r > 0.3, symmetric=False, cmap="hot",
+    ...                           vmin=0.0, title="r of z")
+    >>> [ax.get_label() for ax in figure.axes]  # doctest: +NORMALIZE_WHITESPACE
+    ['left lateral', 'left medial', 'right medial', 'right lateral', 'left flat',
+     'right flat', 'colorbar']
+    >>> best = np.where(r > 0.3, (r * 10).astype(int) % 3, -1)
+    >>> figure = plot_surface_map(best, categories=["down_blocks.0", "mid_block", "up_blocks.3"],
+    ...                           views=["flat"])
+    >>> [text.get_text() for text in figure.legends[0].get_texts()]
+    ['down_blocks.0', 'mid_block', 'up_blocks.3']
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from nilearn import plotting
+
+    views, hemispheres = _check_views(views, hemispheres)
+    drawn = _surface_values(values, significant, threshold, categories)
+    cmap, vmin, vmax, avg_method = _surface_scale(drawn, cmap, vmin, vmax, symmetric, categories)
+    fsaverage5 = load_fsaverage5()
+    height = _TITLE_HEIGHT + (_KEY_HEIGHT if colorbar else 0.0)
+    height += _INFLATED_HEIGHT if {"lateral", "medial"} & set(views) else 0.0
+    height += _FLAT_HEIGHT if "flat" in views else 0.0
+    figure = Figure(figsize=(10.0, height), facecolor="white")
+    FigureCanvasAgg(figure)
+    for ax, hemi, view in _surface_panels(figure, views, hemispheres):
+        flat = view == "flat"
+        coordinates, faces = (fsaverage5.flat if flat else fsaverage5.inflated)[hemi]
+        part = drawn[: len(drawn) // 2] if hemi == "left" else drawn[len(drawn) // 2 :]
+        with warnings.catch_warnings():
+            # Nothing significant is a result, not a problem: nilearn warns of an all-NaN map.
+            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+            plotting.plot_surf_stat_map(
+                # nilearn centres the coordinates in place: a copy keeps the shared mesh intact.
+                (coordinates.copy(), faces),
+                part,
+                bg_map=np.where(fsaverage5.sulc[hemi] > 0, _SULCUS_GREY, _GYRUS_GREY),
+                hemi=hemi,
+                view=_FLAT_CAMERA if flat else view,
+                engine="matplotlib",
+                cmap=cmap,
+                colorbar=False,
+                avg_method=avg_method,
+                vmin=vmin,
+                vmax=vmax,
+                symmetric_cbar=False,
+                axes=ax,
+                figure=figure,
+            )
+        if flat:
+            ax.set_box_aspect(None, zoom=_FLAT_ZOOM)
+    if colorbar:
+        _surface_key(figure, cmap, vmin, vmax, categories)
+    if title:
+        figure.suptitle(title)
+    if path is not None:
+        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
+    return figure
+
+
+def _project(to_surface, maps, interpolation):
+    """``to_surface(maps, interpolation)``, checked to give one whole-surface map per map."""
+    surface = np.asarray(to_surface(np.asarray(maps, dtype=np.float64), interpolation))
+    if surface.ndim != 2 or len(surface) != len(maps):
+        raise ValueError(
+            f"to_surface must map an array of shape (n_maps, n_voxels) to (n_maps, 2 * n), "
+            f"whole-surface maps; given shape {np.shape(maps)} with interpolation "
+            f"{interpolation!r}, it returned shape {surface.shape}."
+        )
+    return surface
+
+
+def _surface_labels(to_surface, labels, n_categories):
+    """Labels per vertex (-1 for none): the one whose indicator projects the highest.
+
+    Each label (and "none") goes to the surface as a 0/1 map with nearest neighbours, so
+    that a vertex takes a label that its voxels have even where the projection averages
+    several samples (NSD's three cortical depths): a vote, never an average of labels.
+    """
+    labels = np.asarray(labels)
+    choices = np.arange(-1, n_categories)
+    indicators = (labels[:, None, :] == choices[None, :, None]).reshape(-1, labels.shape[-1])
+    votes = _project(to_surface, indicators, "nearest")
+    votes = votes.reshape(len(labels), len(choices), -1)
+    return choices[np.argmax(np.nan_to_num(votes, nan=-1.0), axis=1)]
+
+
+def plot_encoding_surfaces(analyses, to_surface, folder, *, subject=""):
+    """Every map of :func:`plot_encoding_maps` on the cortical surface, one PNG each.
+
+    The same maps, file stems (with ``_surface``: ``fig6_r_z_surface.png``,
+    ``fig7_unique_zc_<strength>_surface.png``, ``fig8_unique_zc_<step>_surface.png``,
+    ``fig9_best_layer_<step>_surface.png``), colour ranges and significance
+    as :func:`plot_encoding_maps`, drawn by :func:`plot_surface_map`: r on a
+    sequential scale from 0 (``"hot"``), z_c's unique variance on a scale
+    symmetric around 0, the best layer per vertex in a colour per layer named
+    in a legend.
+
+    Parameters
+    ----------
+    analyses : mapping of str to Bunch
+        As :func:`plot_encoding_maps`.
+    to_surface : callable
+        ``to_surface(values, interpolation)`` maps per-voxel values of shape
+        (n_maps, n_voxels) to whole-surface values of shape (n_maps, 2 * n)
+        at any fsaverage order, e.g. through NSD's transforms.
+        ``interpolation`` is ``"cubic"`` for continuous maps and
+        ``"nearest"`` for significance masks (given as 0 and 1, kept where
+        the projection is >= 0.5) and for the best layers (each layer's 0/1
+        indicator; a vertex takes the layer that projects highest). It is
+        called at most three times, with all maps of one interpolation.
+    folder : str or path-like
+        Where the PNGs go.
+    subject : str, default=""
+        Named in the titles.
+
+    Returns
+    -------
+    paths : list of Path
+        The PNG files written, in :func:`plot_encoding_maps`' order.
+
+    Raises
+    ------
+    ValueError
+        If ``to_surface`` returns another number of maps than it was given,
+        or maps of no fsaverage size.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn.utils import Bunch
+    >>> from brainldm.plotting import plot_encoding_surfaces
+    >>> r = np.random.default_rng(0).uniform(0, 0.5, (2, 300))
+    >>> nearest_voxel = np.arange(2 * 642) % 300  # a vertex samples one voxel (fsaverage3)
+    >>> def to_surface(values, interpolation):
+    ...     return values[:, nearest_voxel]
+    >>> representations = Bunch(spaces=("z", "c"), r=r, significant=r > 0.2)
+    >>> paths = plot_encoding_surfaces({"representations": representations}, to_surface,
+    ...                                tempfile.mkdtemp(), subject="subj01")
+    >>> [path.name for path in paths]
+    ['fig6_r_z_surface.png', 'fig6_r_c_surface.png']
+    """
+    folder = Path(folder)
+    maps = _encoding_maps(analyses, subject)
+    continuous = [entry for entry in maps if entry.kind != "layers"]
+    if continuous:
+        values = _project(to_surface, [entry.data for entry in continuous], "cubic")
+        significant = _project(to_surface, [entry.significant for entry in continuous], "nearest")
+        for entry, surface, mask in zip(continuous, values, significant >= 0.5, strict=True):
+            entry.update(surface=surface, surface_significant=mask)
+    layered = [entry for entry in maps if entry.kind == "layers"]
+    if layered:
+        n_layers = max(len(entry.layers) for entry in layered)
+        labels = _surface_labels(to_surface, [entry.data for entry in layered], n_layers)
+        for entry, surface in zip(layered, labels, strict=True):
+            entry.update(surface=surface)
+    paths = []
+    for entry in maps:
+        if entry.kind == "layers":
+            settings = dict(categories=entry.layers)
+        else:
+            r_map = entry.kind == "r"
+            settings = dict(
+                significant=entry.surface_significant,
+                symmetric=not r_map,
+                vmin=0.0 if r_map else None,
+                vmax=entry.vmax,
+            )
+        paths.append(folder / f"{entry.stem}_surface.png")
+        plot_surface_map(entry.surface, title=entry.title, path=paths[-1], **settings)
+    return paths

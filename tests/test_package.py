@@ -109,6 +109,7 @@ def test_lower_layers_import_nothing_above_them():
         "brainldm._warnings",
         "brainldm._offline",
         "brainldm._surface_masker",
+        "brainldm._fsaverage",
     )
     for module, path in _modules():
         imported = {name for name in _imports(path) if name.startswith("brainldm")}
