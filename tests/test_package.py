@@ -108,6 +108,7 @@ def test_lower_layers_import_nothing_above_them():
         "brainldm._cache",
         "brainldm._warnings",
         "brainldm._offline",
+        "brainldm._surface_mapping",
     )
     for module, path in _modules():
         imported = {name for name in _imports(path) if name.startswith("brainldm")}
