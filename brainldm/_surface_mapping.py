@@ -253,11 +253,11 @@ class NSDSurfaceMapper(TransformerMixin, BaseEstimator):
     ...     tempfile.mkdtemp() + "/nsd", n_sessions=4, n_released_sessions=3,
     ...     trials_per_session=15, n_shared=4, volume_shape=(12, 14, 12),
     ...     subjects=["subj01"], progress=False)
-    >>> data = load_nsd(root, "subj01", roi="brain", progress=False)
+    >>> data = load_nsd(root, "subj01", progress=False)
     >>> mapper = NSDSurfaceMapper(root, "subj01", data.masker).fit()
     >>> mapper.n_vertices_
     (2562, 2562)
-    >>> mapper.transform(data.betas[:2]).shape
+    >>> mapper.transform(data.X_test[:2]).shape
     (2, 5124)
     """
 
