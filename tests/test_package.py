@@ -110,6 +110,7 @@ def test_lower_layers_import_nothing_above_them():
         "brainldm._offline",
         "brainldm._surface_masker",
         "brainldm._fsaverage",
+        "brainldm._surface_mapping",
     )
     for module, path in _modules():
         imported = {name for name in _imports(path) if name.startswith("brainldm")}

@@ -112,8 +112,12 @@ def world_contents(root):
     contents = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         key = str(path.relative_to(root))
-        if path.name.endswith(".nii.gz"):
+        if path.name.endswith((".nii.gz", ".mgh", ".mgz")):
             contents[key] = np.asarray(nib.load(path).dataobj)
+        elif path.parent.name == "surf":
+            # FreeSurfer geometry files carry the time they were written.
+            coords, faces = nib.freesurfer.read_geometry(path)
+            contents[key] = {"coords": coords, "faces": faces}
         elif path.suffix == ".mat":
             mat = scipy.io.loadmat(path)
             contents[key] = {k: v for k, v in mat.items() if not k.startswith("__")}
@@ -178,6 +182,12 @@ def test_world_has_every_file_of_the_nsd_release_it_simulates(world):
         "toy_ground_truth/stimuli.npz",
         "toy_ground_truth/attributes.npz",
     ]
+    fsaverage = "nsddata/freesurfer/fsaverage"
+    for hemi in ("lh", "rh"):
+        expected += [f"{fsaverage}/label/{hemi}.{name}.mgz" for name in ("streams", "nsdgeneral")]
+        expected += [
+            f"{fsaverage}/surf/{hemi}.{name}" for name in ("white", "pial", "inflated", "sphere")
+        ]
     for subject in toy.SUBJECTS:
         expected += [
             f"nsddata/ppdata/{subject}/behav/responses.tsv",
@@ -187,7 +197,28 @@ def test_world_has_every_file_of_the_nsd_release_it_simulates(world):
             f"{FUNC.format(subject)}/T1_to_func1pt8mm.nii.gz",
             f"{BETAS.format(subject)}/ncsnr.nii.gz",
             f"toy_ground_truth/{subject}.npz",
+            f"toy_ground_truth/{subject}_surface.npz",
         ]
+        surface_betas = f"nsddata_betas/ppdata/{subject}/fsaverage/betas_fithrf_GLMdenoise_RR"
+        for hemi in ("lh", "rh"):
+            expected += [
+                f"nsddata/freesurfer/{subject}/surf/{hemi}.{name}"
+                for name in ("white", "pial", "layerB1", "layerB2", "layerB3")
+            ]
+            expected += [
+                f"nsddata/ppdata/{subject}/transforms/{hemi}.{name}.mgz"
+                for name in (
+                    "func1pt8-to-layerB1",
+                    "func1pt8-to-layerB2",
+                    "func1pt8-to-layerB3",
+                    "white-to-fsaverage",
+                )
+            ]
+            expected += [f"{surface_betas}/{hemi}.ncsnr.mgh"]
+            expected += [
+                f"{surface_betas}/{hemi}.betas_session{s:02d}.mgh"
+                for s in range(1, SMALL_WORLD["n_released_sessions"] + 1)
+            ]
         expected += [
             f"{BETAS.format(subject)}/betas_session{s:02d}.nii.gz"
             for s in range(1, SMALL_WORLD["n_released_sessions"] + 1)

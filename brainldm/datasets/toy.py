@@ -22,6 +22,13 @@ and :func:`load_toy_ground_truth` returns every term of that sum, so the reader,
 the decoders and the encoding models can all be checked against the truth.
 Beside them lie NSD's ``ncsnr.nii.gz`` (each voxel's true signal sd over noise
 sd), ``brainmask.nii.gz`` and an anatomical-looking ``T1_to_func1pt8mm.nii.gz``.
+
+The cortex is nilearn's fsaverage5 surface placed inside each toy brain, in a vertex
+order of the subject's own; NSD's transforms (``func1pt8-to-layerB1..3`` and
+``white-to-fsaverage``) map the volume onto it, and the world's fsaverage, of
+fsaverage4's 2,562 vertices per hemisphere, holds the surfaces, the ``streams`` and
+``nsdgeneral`` labels, and betas and ``ncsnr`` mapped from the volume as
+:class:`brainldm.surface.NSDSurfaceMapper` maps them (linear interpolation).
 """
 
 import json
@@ -43,8 +50,9 @@ from tqdm.auto import tqdm
 
 from brainldm import __version__
 from brainldm._images import resize
+from brainldm._surface_mapping import NSDSurfaceMapper
 from brainldm._validation import check_int, subject_name
-from brainldm.datasets import scenes
+from brainldm.datasets import _toy_surface, scenes
 
 __all__ = [
     "SUBJECTS",
@@ -61,8 +69,10 @@ __all__ = [
 #: colour in one caption in twenty
 #: (:data:`~brainldm.datasets.scenes.BACKGROUND_COLOUR_MENTION`), where every
 #: caption named both; images, betas, ROIs, design and ground truth are those of
-#: version 2, bit for bit.
-TOY_WORLD_VERSION = 3
+#: version 2, bit for bit. Version 4 added the cortical surfaces: each subject's
+#: surfaces and NSD's transforms from its volume to them, and fsaverage surfaces,
+#: labels, betas and ``ncsnr``; everything version 3 wrote is as it was, bit for bit.
+TOY_WORLD_VERSION = 4
 
 #: The subjects of the toy world: NSD's four that saw all 40 sessions.
 SUBJECTS = ("subj01", "subj02", "subj05", "subj07")
@@ -280,7 +290,10 @@ def load_toy_ground_truth(root, subject):
         grouped by ``feature_groups`` (``"low_level"`` or ``"semantic"``), and
         ``attributes``, the scene attributes of
         :func:`brainldm.datasets.scenes.make_stimuli`. Also ``affine`` and
-        ``volume_shape`` of the subject's volume, and ``subject``.
+        ``volume_shape`` of the subject's volume, and ``subject``. The surface
+        chain: ``fsaverage_native_vertex`` (2, n_fsaverage), each fsaverage vertex's
+        0-based native vertex, and ``native_fsaverage5_vertex`` (2, n_native), the
+        fsaverage5 vertex that each native vertex is, per hemisphere (left, right).
 
     Examples
     --------
@@ -310,7 +323,11 @@ def load_toy_ground_truth(root, subject):
         )
     truth_dir = root / _TRUTH_DIR
     truth = Bunch(subject=name)
-    for path in (truth_dir / f"{name}.npz", truth_dir / "stimuli.npz"):
+    for path in (
+        truth_dir / f"{name}.npz",
+        truth_dir / f"{name}_surface.npz",
+        truth_dir / "stimuli.npz",
+    ):
         with np.load(path) as arrays:
             truth.update({key: arrays[key] for key in arrays.files})
     with np.load(truth_dir / "attributes.npz") as arrays:
@@ -411,6 +428,7 @@ def _write_world(folder, arguments, progress):
             feature_groups=groups,
         )
         np.savez_compressed(truth_dir / "attributes.npz", **stimuli.attributes)
+        _toy_surface.write_fsaverage_surfaces(folder)
         bar.update()
         for subject in subjects:
             _write_subject(folder, subject, arguments, design, features, groups, bar)
@@ -749,12 +767,9 @@ def _write_subject(folder, subject, arguments, design, features, groups, bar):
     _save_nifti(streams, affine, roi_dir / "streams.nii.gz")
     _save_nifti(nsdgeneral, affine, roi_dir / "nsdgeneral.nii.gz")
     _write_anatomy(roi_dir.parent, brain, coords, affine)
-    label_dir = folder / "nsddata" / "freesurfer" / "fsaverage" / "label"
-    label_dir.mkdir(parents=True, exist_ok=True)
-    (label_dir / "streams.mgz.ctab").write_text(
-        "".join(f"{code} {name}\n" for code, name in enumerate(STREAMS))
+    to_surface = _write_surfaces(
+        folder, subject, arguments, affine, dict(streams=streams, nsdgeneral=nsdgeneral)
     )
-    (label_dir / "nsdgeneral.mgz.ctab").write_text("0 Unknown\n1 nsdgeneral\n")
 
     # Trials are drawn with their own generator so that the brain of a subject
     # does not depend on how many sessions are released.
@@ -771,6 +786,7 @@ def _write_subject(folder, subject, arguments, design, features, groups, bar):
     ncsnr = np.zeros(shape, dtype=np.float32)
     ncsnr[index] = signal_sd / noise_sd
     _save_nifti(ncsnr, affine, betas_dir / "ncsnr.nii.gz")
+    to_surface(ncsnr[index], "ncsnr.mgh")
     flat = np.ravel_multi_index(index[::-1], shape[::-1])
     for s in range(n_released):
         trials = images_10k[s * tps : (s + 1) * tps]
@@ -786,6 +802,7 @@ def _write_subject(folder, subject, arguments, design, features, groups, bar):
         _save_nifti(
             volume.transpose(3, 2, 1, 0), affine, betas_dir / f"betas_session{s + 1:02d}.nii.gz"
         )
+        to_surface(volume.reshape(tps, -1)[:, flat] / _BETA_UNITS, f"betas_session{s + 1:02d}.mgh")
         bar.update()
 
     _write_responses(folder, subject, design, n_released, tps, trial_rng)
@@ -810,6 +827,46 @@ def _write_subject(folder, subject, arguments, design, features, groups, bar):
         volume_shape=np.array(shape),
     )
     bar.update()
+
+
+def _write_surfaces(folder, subject, arguments, affine, rois):
+    """A subject's surfaces and transforms, and fsaverage labels for the world's first
+    subject; returns ``to_surface(values, name)``, which writes per-voxel values (of the
+    brain mask's voxels) mapped to fsaverage as ``{lh,rh}.<name>`` beside the betas."""
+    number = int(subject[4:])
+    # The surfaces draw from a generator of their own: what versions before 4 wrote stays.
+    rng = np.random.default_rng([arguments["seed"], 3, number])
+    shape = _volume_shape(arguments, subject)
+    layers, fsaverage_native, native_fsaverage5 = _toy_surface.write_subject_surfaces(
+        folder, subject, shape, affine, rng
+    )
+    if subject == arguments["subjects"][0]:
+        _toy_surface.write_fsaverage_labels(folder, layers, fsaverage_native, rois)
+    label_dir = folder / "nsddata" / "freesurfer" / "fsaverage" / "label"
+    (label_dir / "streams.mgz.ctab").write_text(
+        "".join(f"{code} {name}\n" for code, name in enumerate(STREAMS))
+    )
+    (label_dir / "nsdgeneral.mgz.ctab").write_text("0 Unknown\n1 nsdgeneral\n")
+    np.savez_compressed(
+        folder / _TRUTH_DIR / f"{subject}_surface.npz",
+        fsaverage_native_vertex=fsaverage_native,
+        native_fsaverage5_vertex=native_fsaverage5,
+    )
+    brain = nib.load(folder / "nsddata" / "ppdata" / subject / "func1pt8mm" / "brainmask.nii.gz")
+    mapper = NSDSurfaceMapper(
+        folder, subject, np.asarray(brain.dataobj) > 0, interpolation="linear"
+    )
+    mapper.fit()
+    out = folder / "nsddata_betas" / "ppdata" / subject / "fsaverage" / "betas_fithrf_GLMdenoise_RR"
+    out.mkdir(parents=True)
+
+    def to_surface(values, name):
+        mapped = mapper.transform(np.asarray(values, dtype=np.float64)).astype(np.float32)
+        _toy_surface.write_fsaverage_series(
+            lambda hemi: out / f"{hemi}.{name}", mapped, mapper.n_vertices_[0]
+        )
+
+    return to_surface
 
 
 def _write_responses(folder, subject, design, n_released, tps, rng):
