@@ -402,3 +402,53 @@ class NSDSurfaceMapper(TransformerMixin, BaseEstimator):
         depths = np.zeros(self._valid.shape)
         depths[self._valid] = samples
         return depths.mean(axis=0)
+
+
+def vote_labels(to_surface, labels, n_labels):
+    """Integer labels per voxel to labels per vertex, by a vote: never an average of labels.
+
+    Each label (and "none") goes to the surface as a 0/1 indicator map through
+    ``to_surface(maps, "nearest")``; a vertex takes the label whose indicator
+    projects the highest, so it takes a label its voxels have even where the
+    projection averages several samples (NSD's three cortical depths).
+
+    Parameters
+    ----------
+    to_surface : callable
+        ``to_surface(maps, interpolation)`` maps an array of shape
+        (n_maps, n_voxels) to whole-surface maps (n_maps, n_vertices), e.g.
+        ``lambda maps, interpolation: mapper.transform(maps)`` with an
+        :class:`NSDSurfaceMapper` of ``interpolation="nearest"``.
+    labels : array-like of shape (n_maps, n_voxels)
+        Labels 0 to ``n_labels - 1``; -1 or NaN where a voxel has none.
+    n_labels : int
+        Number of labels.
+
+    Returns
+    -------
+    ndarray of int, shape (n_maps, n_vertices)
+        The label of each vertex, -1 where none wins.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainldm.surface import vote_labels
+    >>> samples = np.array([[0, 0, 1], [1, 2, 2]])  # 2 vertices, 3 voxel samples each
+    >>> def to_surface(maps, interpolation):
+    ...     return maps[:, samples].mean(axis=2)
+    >>> vote_labels(to_surface, [[0.0, 3.0, np.nan]], n_labels=4)
+    array([[ 0, -1]])
+    """
+    labels = np.nan_to_num(np.asarray(labels, dtype=np.float64), nan=-1.0)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must have shape (n_maps, n_voxels), got {labels.shape}")
+    choices = np.arange(-1, n_labels)
+    indicators = (labels[:, None, :] == choices[None, :, None]).reshape(-1, labels.shape[-1])
+    votes = np.asarray(to_surface(indicators.astype(np.float64), "nearest"))
+    if votes.ndim != 2 or len(votes) != len(indicators):
+        raise ValueError(
+            f"to_surface must map an array of shape (n_maps, n_voxels) to (n_maps, n_vertices); "
+            f"given shape {indicators.shape}, it returned shape {votes.shape}"
+        )
+    votes = votes.reshape(len(labels), len(choices), -1)
+    return choices[np.argmax(np.nan_to_num(votes, nan=-1.0), axis=1)]

@@ -266,6 +266,11 @@ def _encode_parser(commands):
         help="fit on single trials, not on each training image's mean betas",
     )
     enc.add_argument(
+        "--no-surface",
+        action="store_true",
+        help="write maps and figures in the volume only (no NSD transforms needed)",
+    )
+    enc.add_argument(
         "--threads",
         type=_COUNT,
         default=1,
@@ -434,6 +439,7 @@ def _run(args):
             device=args.device,
             threads=args.threads,
             average_train=not args.single_trials,
+            surface=not args.no_surface,
             dask=args.dask,
             **verbose,
         )

@@ -1073,18 +1073,10 @@ def _project(to_surface, maps, interpolation):
 
 
 def _surface_labels(to_surface, labels, n_categories):
-    """Labels per vertex (-1 for none): the one whose indicator projects the highest.
+    """Labels per vertex (-1 for none), by :func:`brainldm.surface.vote_labels`."""
+    from brainldm.surface import vote_labels
 
-    Each label (and "none") goes to the surface as a 0/1 map with nearest neighbours, so
-    that a vertex takes a label that its voxels have even where the projection averages
-    several samples (NSD's three cortical depths): a vote, never an average of labels.
-    """
-    labels = np.asarray(labels)
-    choices = np.arange(-1, n_categories)
-    indicators = (labels[:, None, :] == choices[None, :, None]).reshape(-1, labels.shape[-1])
-    votes = _project(to_surface, indicators, "nearest")
-    votes = votes.reshape(len(labels), len(choices), -1)
-    return choices[np.argmax(np.nan_to_num(votes, nan=-1.0), axis=1)]
+    return vote_labels(lambda maps, kind: _project(to_surface, maps, kind), labels, n_categories)
 
 
 def plot_encoding_surfaces(analyses, to_surface, folder, *, subject=""):

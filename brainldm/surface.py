@@ -20,7 +20,13 @@ left hemisphere's vertices followed by the right's.
 """
 
 from brainldm._fsaverage import icosahedral_order, load_fsaverage5, to_fsaverage5
-from brainldm._surface_mapping import HEMISPHERES, LAYERS, NSDSurfaceMapper, read_nsd_transforms
+from brainldm._surface_mapping import (
+    HEMISPHERES,
+    LAYERS,
+    NSDSurfaceMapper,
+    read_nsd_transforms,
+    vote_labels,
+)
 from brainldm._surface_masker import SurfaceMasker
 
 __all__ = [
@@ -32,4 +38,5 @@ __all__ = [
     "load_fsaverage5",
     "read_nsd_transforms",
     "to_fsaverage5",
+    "vote_labels",
 ]

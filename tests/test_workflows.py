@@ -319,6 +319,11 @@ def test_encode_writes_maps_figures_and_a_summary(encode_run):
     expected = ["fig6_r_z", "fig6_r_c", "fig6_r_zc", "fig7_unique_zc_0.80"]
     expected += ["fig7_unique_zc_by_strength", "fig8_unique_zc_by_stage"]
     expected += ["fig9_best_layer_early", "fig9_best_layer_by_roi"]
+    expected += [
+        "fig6_r_z_surface",
+        "fig8_unique_zc_middle_surface",
+        "fig9_best_layer_late_surface",
+    ]
     for name in expected:
         with Image.open(figures / f"{name}.png") as image:
             assert image.size[0] > 300
@@ -336,6 +341,51 @@ def test_encode_writes_maps_figures_and_a_summary(encode_run):
     assert {"unique_zc_se", "comparisons", "mean", "median"} <= set(ventral)
     assert summary["settings"]["strengths"] == [0.4, 0.8]
     assert summary["settings"]["average_train"] is True
+
+
+def _on_fsaverage(folder, name):
+    import nibabel as nib
+
+    return np.concatenate(
+        [nib.load(folder / f"{name}_hemi-{h}.func.gii").darrays[0].data for h in "LR"]
+    )
+
+
+def test_encode_maps_land_on_the_cortex_where_the_toy_world_planted_them(encode_run):
+    """z wins in the toy's early label and c in its ventral one, on fsaverage as in the volume.
+
+    Measured on this world (subj01, the tiny settings): r_z > r_c on 83% of the early
+    label's vertices and r_c > r_z on 91% of the ventral label's; 19% of z's significant
+    vertices lie in the early label (2.5% of all vertices) and 62% of c's in the ventral
+    label (8.4%).
+    """
+    import nibabel as nib
+
+    world, out, _ = encode_run
+    maps = out / "subj01" / "maps" / "representations"
+    labels = np.concatenate(
+        [
+            np.asarray(
+                nib.load(world / f"nsddata/freesurfer/fsaverage/label/{h}.streams.mgz").dataobj
+            ).ravel()
+            for h in ("lh", "rh")
+        ]
+    )
+    r_z, r_c = _on_fsaverage(maps, "r_z"), _on_fsaverage(maps, "r_c")
+    early, ventral = labels == 1, labels == 5
+    assert len(r_z) == len(labels) == 2 * 2562
+    assert np.mean(r_z[early] > r_c[early]) > 0.65
+    assert np.mean(r_c[ventral] > r_z[ventral]) > 0.75
+    for space, label, enrichment in (("z", early, 3), ("c", ventral, 4)):
+        significant = _on_fsaverage(maps, f"significant_{space}") == 1
+        assert np.mean(label[significant]) > enrichment * np.mean(label)
+    best = _on_fsaverage(out / "subj01" / "maps" / "unet_layers", "best_layer_late")
+    assert set(np.unique(best)) <= set(range(-1, 5))
+
+
+def test_encode_needs_the_transforms_for_its_surface_maps(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"transforms.*--no-surface"):
+        encode(tmp_path / "nsd", "subj01", "toy", tmp_path / "out", **ENCODE_TINY)
 
 
 def test_encode_figures_are_drawn_again_from_the_result(encode_run, tmp_path):

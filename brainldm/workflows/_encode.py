@@ -39,6 +39,60 @@ def _anatomy(nsd_root, subject):
     return path if path.exists() else None
 
 
+def _check_surface_files(nsd_root, subject):
+    """Raise before any work where the subject's transforms to fsaverage are missing."""
+    from brainldm.surface import read_nsd_transforms
+
+    try:
+        read_nsd_transforms(nsd_root, subject)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{error}; or pass surface=False (brainldm encode --no-surface) to write the "
+            "maps and figures in the volume only"
+        ) from error
+
+
+def _surface_mappers(nsd_root, subject, masker):
+    """The subject's volume-to-fsaverage mappers: cubic for values, nearest for masks and labels."""
+    from brainldm.surface import NSDSurfaceMapper
+
+    return {
+        kind: NSDSurfaceMapper(nsd_root, subject, masker, interpolation=kind).fit()
+        for kind in ("cubic", "nearest")
+    }
+
+
+def _to_surface(mappers):
+    """``to_surface(maps, interpolation)`` of :func:`brainldm.plotting.plot_encoding_surfaces`."""
+    return lambda maps, interpolation: mappers[interpolation].transform(maps)
+
+
+def _save_surface_maps(map_values, mappers, folder):
+    """An analysis' per-voxel maps on fsaverage, as GIFTI: the projection each kind needs.
+
+    Values (r, unique variance) by nsdcode's cubic chain; significance masks by
+    nearest neighbours, kept (1) where the three depths' mean is >= 0.5; the
+    best layer by a vote of its layers' indicators (-1 where none wins).
+    """
+    import numpy as np
+
+    from brainldm.maps import save_surface_maps as save
+    from brainldm.surface import vote_labels
+
+    to_surface = _to_surface(mappers)
+    surface = {}
+    for name, values in map_values.items():
+        values = np.asarray(values, dtype=np.float64)[np.newaxis]
+        if name.startswith("best_layer_"):
+            n_labels = int(np.nanmax(values, initial=-1)) + 1
+            surface[name] = vote_labels(to_surface, values, n_labels)[0].astype(np.float32)
+        elif name.startswith("significant_"):
+            surface[name] = (to_surface(values, "nearest")[0] >= 0.5).astype(np.float32)
+        else:
+            surface[name] = to_surface(values, "cubic")[0].astype(np.float32)
+    return [path for pair in save(surface, folder).values() for path in pair]
+
+
 @contextlib.contextmanager
 def _torch_threads(n):
     """torch's intra-op threads set to ``n`` (None: unchanged) for the block."""
@@ -60,6 +114,11 @@ def draw_figures(maps, subject, folder):
     paths = plot_encoding_maps(
         analyses, maps.masker, folder, bg_img=maps.anatomy, contours=maps.contours, subject=subject
     )
+    if maps.get("surface") is not None:
+        from brainldm.plotting import plot_encoding_surfaces
+
+        to_surface = _to_surface(maps.surface)
+        paths += plot_encoding_surfaces(analyses, to_surface, folder, subject=subject)
     lines = (
         ("noise_levels", "img2img strength", "against noise level", "by_strength"),
         (
@@ -89,7 +148,7 @@ def _encode_subject(nsd_root, subject, model, memory, out, settings):
     from brainldm.encoding import run_encoding_analyses
     from brainldm.maps import save_maps
 
-    own = ("analyses", "threads", "average_train")
+    own = ("analyses", "threads", "average_train", "surface")
     analysis_settings = {k: v for k, v in settings.items() if k not in own}
     with threadpool_limits(settings["threads"]), _torch_threads(settings["threads"]):
         data = load_nsd(
@@ -110,12 +169,19 @@ def _encode_subject(nsd_root, subject, model, memory, out, settings):
             results[name].map_values, data.masker, folder / "maps" / name
         ).values()
     ]
+    mappers = None
+    if settings["surface"]:
+        mappers = _surface_mappers(nsd_root, data.subject, data.masker)
+        for name in settings["analyses"]:
+            maps_folder = folder / "maps" / name
+            files += _save_surface_maps(results[name].map_values, mappers, maps_folder)
     maps = Bunch(
         analyses={name: results[name] for name in settings["analyses"]},
         masker=data.masker,
         contours={roi: data.roi_masks[roi] for roi in _OUTLINED if roi in data.roi_masks},
         anatomy=_anatomy(nsd_root, data.subject),
         stage_strength=results.features.stage_strength,
+        surface=mappers,
     )
     files += draw_figures(maps, data.subject, folder / "figures")
     summary = {name: results[name].summary for name in settings["analyses"]}
@@ -149,6 +215,7 @@ def _check_run(given):
     check_int(given["random_state"], "random_state", caller, min_val=0)
     check_number(given["guidance"], "guidance", caller, min_val=0)
     check_parameter(given["average_train"], "average_train", caller, "boolean")
+    check_parameter(given["surface"], "surface", caller, "boolean")
     _check_dask(given["dask"])
 
 
@@ -188,6 +255,7 @@ def encode(
     device=None,
     threads=1,
     average_train=True,
+    surface=True,
     dask=None,
     memory=None,
     progress=False,
@@ -204,10 +272,13 @@ def encode(
     written raises a ValueError naming it before any model is loaded.
 
     Writes under ``out``: ``SUBJ/maps/ANALYSIS/*.nii.gz`` (every per-voxel
-    map, float32 in the subject's functional space), ``SUBJ/figures/``
+    map, float32 in the subject's functional space) and, with ``surface``,
+    the same maps on fsaverage as ``*_hemi-L.func.gii`` and
+    ``*_hemi-R.func.gii``, ``SUBJ/figures/``
     (``fig6_r_*.png``, ``fig7_unique_zc_*.png``,
     ``fig7_unique_zc_by_strength.png``, ``fig8_*``, ``fig9_best_layer_*.png``
-    and ``fig9_best_layer_by_roi.png``, mirroring the paper's Figures 6-9;
+    and ``fig9_best_layer_by_roi.png``, mirroring the paper's Figures 6-9,
+    and with ``surface`` each map on the cortex, ``*_surface.png``;
     see :meth:`EncodingResult.plot_figures`) and ``summary.json`` (settings,
     wall seconds per analysis, and per subject, analysis and ROI the paired
     comparisons of :func:`brainldm.metrics.summarize_paired`). Features, PCA
@@ -245,6 +316,14 @@ def encode(
         than on single trials: the banded ridge's cost grows with the rows,
         and on the toy world one [z, z_c] partition took over 5 minutes on
         the 2,359 single trials.
+    surface : bool, default=True
+        Also map every map onto fsaverage through NSD's transforms
+        (:class:`brainldm.surface.NSDSurfaceMapper`), written as GIFTI beside
+        the NIfTI volumes (``NAME_hemi-L.func.gii``, ``NAME_hemi-R.func.gii``),
+        and draw each map on the inflated and flattened cortex
+        (``*_surface.png``, :func:`brainldm.plotting.plot_encoding_surfaces`).
+        The subject's ``nsddata/ppdata/subjXX/transforms/`` files are then
+        needed: a missing one raises a FileNotFoundError before any work.
     dask : int or str, default=None
         Run one subject per dask worker: a number of local worker processes
         (at least one), or the address of a running scheduler, such as
@@ -301,6 +380,7 @@ def encode(
         device=device,
         threads=threads,
         average_train=average_train,
+        surface=surface,
         progress=progress,
     )
     if {"noise_levels", "denoising_stages"} & set(settings["analyses"]):
@@ -314,6 +394,9 @@ def encode(
         from brainldm.datasets.toy import make_toy_nsd
 
         nsd_root = make_toy_nsd(out / "toy_nsd", progress=progress)
+    if surface:
+        for subject in subjects:
+            _check_surface_files(nsd_root, subject)
     announce_encode(nsd_root, subjects, model, settings, log, cache.location)
     started = time.time()
     job = (model, cache.location, out)

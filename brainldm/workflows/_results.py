@@ -145,9 +145,12 @@ class EncodingResult:
         Per subject, what its figures are drawn from: ``analyses`` (name ->
         the analysis' Bunch of :func:`brainldm.encoding.run_encoding_analyses`),
         ``masker``, ``contours`` (ROI name -> voxel mask), ``anatomy`` (the
-        background image's path, or None) and ``stage_strength``.
+        background image's path, or None), ``stage_strength`` and ``surface``
+        (the fitted :class:`~brainldm.surface.NSDSurfaceMapper` per
+        interpolation, ``"cubic"`` and ``"nearest"``; None without surface).
     files : list of Path
-        ``summary.json``, then each subject's maps (NIfTI) and figures (PNG).
+        ``summary.json``, then each subject's maps (NIfTI, and GIFTI on
+        fsaverage) and figures (PNG).
     """
 
     summary: dict
