@@ -50,7 +50,12 @@ def raw_betas(root, hemi, session):
 
 
 def add_fsaverage(root, seed=0):
-    """NSD's fsaverage files for subj01, beside the toy world's volume files."""
+    """NSD's fsaverage files for subj01, in place of the toy world's own (fsaverage4-sized).
+
+    The toy world's fsaverage meshes go: the files written here are fsaverage3-sized, and a
+    test adds meshes of that size where it needs them.
+    """
+    shutil.rmtree(root / SURF)
     rng = np.random.default_rng(seed)
     for session in SESSIONS:
         for hemi in ("lh", "rh"):
@@ -248,7 +253,9 @@ def test_reading_a_session_holds_only_its_selected_vertices(tmp_path):
     )
     n_vertices = 10242
     rng = np.random.default_rng(0)
+    shutil.rmtree(root / SURF)  # the toy world's fsaverage4-sized meshes and ncsnr
     for hemi in ("lh", "rh"):
+        (root / FSAVERAGE_BETAS / f"{hemi}.ncsnr.mgh").unlink()
         betas = rng.normal(size=(n_vertices, 210)).astype(np.float32)
         write_mgh(root / FSAVERAGE_BETAS / f"{hemi}.betas_session01.mgh", betas)
         roi = np.zeros(n_vertices, dtype=np.int32)

@@ -129,3 +129,31 @@ def test_early_labels_sit_at_the_occipital_pole_and_ventral_ones_below(small_wor
         general = _data(fsaverage / f"label/{hemi}.nsdgeneral.mgz").ravel()
         assert set(np.unique(general)) <= {-1, 0, 1}
         np.testing.assert_array_equal(general[streams > 0], 1)
+
+
+def test_the_reader_loads_the_toy_worlds_fsaverage_betas_as_nsds(small_world):
+    """load_nsd(space="fsaverage") on the toy world: its nsdgeneral vertices, its betas."""
+    from nilearn.surface import SurfaceImage
+
+    from brainldm.datasets.nsd import load_nsd
+
+    data = load_nsd(small_world, 1, space="fsaverage", zscore=None, sessions=[1], progress=False)
+    labels = [
+        _data(small_world / f"nsddata/freesurfer/fsaverage/label/{h}.nsdgeneral.mgz").ravel()
+        for h in ("lh", "rh")
+    ]
+    expected = [(h, v) for h in (0, 1) for v in np.flatnonzero(labels[h] == 1)]
+    dropped = {tuple(pair) for pair in data.dropped_vertices}
+    assert [tuple(p) for p in data.vertex_index] == [p for p in expected if p not in dropped]
+    assert len(dropped) < 0.05 * len(expected)
+    hemi, vertex = data.vertex_index.T
+    session = {
+        h: _data(small_world / BETAS.format(space="fsaverage") / f"{h}.betas_session01.mgh")
+        for h in ("lh", "rh")
+    }
+    trial = int(data.trials_train[0])
+    for h, name in enumerate(("lh", "rh")):
+        np.testing.assert_allclose(
+            data.X_train[0, hemi == h], session[name][vertex[hemi == h], 0, 0, trial], rtol=1e-6
+        )
+    assert isinstance(data.masker.inverse_transform(data.X_test[0]), SurfaceImage)
