@@ -98,12 +98,14 @@ def gemm_rate(device="cpu"):
     size = 4096 if str(device).startswith("cuda") else 384
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    best, budget = math.inf, time.perf_counter() + 0.2
-    for _ in range(20):
+    # The best of several products: on a machine shared with other work, one product
+    # can wait for the CPU far longer than it computes.
+    best, budget = math.inf, time.perf_counter() + 0.3
+    for repeat in range(30):
         start = time.perf_counter()
         (a @ b).sum().item()  # .item() waits for the GPU
         best = min(best, time.perf_counter() - start)
-        if time.perf_counter() > budget:
+        if repeat >= 5 and time.perf_counter() > budget:
             break
     return 2 * size**3 / best
 
