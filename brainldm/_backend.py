@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "compute_dtype", "to_output"]
+__all__ = ["as_tensor", "compute_dtype", "exact_float32", "to_output"]
 
 
 def compute_dtype(*arrays):
@@ -28,6 +28,25 @@ def compute_dtype(*arrays):
     """
     narrow = (np.float16, np.float32, torch.float16, torch.bfloat16, torch.float32)
     return torch.float32 if all(a.dtype in narrow for a in arrays) else torch.float64
+
+
+def exact_float32(array):
+    """A torch float16 or bfloat16 tensor as a float32 numpy array (exact); else unchanged.
+
+    numpy has no bfloat16, so the estimators, which validate numpy arrays, cannot take
+    such a tensor as it is; float32 holds both narrow types exactly, so the fit is that of
+    the same values passed as float32.
+
+    Examples
+    --------
+    >>> exact_float32(torch.ones(2, dtype=torch.bfloat16)).dtype
+    dtype('float32')
+    >>> exact_float32(np.ones(2, np.float16)).dtype
+    dtype('float16')
+    """
+    if isinstance(array, torch.Tensor) and array.dtype in (torch.float16, torch.bfloat16):
+        return array.detach().cpu().float().numpy()
+    return array
 
 
 def as_tensor(array, dtype=None, device=None):

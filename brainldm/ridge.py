@@ -36,7 +36,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from brainldm._backend import as_tensor, compute_dtype, to_output
+from brainldm._backend import as_tensor, compute_dtype, exact_float32, to_output
 from brainldm._validation import (
     Interval,
     check_finite,
@@ -1309,6 +1309,7 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
+        X, y = exact_float32(X), exact_float32(y)
         X = validate_data(self, X, reset=True, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
         y = check_array(
             y, ensure_2d=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False, input_name="y"
@@ -1365,7 +1366,9 @@ class BaseRidgeCV(RegressorMixin, BaseEstimator):
     def _check_predict_input(self, X):
         """Check that the estimator is fitted and X is finite with the fitted columns."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
+        X = validate_data(
+            self, exact_float32(X), reset=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False
+        )
         check_finite(X, "X")
         return X
 

@@ -427,3 +427,21 @@ def test_fit_leaves_the_features_it_is_given_unchanged(standardize):
     before = X.copy()
     VoxelwiseEncoder(ALPHAS, n_components=None, standardize=standardize).fit(X, Y, groups=images)
     np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize("cv", [5, "loo"])
+def test_bfloat16_tensors_are_encoded_as_their_exact_float32_values(cv):
+    # numpy has no bfloat16: such tensors are upcast to float32, which holds them exactly.
+    import torch
+
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.standard_normal((80, 12), dtype=np.float32)).bfloat16()
+    Y = X.float() @ torch.from_numpy(rng.standard_normal((12, 4), dtype=np.float32))
+    Y = (Y + torch.randn(80, 4, generator=torch.Generator().manual_seed(0))).bfloat16()
+    narrow = VoxelwiseEncoder(cv=cv, n_components=5).fit(X, Y)
+    wide = VoxelwiseEncoder(cv=cv, n_components=5).fit(X.float().numpy(), Y.float().numpy())
+    assert np.array_equal(narrow.coef_, wide.coef_)
+    assert np.array_equal(narrow.predict(X), wide.predict(X.float().numpy()))
+    assert np.array_equal(
+        narrow.score_voxels(X, Y), wide.score_voxels(X.float().numpy(), Y.float().numpy())
+    )

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from himalaya.backend import get_backend, set_backend
 from himalaya.ridge import RidgeCV
 from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -449,3 +450,46 @@ def test_the_dual_solver_drops_the_kernel_null_space_whatever_the_alpha():
         np.testing.assert_allclose(
             model.coef_[voxel], expected, rtol=0, atol=1e-9 * np.abs(expected).max()
         )
+
+
+def _all_arrays(model):
+    return {
+        (key, field): value for key, fit in model.models_.items() for field, value in fit.items()
+    }
+
+
+def test_a_band_shared_by_two_partitions_is_computed_once_and_gives_the_same_fits(tmp_path):
+    # Two [a, b] partitions that share band a (as the noise-level analysis shares z): with
+    # memory, the second reads a's kernel and a-alone model saved by the first, and every
+    # fitted array is bit-identical to a fit without memory.
+    X, Y, images, *_, bands = wide(n_voxels=6)
+    other_b = np.random.default_rng(5).standard_normal((len(X), bands["b"]))
+    settings = {"bands": bands, "n_components": None, "n_iter": 3, "solver": "dual"}
+    for step, data in enumerate([X, np.hstack([X[:, : bands["a"]], other_b])]):
+        cached = partitioner(memory=tmp_path, **settings).fit(data, Y, groups=images)
+        plain = partitioner(**settings).fit(data, Y, groups=images)
+        expected, result = _all_arrays(plain), _all_arrays(cached)
+        assert list(result) == list(expected)
+        for key, value in expected.items():
+            assert np.array_equal(result[key], value), key
+        saved = sorted(path.name.split("-")[0] for path in tmp_path.rglob("*.npz"))
+        # One kernel and one one-band model per distinct band: a, b, then the other b.
+        assert saved == ["band"] * (2 + step) + ["kernel"] * (2 + step)
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_bfloat16_tensors_are_fitted_as_their_exact_float32_values(solver):
+    # numpy has no bfloat16: such tensors are upcast to float32, which holds them exactly.
+    X, Y, images, X_test, Y_test, bands = wide(n_voxels=6, dtype=np.float32)
+    X, Y, X_test, Y_test = (torch.from_numpy(a).bfloat16() for a in (X, Y, X_test, Y_test))
+    settings = {"bands": bands, "n_components": None, "n_iter": 2, "solver": solver}
+    narrow = partitioner(**settings).fit(X, Y, groups=images)
+    wide_model = partitioner(**settings).fit(X.float().numpy(), Y.float().numpy(), groups=images)
+    assert np.array_equal(narrow.coef_, wide_model.coef_)
+    assert np.array_equal(narrow.predict(X_test), wide_model.predict(X_test.float().numpy()))
+    result = narrow.partition(X_test, Y_test)
+    expected = wide_model.partition(X_test.float().numpy(), Y_test.float().numpy())
+    assert np.array_equal(result.r_joint, expected.r_joint)
+    assert narrow.score(X_test, Y_test) == wide_model.score(
+        X_test.float().numpy(), Y_test.float().numpy()
+    )

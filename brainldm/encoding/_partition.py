@@ -1,6 +1,7 @@
 """BandedVariancePartitioner: banded ridge on column blocks of X, and how the bands share each voxel."""
 
 import inspect
+import os
 import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -13,11 +14,14 @@ from himalaya.progress_bar import bar
 from himalaya.ridge import GroupRidgeCV, solve_group_ridge_random_search
 from himalaya.scoring import l2_neg_loss, r2_score_split
 from himalaya.validation import check_random_state
+from joblib import Memory
 from scipy.linalg import cho_factor, cho_solve
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from brainldm._backend import exact_float32
+from brainldm._cache import Cache, check_cache
 from brainldm._validation import (
     Interval,
     Options,
@@ -297,12 +301,29 @@ def _dual_refit(kernels, bands, Y, weightings, choice, alphas, n_targets_batch):
     return coef
 
 
-def _fit_dual(Xs, Y, splits, params, random_state):
+def _centred_band(band, cache):
+    """A band centred on its rows' mean in float64, with that mean and its kernel.
+
+    The kernel (rows x rows, the costliest product of the dual solver) is read from
+    `cache` when a band of the same contents saved it there.
+    """
+    offset = band.mean(0, dtype=np.float64)
+    centred = band.astype(np.float64) - offset
+
+    def compute():
+        return {"kernel": centred @ centred.T}
+
+    kernel = cache.arrays("partition/kernel", [band], compute)["kernel"]
+    return Bunch(offset=offset, band=centred, kernel=kernel)
+
+
+def _fit_dual(Xs, Y, splits, params, random_state, centred=None):
     """Banded ridge by himalaya's random search, solved in the dual (kernel) form.
 
     The same band weightings, alphas, scores, choice per voxel and refit as
     ``solve_group_ridge_random_search`` with an intercept, in float64: per weighting w, the
     kernel sum_b w_b X_b X_b.T of each fold is eigendecomposed once for every alpha.
+    `centred`: each band's :func:`_centred_band`, when the caller holds them already.
     """
     dtype = Xs[0].dtype
     options = {
@@ -315,9 +336,11 @@ def _fit_dual(Xs, Y, splits, params, random_state):
     ).astype(dtype)
     given_alphas = np.asarray(params["alphas"], dtype=dtype)
     jitter = check_random_state(random_state) if params.get("jitter_alphas", False) else None
-    offsets = [band.mean(0, dtype=np.float64) for band in Xs]
-    bands = [band.astype(np.float64) - offset for band, offset in zip(Xs, offsets, strict=True)]
-    kernels = [band @ band.T for band in bands]
+    if centred is None:
+        centred = [_centred_band(band, Cache(None)) for band in Xs]
+    offsets = [part.offset for part in centred]
+    bands = [part.band for part in centred]
+    kernels = [part.kernel for part in centred]
     Y = Y.astype(dtype, copy=False)
     n_voxels = Y.shape[1]
     cv_scores = np.zeros((len(weightings), n_voxels), dtype=dtype)
@@ -469,6 +492,15 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         Seed of the band weightings drawn, so that fits repeat.
     progress : bool, default=False
         Show himalaya's progress bar over band weightings.
+    memory : str, path-like, joblib.Memory or None, default=None
+        A folder where the dual solver saves each band's kernel and each
+        one-band model (reduced), named by a digest of the band's values (and,
+        for a model, of Y, the folds and the settings), and reads them back
+        when a later fit has the same: partitions that share a band (the
+        noise-level and stage analyses' ``z``) then compute its kernel and its
+        one-band model once. Results are identical with or without it. None
+        saves nothing; within one fit each band's kernel is computed once
+        either way. The primal solver ignores it.
 
     Attributes
     ----------
@@ -540,6 +572,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         "Y_in_cpu": ["boolean"],
         "random_state": [Interval(Integral, 0, None), np.random.RandomState, None],
         "progress": ["boolean"],
+        "memory": [str, os.PathLike, Memory, Cache, None],
     }
 
     def __init__(
@@ -559,6 +592,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         Y_in_cpu=False,
         random_state=0,
         progress=False,
+        memory=None,
     ):
         self.bands = bands
         self.n_components = n_components
@@ -574,6 +608,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         self.Y_in_cpu = Y_in_cpu
         self.random_state = random_state
         self.progress = progress
+        self.memory = memory
 
     def fit(self, X, Y, groups=None):
         """Reduce each band on the training images, then fit the joint and reduced models.
@@ -607,7 +642,8 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         self.n_components_ = {name: block.shape[1] for name, block in features.items()}
         names = list(self.band_columns_)
         Y_matrix = Y.reshape(len(Y), -1)
-        self.models_ = {}
+        self.models_, centred = {}, {}
+        cache = check_cache(self.memory)
         with _himalaya_backend(_BACKENDS[self.device]) as backend:
             for key in _model_keys(names, self.reduced_models):
                 # One band has one weighting: try it once, not n_iter times.
@@ -615,7 +651,10 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
                 solver = dict(params, n_iter=n_iter)
                 Xs = [features[name] for name in key]
                 if self._solver_of(Xs) == "dual":
-                    model = _fit_dual(Xs, Y_matrix, splits, solver, self.random_state)
+                    for name in key:  # each band's kernel once per fit (or once per cache)
+                        if name not in centred:
+                            centred[name] = _centred_band(features[name], cache)
+                    model = self._fit_dual_model(Xs, Y_matrix, splits, solver, centred, key, cache)
                 else:
                     model = _fit_himalaya(Xs, Y_matrix, splits, solver, self, backend)
                 self.models_[key] = model
@@ -626,6 +665,24 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         if Y.ndim == 1:
             self.coef_, self.intercept_ = self.coef_[0], float(self.intercept_[0])
         return self
+
+    def _fit_dual_model(self, Xs, Y, splits, solver, centred, key, cache):
+        """One model by the dual solver; a one-band model is read from `cache` when saved."""
+        parts = [centred[name] for name in key]
+        if len(key) > 1:
+            return _fit_dual(Xs, Y, splits, solver, self.random_state, parts)
+        settings = {
+            name: getattr(value, "__qualname__", value)
+            for name, value in sorted(solver.items())
+            if name != "progress_bar"
+        }
+        folds = [np.asarray(rows) for split in splits for rows in split]
+        saved = cache.arrays(
+            "partition/band-model",
+            [Xs[0], Y, settings, repr(self.random_state), *folds],
+            lambda: dict(_fit_dual(Xs, Y, splits, solver, self.random_state, parts)),
+        )
+        return Bunch(**saved)
 
     def _solver_of(self, Xs):
         """The solver of a model on the bands Xs: "auto" is dual if rows < features on the CPU."""
@@ -640,6 +697,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
             raise ValueError(
                 "BandedVariancePartitioner requires y to be passed, but the target y is None"
             )
+        X, Y = exact_float32(X), exact_float32(Y)
         X = validate_data(self, X, reset=True, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
         Y = check_array(
             Y, ensure_2d=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False, input_name="y"
@@ -669,7 +727,9 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
 
     def _check_input(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
+        X = validate_data(
+            self, exact_float32(X), reset=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False
+        )
         check_finite(X, "X")
         return X
 
@@ -781,7 +841,9 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
             NaN, or has fewer than 3 rows.
         """
         X = self._check_input(X)
-        Y = check_array(Y, ensure_2d=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False)
+        Y = check_array(
+            exact_float32(Y), ensure_2d=False, dtype=_FLOAT_DTYPES, ensure_all_finite=False
+        )
         n_voxels = len(self.models_[self._model(None)].coef)
         if len(Y) != len(X) or len(Y) < 3 or np.prod(Y.shape[1:], dtype=int) != n_voxels:
             raise ValueError(
@@ -853,7 +915,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         if sample_weight is not None:
             raise ValueError("BandedVariancePartitioner.score does not support sample_weight")
         predicted = self.predict(X)
-        y = check_array(y, ensure_2d=False, dtype=_FLOAT_DTYPES)
+        y = check_array(exact_float32(y), ensure_2d=False, dtype=_FLOAT_DTYPES)
         if y.shape != predicted.shape:
             raise ValueError(f"y must have shape {predicted.shape}, got {y.shape}")
         r = column_correlations(y.reshape(len(y), -1), predicted.reshape(len(y), -1))

@@ -5,6 +5,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.validation import check_array
 
+from brainldm._backend import exact_float32
 from brainldm._validation import Interval, check_finite
 from brainldm.features.reduction import FeatureReducer
 from brainldm.metrics.correlation import column_correlations, warn_constant_columns
@@ -244,7 +245,12 @@ class VoxelwiseEncoder(BaseRidgeCV):
             NaN, with a warning, for voxels constant in Y or in the predictions.
         """
         features = self._predict_features(self._check_predict_input(X))
-        Y = check_array(Y, ensure_2d=False, dtype=(np.float64, np.float32), ensure_all_finite=False)
+        Y = check_array(
+            exact_float32(Y),
+            ensure_2d=False,
+            dtype=(np.float64, np.float32),
+            ensure_all_finite=False,
+        )
         coef = self.coef_.reshape(-1, features.shape[1])
         intercept = np.atleast_1d(self.intercept_)
         if Y.shape[:1] != features.shape[:1] or np.prod(Y.shape[1:], dtype=int) != len(coef):
