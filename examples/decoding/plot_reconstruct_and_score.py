@@ -11,8 +11,9 @@ reconstructions are shown as in the paper's Figure 3, and scored as in its Figur
 identification protocols: ``"pairwise"`` (one sample per image against every other test
 image) and ``"takagi2023"`` (the paper's: every sample).
 
-:func:`brainldm.workflows.reconstruct` runs the same steps, with the same defaults, and
-writes the tables and both figures (``brainldm reconstruct`` on the command line).
+:func:`brainldm.workflows.reconstruct` (``brainldm reconstruct`` on the command line) runs
+the same steps on every test image of every subject, with the paired tests between modes,
+and writes the tables and both figures.
 
 Run: ``python examples/decoding/plot_reconstruct_and_score.py [output-folder]``.
 """
