@@ -1,4 +1,5 @@
-"""Map where the latent diffusion model's z and c are represented, voxel by voxel.
+"""Map where the model's z and c are represented, voxel by voxel
+===============================================================
 
 Voxelwise encoding models (Takagi & Nishimoto, CVPR 2023, §3.4) on the toy
 world, the whole brain read memory-mapped from the on-disk cache as a
@@ -10,9 +11,13 @@ and drawn over the subject's own anatomy with the ROI outlines. Swap the root
 for your NSD folder and ``"toy"`` for ``"CompVis/stable-diffusion-v1-4"`` to
 run it on real data.
 
-Run: ``python examples/encoding_toy_world.py [output-folder]``.
+Run: ``python examples/encoding/plot_encode_voxels.py [output-folder]``.
 """
 
+# %%
+# The whole brain, memory-mapped
+# ------------------------------
+# NSD's brainmask, read from the on-disk cache: ``X_train`` never sits in RAM.
 import sys
 import tempfile
 import warnings
@@ -29,14 +34,16 @@ from brainldm.plotting import plot_brain_map
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp())
 
-# 1. The whole brain (NSD's brainmask), memory-mapped: X_train never sits in RAM.
 root = make_toy_nsd(out / "toy_nsd", subjects=("subj01",), progress=False)
 data = load_nsd(root, "subj01", rois="brain", mmap=True, cache_dir=out / "cache", progress=False)
 print(
     f"{len(data.X_train)} train trials, {len(data.X_test)} test images, {data.X_train.shape[1]} voxels"
 )
 
-# 2. The feature spaces, one row per seen image.
+# %%
+# The feature spaces
+# ------------------
+# One row per seen image: ``z`` from the toy model's VAE, ``c`` from its text encoder.
 seen = np.unique(np.concatenate([data.images_train, data.images_test]))
 train, test = np.searchsorted(seen, data.images_train), np.searchsorted(seen, data.images_test)
 spaces = {
@@ -44,14 +51,19 @@ spaces = {
     "c": TextFeatures("toy").fit_transform([data.captions[i] for i in seen]),
 }
 
-# 3. One encoder per space: PCA fitted on the training images, an alpha per voxel,
-#    folds grouped by image; r on the averaged test images, FDR-corrected.
+# %%
+# One encoder per space
+# ---------------------
+# PCA fitted on the training images, an alpha per voxel, folds grouped by image; r on
+# the averaged test images, FDR-corrected. The noise ceiling, from the repetitions of
+# each image, bounds the r a voxel could reach.
 ceiling = noise_ceiling(
     np.concatenate([data.X_train, data.X_test_trials]),
     np.concatenate([data.images_train, data.images_test_trials]),
     n_average=data.n_repeats_test,
 )
 maps = {"noise_ceiling": ceiling.ceiling}
+displays = {}
 for name, features in spaces.items():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # n_components capped at the images
@@ -68,7 +80,7 @@ for name, features in spaces.items():
         f"{name}: {test_result.significant.mean():.0%} of voxels significant (q < 0.05); "
         f"median r: {summary}"
     )
-    plot_brain_map(
+    displays[name] = plot_brain_map(
         r,
         data.masker,
         bg_img=root / "nsddata/ppdata/subj01/func1pt8mm/T1_to_func1pt8mm.nii.gz",
@@ -79,6 +91,9 @@ for name, features in spaces.items():
         path=out / f"encoding_{name}.png",
     )
 
-# 4. Every map as a NIfTI image in the subject's space.
+# %%
+# Every map as a NIfTI image
+# --------------------------
+# In the subject's functional space, through its masker.
 paths = save_maps(maps, data.masker, out / "maps")
 print("wrote", ", ".join(sorted(path.name for path in paths.values())))
