@@ -486,7 +486,9 @@ def test_the_workflows_example_runs_both_halves_and_draws_every_figure(
         assert (tmp_path / "decoding" / name).is_file()
     drawn = sorted(path.name for path in (tmp_path / "figures").glob("*.png"))
     by_command = sorted(path.name for path in (tmp_path / "encoding/subj01/figures").glob("*.png"))
-    assert drawn == by_command and len(drawn) == 3 + 2 + 1 + 3 + 1 + 3 + 1
+    # Figures 6-9 on slices (14), and each map of them again on the cortex (3 + 2 + 3 + 3).
+    assert drawn == by_command and len(drawn) == 3 + 2 + 1 + 3 + 1 + 3 + 1 + (3 + 2 + 3 + 3)
+    assert sum(name.endswith("_surface.png") for name in drawn) == 3 + 2 + 3 + 3
     assert len(list((tmp_path / "one-by-one").glob("*.png"))) == 3 + 3
 
 
