@@ -245,21 +245,27 @@ def _eigh(kernel):
 
 
 def _dual_fold_scores(kernel, Y, splits, alphas, options):
-    """Scores (n_folds, n_alphas, n_voxels) of every alpha on each fold's held-out rows."""
+    """Scores (n_folds, n_alphas, n_voxels) of every alpha on each fold's held-out rows.
+
+    Each fold's kernel is eigendecomposed in float64; the products with the voxels (the
+    per-voxel work) run in Y's precision, as the primal solver's do.
+    """
     n_alphas_batch = options["n_alphas_batch"] or 1
-    scores = np.empty((len(splits), len(alphas), Y.shape[1]), dtype=Y.dtype)
+    dtype = Y.dtype
+    scores = np.empty((len(splits), len(alphas), Y.shape[1]), dtype=dtype)
     for fold, (train, test) in enumerate(splits):
         train_kernel, test_kernel = _fold_kernels(kernel, train, test)
         values, vectors = _eigh(train_kernel)
-        test_kernel = test_kernel @ vectors
+        test_kernel = (test_kernel @ vectors).astype(dtype, copy=False)
+        vectors = vectors.astype(dtype, copy=False)
         for batch in target_batches(Y.shape[1], options["n_targets_batch"]):
-            y_train = Y[train, batch].astype(np.float64)
-            mean = y_train.mean(0)
-            projected = vectors.T @ (y_train - mean)
-            y_test = Y[test, batch] - mean
+            y_train = np.asarray(Y[train, batch])
+            mean = y_train.mean(0, dtype=np.float64)
+            projected = vectors.T @ (y_train - mean.astype(dtype))
+            y_test = (Y[test, batch] - mean).astype(dtype, copy=False)
             for start in range(0, len(alphas), n_alphas_batch):
                 some = slice(start, start + n_alphas_batch)
-                shrink = 1 / (values + alphas[some, None])
+                shrink = (1 / (values + alphas[some, None])).astype(dtype)
                 predictions = (test_kernel * shrink[:, None, :]) @ projected
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", category=UserWarning)
@@ -285,7 +291,10 @@ def _dual_refit(kernels, bands, Y, weightings, choice, alphas, n_targets_batch):
     Cholesky factorization per (weighting, alpha) chosen (each about a tenth of an
     eigendecomposition, and a weighting is seldom chosen with more than a few alphas).
     """
-    coef = np.zeros((sum(band.shape[1] for band in bands), Y.shape[1]))
+    dtype = Y.dtype
+    # Y's precision for the products with the voxels; the solves stay in float64.
+    bands = [band.astype(dtype, copy=False) for band in bands]
+    coef = np.zeros((sum(band.shape[1] for band in bands), Y.shape[1]), dtype=dtype)
     ends = np.cumsum([0] + [band.shape[1] for band in bands])
     for index in np.unique(choice):
         weighting = weightings[index]
@@ -295,7 +304,7 @@ def _dual_refit(kernels, bands, Y, weightings, choice, alphas, n_targets_batch):
             voxels = np.flatnonzero((choice == index) & (alphas == alpha))
             for batch in target_batches(len(voxels), n_targets_batch):
                 y = Y[:, voxels[batch]].astype(np.float64)
-                dual = solve(y - y.mean(0))
+                dual = solve(y - y.mean(0)).astype(dtype)
                 for band, w, start, end in zip(bands, weighting, ends, ends[1:], strict=False):
                     coef[start:end, voxels[batch]] = w * (band.T @ dual)
     return coef
