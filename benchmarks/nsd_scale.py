@@ -11,11 +11,11 @@ Synthetic data of those shapes (float32, a planted rank-32 signal under noise, s
 alphas are chosen inside the grid; Y memory-mapped from a temporary ``.npy``) and three
 kinds of measurement, each printed with what is measured and what is extrapolated:
 
-- per-voxel work, at the full shapes: the real estimators and solver functions on two
-  voxel counts (``--voxels`` and half of it); the slope is the cost per voxel, the rest
-  the fixed cost. Every eigendecomposition in them is replaced by a stand-in of the
-  same shapes (identity eigenvectors) and counted, because one of them at full size
-  takes minutes here;
+- per-voxel work, at the full shapes: the real estimators and solver functions, run
+  once on ``--voxels`` voxels; the time spent in the steps that work on a batch of
+  voxels is the cost per voxel, the rest the fixed cost (each timed once). Every
+  eigendecomposition in them is replaced by a stand-in of the same shapes (identity
+  eigenvectors) and counted, because one of them at full size takes a minute here;
 - decompositions: ``eigh`` (numpy float64, the dual partition; torch float32, the
   ridge) and Cholesky (the dual refit) timed once at ``--decomposition-size`` rows and
   scaled by n³ to the sizes counted above;
@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+from sklearn.model_selection import KFold
 
 from brainldm import ridge
 from brainldm.encoding import BandedVariancePartitioner, VoxelwiseEncoder
@@ -149,26 +151,49 @@ def stand_in_decompositions():
         ridge._eigh, partition_module._eigh = ridge_eigh, partition_eigh
 
 
-def slope(function, n_voxels):
-    """Fixed seconds and seconds per voxel of function(v), timed at v = n/4 and n."""
-    half, full = n_voxels // 4, n_voxels
-    t_half, _ = seconds(lambda: function(half))
-    t_full, result = seconds(lambda: function(full))
-    per_voxel = max(t_full - t_half, 0.0) / (full - half)
-    return max(t_full - per_voxel * full, 0.0), per_voxel, result
+@contextmanager
+def timed_methods(owner, names, log):
+    """Add the seconds spent in ``owner``'s methods ``names`` (the per-voxel work) to log[0]."""
+    originals = {name: getattr(owner, name) for name in names}
+
+    def wrap(method):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                log[0] += time.perf_counter() - start
+
+        return timed
+
+    for name, method in originals.items():
+        setattr(owner, name, wrap(method))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(owner, name, method)
+
+
+# The ridge's work per batch of targets: everything else in a fit is fixed cost.
+PER_TARGET_METHODS = ("load", "cross", "score", "score_leave_one_out", "refit")
 
 
 def ridge_encoder(X, Y, cv, n_voxels, constants):
-    """VoxelwiseEncoder on PCA-sized features: fixed, per-voxel and decomposition seconds."""
+    """VoxelwiseEncoder on PCA-sized features: fixed, per-voxel and decomposition seconds.
 
-    def fit(v):
-        with stand_in_decompositions() as sizes:
-            VoxelwiseEncoder(cv=cv, n_components=None, standardize=False).fit(
-                X, np.asarray(Y[:, :v])
-            )
-        return sizes
-
-    fixed, per_voxel, sizes = slope(fit, n_voxels)
+    One fit: the time in the methods that work on a batch of targets is the per-voxel
+    cost, the rest of the fit the fixed cost (timed once).
+    """
+    per_target = [0.0]
+    with (
+        stand_in_decompositions() as sizes,
+        timed_methods(ridge._Problem, PER_TARGET_METHODS, per_target),
+    ):
+        total, _ = seconds(
+            lambda: VoxelwiseEncoder(cv=cv, n_components=None, standardize=False).fit(X, Y)
+        )
+    fixed, per_voxel = total - per_target[0], per_target[0] / n_voxels
     decompositions = sum(constants[kind] * n**3 for kind, n in sizes)
     n, p = X.shape
     folds = 1 if cv == "loo" else cv
@@ -181,7 +206,12 @@ def ridge_encoder(X, Y, cv, n_voxels, constants):
 
 
 def dual_partition_parts(z, zc, Y, n_voxels, constants):
-    """The dual solver's parts at full shape: kernels, one fold and weighting, the refit."""
+    """The dual solver's parts at full shape: kernels, one fold and weighting, the refit.
+
+    Each part runs once on ``n_voxels``; its fixed steps (the fold's kernels and their
+    product with the eigenvectors; the refit's Cholesky factorization) are timed
+    alone, and the rest of its time is the per-voxel cost.
+    """
     t_kernel, kernels = seconds(
         lambda: [
             (b - b.mean(0)).astype(np.float64) @ (b - b.mean(0)).astype(np.float64).T
@@ -197,35 +227,43 @@ def dual_partition_parts(z, zc, Y, n_voxels, constants):
         "n_targets_batch": 2048,
         "n_alphas_batch": None,
     }
+    y = np.array(Y[:, :n_voxels])
 
-    def one_fold(v):
-        with stand_in_decompositions():
-            partition_module._dual_fold_scores(
-                kernel,
-                np.asarray(Y[:, :v]),
-                [(train, test)],
-                np.asarray(DEFAULT_ALPHAS, float),
-                options,
+    def fold_fixed():
+        train_kernel, test_kernel = partition_module._fold_kernels(kernel, train, test)
+        return test_kernel @ np.eye(len(train))
+
+    fold_fixed, _ = seconds(fold_fixed)
+    with stand_in_decompositions():
+        fold_total, _ = seconds(
+            lambda: partition_module._dual_fold_scores(
+                kernel, y, [(train, test)], np.asarray(DEFAULT_ALPHAS, float), options
             )
-
-    fold_fixed, fold_per_voxel, _ = slope(one_fold, n_voxels)
-    bands = [(b - b.mean(0)).astype(np.float64) for b in (z, zc)]
-
-    def refit(v):
-        y = np.asarray(Y[:, :v])
-        partition_module._dual_refit(
-            kernels, bands, y, weighting[None], np.zeros(v, int), np.full(v, 1e3), 2048
         )
-
-    refit_fixed, refit_per_voxel, _ = slope(refit, n_voxels)
+    bands = [(b - b.mean(0)).astype(np.float64) for b in (z, zc)]
+    # The refit's fixed step is the Cholesky factorization in _kernel_solver: timed inside.
+    refit_fixed = [0.0]
+    with timed_methods(partition_module, ["_kernel_solver"], refit_fixed):
+        refit_total, _ = seconds(
+            lambda: partition_module._dual_refit(
+                kernels,
+                bands,
+                y,
+                weighting[None],
+                np.zeros(n_voxels, int),
+                np.full(n_voxels, 1e3),
+                2048,
+            )
+        )
+    refit_fixed = refit_fixed[0]
     n, n_train, n_test, k = len(z), len(train), len(test), z.shape[1]
     return dict(
         kernel=t_kernel / 2,  # one band's
         fold_fixed=fold_fixed,
-        fold_per_voxel=fold_per_voxel,
+        fold_per_voxel=max(fold_total - fold_fixed, 0.0) / n_voxels,
         fold_eigh=constants["eigh64"] * n_train**3,
         refit_fixed=refit_fixed,  # one Cholesky and its setup
-        refit_per_voxel=refit_per_voxel,
+        refit_per_voxel=max(refit_total - refit_fixed, 0.0) / n_voxels,
         fold_flops=2 * n_train * n_train + N_ALPHAS * 2 * n_test * n_train,
         refit_flops=2 * n * n + 2 * 2 * k * n,
     )
@@ -259,6 +297,26 @@ def check_solvers(scale, n_voxels, n_iter, folder):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Solving banded ridge is slower")
             times[solver], fits[solver] = seconds(lambda model=model: model.fit(X, Y))
+    # The encoder beside himalaya's RidgeCV (alpha per target, the same unshuffled 5 folds).
+    folds = KFold(n_splits=N_FOLDS)
+    encoders = {
+        "brainldm": VoxelwiseEncoder(cv=folds, n_components=None, standardize=False),
+        "himalaya": HimalayaRidgeCV(
+            np.asarray(DEFAULT_ALPHAS),
+            fit_intercept=True,
+            cv=folds,
+            solver_params=dict(n_targets_batch=2048, n_targets_batch_refit=2048),
+        ),
+    }
+    encoder_fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for name, encoder in encoders.items():
+            times[f"encoder {name}"], encoder_fits[name] = seconds(
+                lambda encoder=encoder: encoder.fit(z, Y)
+            )
+    ours, theirs = encoder_fits["brainldm"], encoder_fits["himalaya"]
+    encoder_same = np.mean(np.isclose(ours.best_alphas_, theirs.best_alphas_, rtol=1e-3))
     joint = fits["dual"].models_[("z", "zc")]
     pairs = len(
         {(tuple(np.round(d, 6)), a) for d, a in zip(joint.deltas.T, joint.best_alphas, strict=True)}
@@ -270,6 +328,7 @@ def check_solvers(scale, n_voxels, n_iter, folder):
         times=times,
         pairs=pairs,
         same=same,
+        encoder_same=encoder_same,
         edge=np.mean(np.isin(fits["dual"].best_alphas_, np.asarray(DEFAULT_ALPHAS)[[0, -1]])),
     )
 
@@ -330,7 +389,16 @@ def main(argv=None):
         del Y
         with measured(f"both solvers at {check_scale} of NSD", log):
             check = check_solvers(check_scale, n_voxels // 4, n_iter, folder)
+    # The machine's rate, measured again after the work: the best of both runs, so that a
+    # busy moment at the start does not flatter the ratios.
+    again = gemm_rates()
+    rates = {kind: max(rates[kind], again[kind]) for kind in rates}
+    print(
+        f"GEMM again: float32 {again['float32'] / 1e9:.1f}, float64 {again['float64'] / 1e9:.1f}"
+        " GFLOP/s; the ratios below use the better of each"
+    )
     report(rates, encoders, parts, check, n_voxels, n_iter)
+    memory_report(log, n, k, n_voxels)
 
 
 def report(rates, encoders, parts, check, n_voxels, n_iter):
@@ -348,9 +416,10 @@ def report(rates, encoders, parts, check, n_voxels, n_iter):
         f"  dual partition: one band's kernel {parts['kernel']:.1f} s; per fold and weighting "
         f"{parts['fold_fixed']:.1f} s + eigh {parts['fold_eigh']:.0f} s + "
         f"{parts['fold_per_voxel'] * 1e3:.2f} ms/voxel ({fold_rate / 1e9:.1f} GFLOP/s = "
-        f"{fold_rate / rates['float64']:.0%} of float64 GEMM); refit "
+        f"{fold_rate / rates['float32']:.0%} of float32 GEMM); refit "
         f"{parts['refit_fixed']:.1f} s per (weighting, alpha) + "
-        f"{parts['refit_per_voxel'] * 1e3:.2f} ms/voxel ({refit_rate / rates['float64']:.0%})"
+        f"{parts['refit_per_voxel'] * 1e3:.2f} ms/voxel ({refit_rate / 1e9:.1f} GFLOP/s = "
+        f"{refit_rate / rates['float32']:.0%}; its solves run in float64)"
     )
     t = check["times"]
     ratio = t["primal"] / t["dual"]
@@ -360,6 +429,12 @@ def report(rates, encoders, parts, check, n_voxels, n_iter):
         f"{t['primal']:.1f} s, primal / dual {ratio:.2f}x; same alpha for {check['same']:.0%} "
         f"of voxels, at a grid edge {check['edge']:.0%}; {check['pairs']} (weighting, alpha) "
         "pairs refit"
+    )
+    encoder_ratio = t["encoder himalaya"] / t["encoder brainldm"]
+    print(
+        f"  encoder against himalaya's RidgeCV at {check['n']} rows x {check['k']}, same 5 "
+        f"folds: brainldm {t['encoder brainldm']:.1f} s, himalaya {t['encoder himalaya']:.1f} s "
+        f"({encoder_ratio:.2f}x); same alpha for {check['encoder_same']:.0%} of voxels"
     )
     pairs = max(check["pairs"], 1)
     print("\nExtrapolated (seconds = fixed + decompositions + voxels x per-voxel):")
@@ -394,13 +469,57 @@ def report(rates, encoders, parts, check, n_voxels, n_iter):
         "of the time, the eigendecomposition the rest."
     )
     whole = rows["whole set, dual, z shared, best cv"][0]
+    floor = lower_bound(rates, encoders, parts)
+    print(
+        "\nFloor of the whole set on nsdgeneral with these algorithms, every product at the "
+        f"float32 GEMM rate and every eigendecomposition at the measured speed: "
+        f"{hours(floor['total']).strip()} (partitions' eigendecompositions "
+        f"{hours(floor['partition_eigh']).strip()}, partitions' per-voxel products "
+        f"{hours(floor['partition_products']).strip()}, encoders "
+        f"{hours(floor['encoders']).strip()})."
+    )
     print(
         "Targets: whole set on nsdgeneral < 1 h: "
         f"{'met' if whole < 3600 else 'not met'} ({whole / 3600:.1f} h); partition >= 3x "
         f"faster than himalaya: {'met' if ratio >= 3 else 'not met'} ({ratio:.2f}x measured at "
-        f"{check['n']} rows); per-voxel work >= 50% of GEMM: dual scoring "
-        f"{fold_rate / rates['float64']:.0%} (float64), ridge "
-        f"{rate(encoders[5]['flops'], encoders[5]['per_voxel']) / rates['float32']:.0%} (float32)"
+        f"{check['n']} rows); per-voxel work >= 50% of float32 GEMM: dual scoring "
+        f"{fold_rate / rates['float32']:.0%}, dual refit {refit_rate / rates['float32']:.0%}, "
+        f"ridge 5-fold {rate(encoders[5]['flops'], encoders[5]['per_voxel']) / rates['float32']:.0%}"
+        f", ridge leave-one-out "
+        f"{rate(encoders['loo']['flops'], encoders['loo']['per_voxel']) / rates['float32']:.0%}"
+    )
+
+
+def memory_report(log, n, k, n_voxels, chunk=8192):
+    """The measured peak, and what the analyses' chunks of voxels add to it (float32)."""
+    peak = max(rss for *_, rss in log)
+    # Per voxel of a chunk: Y's training rows; the joint and two one-band models'
+    # coefficients; the float64 copy of one batch is in the peak already.
+    per_voxel = 4 * (n + 2 * k + 2 * k)
+    extra = per_voxel * (chunk - n_voxels) / 2**30
+    print(
+        f"\nPeak memory: {peak:.2f} GiB (maxrss) with {n_voxels} voxels; a chunk of {chunk:,} "
+        f"voxels (the analyses' default) adds about {extra:.2f} GiB: {peak + extra:.2f} GiB "
+        f"against the 8 GB target ({'met' if (peak + extra) * 2**30 < 8e9 else 'not met'})"
+    )
+
+
+def lower_bound(rates, encoders, parts):
+    """Seconds the whole set needs at least on nsdgeneral: its counted flops at the GEMM rate
+    and its eigendecompositions at their measured speed (no other overhead)."""
+    gemm = rates["float32"]
+    best = min(encoders.values(), key=lambda e: e["decompositions"] + e["flops"] * NSDGENERAL)
+    encoders_floor = N_ENCODERS * (best["decompositions"] + best["flops"] * NSDGENERAL / gemm)
+    # Per partition: the joint model's weightings x folds, and the z_c-alone model's folds
+    # (z alone is shared by all partitions).
+    fits = N_ITER * N_FOLDS + N_FOLDS
+    partition_eigh = N_PARTITIONS * fits * parts["fold_eigh"]
+    partition_products = N_PARTITIONS * fits * parts["fold_flops"] * NSDGENERAL / gemm
+    return dict(
+        encoders=encoders_floor,
+        partition_eigh=partition_eigh,
+        partition_products=partition_products,
+        total=encoders_floor + partition_eigh + partition_products,
     )
 
 
