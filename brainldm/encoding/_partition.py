@@ -330,7 +330,8 @@ def _fit_dual(Xs, Y, splits, params, random_state, centred=None):
     """Banded ridge by himalaya's random search, solved in the dual (kernel) form.
 
     The same band weightings, alphas, scores, choice per voxel and refit as
-    ``solve_group_ridge_random_search`` with an intercept, in float64: per weighting w, the
+    ``solve_group_ridge_random_search`` with an intercept (kernels, eigendecompositions and
+    solves in float64, products with the voxels in Y's precision): per weighting w, the
     kernel sum_b w_b X_b X_b.T of each fold is eigendecomposed once for every alpha.
     `centred`: each band's :func:`_centred_band`, when the caller holds them already.
     """
@@ -459,7 +460,8 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         rounding). ``"primal"``: himalaya's solver, which takes an SVD of
         the training rows' features for every fold and band weighting and
         holds an (alphas, features, training rows) array. ``"dual"``: the
-        kernel form, in float64 on the CPU: each band's kernel
+        kernel form on the CPU (kernels, eigendecompositions and solves in
+        float64, products with the voxels in X's precision): each band's kernel
         ``X_b @ X_b.T`` is computed once, and for every band weighting ``w``
         the kernel ``sum_b w_b X_b @ X_b.T`` of each fold's training rows is
         eigendecomposed once for all alphas; the coefficients are then
@@ -544,7 +546,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
     the voxels into chunks for a whole brain (each chunk re-decomposes the
     folds). The dual solver holds, in float64, the centred bands, one
     (rows, rows) kernel per band and a few more (rows, rows) arrays, and
-    casts Y to float64 one batch of voxels at a time.
+    one batch of voxels at a time in float64 for the refit's solves.
 
     See Also
     --------
