@@ -16,7 +16,7 @@ not load torch:
 
 from brainldm._lazy import lazy_exports
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,

@@ -31,7 +31,7 @@ exclude_patterns = ["_build"]
 # `nox -s docs` (sphinx-build -W): MyST reports "[text](page.md#heading)" that resolves
 # to nothing, Sphinx a {ref}/{doc} target that does not exist.
 # Anchors for headings, so pages can link to a section ("page.md#a-section").
-myst_heading_anchors = 3
+myst_heading_anchors = 4
 autosummary_generate = True
 # Classes list their methods; their attributes are documented by their docstrings'
 # Attributes sections (autosummary cannot import a dataclass field without a default).
