@@ -82,6 +82,15 @@ docdict["analysis_rows"] = """groups : array of shape (n_train,), default=None
 docdict["analysis_fit"] = """n_components : int, default=6400
         PCA size of each feature space (fitted on the training images), capped
         at what the data allow.
+    cv : int or "loo", default=5
+        Folds of the cross-validation that picks each voxel's alpha (grouped
+        by image when ``groups`` are given); an int applies to every model.
+        ``"loo"``: the encoders (:class:`VoxelwiseEncoder`) score exact
+        leave-one-out from one decomposition of all rows, for one row per
+        image (refused, before any work, when ``groups`` repeat); the banded
+        ridge partitions, whose leave-one-out does not pay (scoring costs
+        2 n² per alpha and voxel), keep 5 folds. Part of the cache key only
+        when not 5, so a default run's entries are those it always had.
     chunk_size : int, default=8192
         Voxels fitted together; each finished chunk is saved in ``memory``.
         Not part of the cache key: a finished analysis is reused whatever
@@ -101,6 +110,18 @@ docdict["analysis_partition"] = """n_iter : int, default=20
         Band weightings tried by the banded ridge's random search
         (:class:`BandedVariancePartitioner`'s ``n_iter``; 20 was measured on
         the toy world, docs/encoding_analyses.md).
+    solver : {"primal", "dual", "auto"}, default="primal"
+        How each banded ridge is solved (:class:`BandedVariancePartitioner`'s
+        ``solver``): ``"primal"`` is himalaya's solver, as the paper;
+        ``"dual"`` the kernel form on the CPU, much cheaper when there are
+        fewer training rows than features (NSD's 8,859 images against 2 x
+        6,400 components) and the same partition to float32 rounding;
+        ``"auto"`` dual where rows < features on the CPU. With a dual solver
+        and ``memory``, each band's kernel and model alone are saved in
+        ``memory``, so the partitions sharing ``z`` (here and in the other
+        analysis of [z, z_c]) compute z's once per chunk of voxels.
+        ``"dual"`` with ``device="cuda"`` raises before any work. Part of the
+        cache key only when not ``"primal"``.
     solver_params : dict, default=None
         Passed to :class:`BandedVariancePartitioner` (himalaya's random search:
         ``alphas``, ``n_targets_batch``...).

@@ -99,6 +99,21 @@ def _pool_size(value):
         ) from None
 
 
+_FOLDS = _number(int, 2)
+
+
+def _cv(value):
+    """``--cv``: ``loo`` or a number of folds, at least 2."""
+    if value == "loo":
+        return value
+    try:
+        return _FOLDS(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be {_FOLDS.interval} or 'loo', got {value!r}"
+        ) from None
+
+
 def _strengths(value):
     """``--strengths``: comma-separated img2img strengths, each in (0, 1]."""
     try:
@@ -245,6 +260,20 @@ def _encode_parser(commands):
         type=_COUNT,
         default=ENCODE_N_ITER,
         help="banded ridge's random-search iterations (default: %(default)s)",
+    )
+    enc.add_argument(
+        "--solver",
+        choices=("primal", "dual", "auto"),
+        default="primal",
+        help="banded ridge solver of the partitions: dual (CPU only) is much cheaper when the "
+        "training images are fewer than the components, as on NSD (default: %(default)s)",
+    )
+    enc.add_argument(
+        "--cv",
+        type=_cv,
+        default=5,
+        help="folds, or loo: exact leave-one-out for the encoders (the partitions keep 5 "
+        "folds; needs averaged training betas) (default: %(default)s)",
     )
     enc.add_argument(
         "--chunk-size",
@@ -433,6 +462,8 @@ def _run(args):
             pool_size=args.pool_size,
             n_components=args.n_components,
             n_iter=args.n_iter,
+            solver=args.solver,
+            cv=args.cv,
             chunk_size=args.chunk_size,
             random_state=args.seed,
             batch_size=args.batch_size,

@@ -6,12 +6,14 @@ import pytest
 from scipy import stats
 from sklearn.utils import Bunch
 
+from brainldm._cache import Cache
 from brainldm.encoding import (
     ANALYSES,
     BandedVariancePartitioner,
     VoxelwiseEncoder,
     check_encoding_settings,
     choose_pool_size,
+    denoising_stages,
     noise_levels,
     representations,
     run_encoding_analyses,
@@ -69,6 +71,12 @@ def tiny_run(tiny_data, tmp_path_factory):
         ({"layers": ["down_blocks.7"]}, r"down_blocks.7.*not modules.*'mid_block'"),
         ({"analyses": ["noise_level"]}, r"analyses must be among \['representations'"),
         ({"read_steps": ["early", 40]}, "outside the 4 steps run"),
+        ({"cv": 1}, r"'cv' parameter .* range \[2, inf\) or a str among \{'loo'\}. Got 1"),
+        ({"cv": "kfold"}, r"'cv' parameter .* or a str among \{'loo'\}. Got 'kfold'"),
+        ({"solver": "svd"}, r"'solver' parameter .* among \{'primal', 'dual', 'auto'\}"),
+        ({"solver": "dual", "device": "cuda"}, "solver='dual' runs on the CPU only"),
+        # tiny_data holds single trials: leave-one-out would keep a row's repetitions.
+        ({"cv": "loo"}, "cv='loo' leaves out one row at a time"),
     ],
 )
 def test_bad_settings_raise_before_any_work(tiny_data, tmp_path, monkeypatch, settings, message):
@@ -390,6 +398,131 @@ def test_the_random_search_iterations_reach_the_partitioner(tiny_data, tmp_path,
     settings = dict(FAST, analyses=["denoising_stages"], n_iter=2, read_steps=["late"])
     run_encoding_analyses(tiny_data, memory=tmp_path, **settings)
     assert seen and set(seen) == {2}
+
+
+def _wide_bands(n_images=90, n_features=50, seed=0):
+    """Fewer training rows (60, one per image) than features (2 x 50): where the dual pays.
+
+    Voxels 0-5 driven by band a, 6-11 by b, 12-15 by both; the last 30 images are tested.
+    """
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.standard_normal((3, n_images, n_features))
+    Y = np.hstack(
+        [
+            a @ rng.standard_normal((n_features, 6)),
+            b @ rng.standard_normal((n_features, 6)),
+            (a + b) @ rng.standard_normal((n_features, 4)),
+        ]
+    )
+    X_train = Y[:60] + 2 * rng.standard_normal((60, Y.shape[1]))
+    X_test = Y[60:] + 0.5 * rng.standard_normal((30, Y.shape[1]))
+    return X_train, X_test, a, b, c
+
+
+WIDE = dict(n_components=50, n_iter=3)
+
+
+@pytest.mark.parametrize("analysis", [noise_levels, denoising_stages])
+def test_the_dual_solver_gives_the_primal_partition(analysis):
+    X_train, X_test, a, b, _ = _wide_bands()
+    primal, dual = (
+        analysis(X_train, X_test, a, {0.5: b}, solver=solver, **WIDE)
+        for solver in ("primal", "dual")
+    )
+    # Measured: at most 2e-7 apart in r_joint, 1e-6 in unique and split (float32 rounding).
+    np.testing.assert_allclose(dual.r_joint, primal.r_joint, rtol=0, atol=1e-5)
+    for field in ("unique", "split"):
+        for band in ("z", "zc"):
+            np.testing.assert_allclose(dual[field][band], primal[field][band], rtol=0, atol=1e-5)
+    assert (primal.unique["zc"][0, 6:12] > 0.3).all()
+
+
+def _counting_computes(monkeypatch):
+    """Record the label of every cache entry computed (with or without a cache folder)."""
+    computed, arrays = [], Cache.arrays
+
+    def counted(self, label, parts, compute, log=None):
+        return arrays(self, label, parts, lambda: (computed.append(label), compute())[1], log)
+
+    monkeypatch.setattr(Cache, "arrays", counted)
+    return computed
+
+
+def test_dual_partitions_sharing_z_compute_its_kernel_and_model_alone_once(tmp_path, monkeypatch):
+    X_train, X_test, a, b, c = _wide_bands()
+    computed = _counting_computes(monkeypatch)
+    settings = dict(WIDE, solver="dual")
+    plain = denoising_stages(X_train, X_test, a, {"early": b, "late": c}, **settings)
+    # Without a cache, each of the two [z, z_c] partitions computes two kernels and two
+    # one-band models (beside its joint model).
+    assert computed.count("partition/kernel") == computed.count("partition/band-model") == 4
+    computed.clear()
+    cached = denoising_stages(
+        X_train, X_test, a, {"early": b, "late": c}, memory=tmp_path, **settings
+    )
+    # With one: z's kernel and model alone once, for both partitions.
+    assert computed.count("partition/kernel") == computed.count("partition/band-model") == 3
+    for field in ("r_joint", "r2_joint"):
+        np.testing.assert_array_equal(cached[field], plain[field])
+    np.testing.assert_array_equal(cached.unique["zc"], plain.unique["zc"])
+    # Another analysis on the same z and z_c reads both bands' kernels and models alone.
+    computed.clear()
+    again = noise_levels(X_train, X_test, a, {0.5: b}, memory=tmp_path, **settings)
+    assert computed == []  # only the joint model, which is not cached, is fitted
+    np.testing.assert_array_equal(again.unique["zc"][0], plain.unique["zc"][0])
+
+
+def _counting_fits(monkeypatch, estimator):
+    """The estimators fitted from now on, in order."""
+    fits, original = [], estimator.fit
+    monkeypatch.setattr(
+        estimator, "fit", lambda self, *a, **k: (fits.append(self), original(self, *a, **k))[1]
+    )
+    return fits
+
+
+def test_leave_one_out_encoders_are_fitted_and_cached_apart_from_five_folds(tmp_path, monkeypatch):
+    X_train, X_test, a, b, _ = _wide_bands()
+    spaces = {"a": a, "b": b}
+    fits = _counting_fits(monkeypatch, VoxelwiseEncoder)
+    loo = representations(X_train, X_test, spaces, cv="loo", memory=tmp_path, n_components=50)
+    assert len(fits) == 2
+    # The default is not served the leave-one-out result, nor the other way round.
+    folds = representations(X_train, X_test, spaces, memory=tmp_path, n_components=50)
+    assert len(fits) == 4
+    assert not np.array_equal(loo.r, folds.r)
+    # Other alphas, nearly the same accuracy: measured 0.024 apart on average, 0.24 at most.
+    assert np.abs(loo.r - folds.r).mean() < 0.1
+    for cv, expected in (("loo", loo), (5, folds)):
+        again = representations(X_train, X_test, spaces, cv=cv, memory=tmp_path, n_components=50)
+        np.testing.assert_array_equal(again.r, expected.r)
+    assert len(fits) == 4
+    # An int other than 5 is a setting of its own too.
+    representations(X_train, X_test, spaces, cv=3, memory=tmp_path, n_components=50)
+    assert len(fits) == 6
+
+
+def test_dual_and_primal_partitions_are_cached_apart(tmp_path, monkeypatch):
+    X_train, X_test, a, b, _ = _wide_bands()
+    fits = _counting_fits(monkeypatch, BandedVariancePartitioner)
+    for solver in ("dual", "primal", "dual", "primal"):
+        noise_levels(X_train, X_test, a, {0.5: b}, solver=solver, memory=tmp_path, **WIDE)
+    assert len(fits) == 2
+    # Leave-one-out is the encoders': the partitions keep (and share) their 5 folds.
+    noise_levels(X_train, X_test, a, {0.5: b}, cv="loo", memory=tmp_path, **WIDE)
+    assert len(fits) == 2
+    noise_levels(X_train, X_test, a, {0.5: b}, cv="loo", **WIDE)
+    assert [fit.cv for fit in fits] == [5, 5, 5]
+    assert [fit.solver for fit in fits] == ["dual", "primal", "primal"]
+
+
+def test_a_dual_solver_on_the_gpu_is_refused_before_any_work(monkeypatch):
+    X_train, X_test, a, b, _ = _wide_bands()
+    monkeypatch.setattr(FeatureReducer, "fit", _refuse)
+    with pytest.raises(ValueError, match="solver='dual' runs on the CPU only"):
+        noise_levels(X_train, X_test, a, {0.5: b}, solver="dual", device="cuda", **WIDE)
+    with pytest.raises(ValueError, match="'cv' parameter of representations"):
+        representations(X_train, X_test, {"a": a}, cv=True)
 
 
 # --- What the default toy world shows: the CLI's default run, made once per test session. ---

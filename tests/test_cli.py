@@ -91,6 +91,7 @@ RANGES = [
     ("encode", "--pool-size", "0", "pool_size", 0, "1", 1),
     ("encode", "--n-components", "0", "n_components", 0, "1", 1),
     ("encode", "--n-iter", "0", "n_iter", 0, "1", 1),
+    ("encode", "--cv", "1", "cv", 1, "2", 2),
     ("encode", "--chunk-size", "0", "chunk_size", 0, "1", 1),
     ("encode", "--seed", "-1", "random_state", -1, "0", 0),
     ("encode", "--batch-size", "0", "batch_size", 0, "1", 1),
@@ -179,6 +180,8 @@ def test_choices_and_names_are_checked_by_the_parser(tmp_path, monkeypatch, caps
         (["--strengths", ","], "argument --strengths: must be comma-separated numbers"),
         (["--pool-size", "big"], "argument --pool-size: must be 'auto' or an int"),
         (["--dask", "scheduler"], "argument --dask: must be a number of local workers"),
+        (["--cv", "kfold"], "argument --cv: must be an int in the range [2, inf) or 'loo'"),
+        (["--solver", "svd"], "argument --solver: invalid choice: 'svd'"),
     ],
 )
 def test_encode_lists_are_checked_by_the_parser(tmp_path, monkeypatch, capsys, args, message):
@@ -187,6 +190,19 @@ def test_encode_lists_are_checked_by_the_parser(tmp_path, monkeypatch, capsys, a
         main(command_line("encode", tmp_path, *args))
     assert exit_info.value.code == 2 and calls == []
     assert f"brainldm encode: error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "cv", "solver"),
+    [([], 5, "primal"), (["--cv", "loo", "--solver", "dual"], "loo", "dual")],
+)
+def test_encode_passes_the_folds_and_the_solver_to_the_workflow(
+    tmp_path, monkeypatch, args, cv, solver
+):
+    calls = stand_in(monkeypatch, "encode")
+    with pytest.raises(Reached):
+        main(command_line("encode", tmp_path, *args))
+    assert calls[0][1]["cv"] == cv and calls[0][1]["solver"] == solver
 
 
 def test_an_unwritable_out_is_refused_naming_the_flag_before_any_work(
@@ -387,6 +403,8 @@ def test_evaluate_rejects_a_file_without_image_indices(small_world, tmp_path, ca
         (["--layers", "down_blocks.0,up_blocks.9"], "['up_blocks.9'] are not modules"),
         # The banded ridge of the default analyses runs on the CPU or CUDA only.
         (["--device", "mps"], "'device' parameter of encode must be a str among"),
+        (["--solver", "dual", "--device", "cuda"], "solver='dual' runs on the CPU only"),
+        (["--cv", "loo", "--single-trials"], "cv='loo' leaves out one row at a time"),
     ],
 )
 def test_encode_rejects_bad_settings_before_loading_anything(

@@ -341,6 +341,7 @@ def test_encode_writes_maps_figures_and_a_summary(encode_run):
     assert {"unique_zc_se", "comparisons", "mean", "median"} <= set(ventral)
     assert summary["settings"]["strengths"] == [0.4, 0.8]
     assert summary["settings"]["average_train"] is True
+    assert summary["settings"]["cv"] == 5 and summary["settings"]["solver"] == "primal"
 
 
 def _on_fsaverage(folder, name):
@@ -451,6 +452,10 @@ def test_encode_fits_single_trials_on_request(encode_run, tmp_path):
         (dict(dask="scheduler"), "dask must be a number of local workers or a scheduler's"),
         (dict(dask=0), "'dask' parameter of encode must be an int in the range [1, inf)"),
         (dict(device="mps"), "'device' parameter of encode must be a str among {'cpu', 'cuda'}"),
+        (dict(cv=1), "'cv' parameter of encode must be an int in the range [2, inf) or a str"),
+        (dict(solver="svd"), "'solver' parameter of encode must be a str among {'primal'"),
+        (dict(solver="dual", device="cuda"), "encode: solver='dual' runs on the CPU only"),
+        (dict(cv="loo", average_train=False), "cv='loo' leaves out one row at a time"),
     ],
 )
 def test_encode_checks_its_settings_before_any_work(tmp_path, monkeypatch, settings, message):

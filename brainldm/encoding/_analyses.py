@@ -11,6 +11,7 @@ reused when found. :func:`run_encoding_analyses` builds those arrays from a
 """
 
 import time
+from numbers import Integral
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -18,7 +19,14 @@ from tqdm.auto import tqdm
 
 from brainldm._cache import Cache, check_cache, digest
 from brainldm._docs import fill_doc
-from brainldm._validation import check_int, check_number
+from brainldm._validation import (
+    Interval,
+    Options,
+    check_int,
+    check_number,
+    check_options,
+    check_parameter,
+)
 from brainldm.encoding._partition import BandedVariancePartitioner
 from brainldm.encoding._statistics import significance
 from brainldm.encoding._voxelwise import VoxelwiseEncoder
@@ -67,6 +75,39 @@ def check_analyses(analyses):
     if unknown or not analyses:
         raise ValueError(f"analyses must be among {list(ANALYSES)}, got {analyses}")
     return tuple(name for name in ANALYSES if name in analyses)
+
+
+# The folds of the paper's fits; cv="loo" leaves the partitions at these.
+DEFAULT_CV = 5
+# How the partitions' banded ridge may be solved (BandedVariancePartitioner's solver).
+SOLVERS = ("primal", "dual", "auto")
+
+
+def _check_cv(cv, caller):
+    """``cv``: an int of folds (at least 2) or ``"loo"``; an int comes back as a Python int."""
+    cv = check_parameter(cv, "cv", caller, Interval(Integral, 2, None), Options(("loo",)))
+    return cv if isinstance(cv, str) else int(cv)
+
+
+def _check_solver(solver, device, caller):
+    """``solver`` of the partitions, refusing ``"dual"`` on a GPU before any work."""
+    solver = check_options(solver, "solver", caller, SOLVERS)
+    if solver == "dual" and str(device).startswith("cuda"):
+        raise ValueError(
+            f"{caller}: solver='dual' runs on the CPU only: set device=None, or solver='primal' "
+            "(or 'auto') to fit on the GPU"
+        )
+    return solver
+
+
+def _check_loo_groups(cv, groups, caller):
+    """Refuse ``cv="loo"`` for encoders on repeated images before any work (the fit would)."""
+    if cv == "loo" and groups is not None and len(np.unique(groups)) < len(groups):
+        raise ValueError(
+            f"{caller}: cv='loo' leaves out one row at a time, but the training rows repeat "
+            "images (groups): average each image's trials into one row "
+            "(load_nsd(..., average_train=True)) or use cv=5"
+        )
 
 
 def choose_pool_size(output_shapes, n_components, native_sizes=None):
@@ -340,9 +381,16 @@ def _inputs(caller, X_train, X_test, groups, rows_train, rows_test, roi_masks, m
     )
     inputs.n_components = check_int(inputs.n_components, "n_components", caller, min_val=1)
     inputs.chunk_size = check_int(inputs.chunk_size, "chunk_size", caller, min_val=1)
+    inputs.cv = _check_cv(inputs.cv, caller)
     if "n_iter" in inputs:
         inputs.n_iter = check_int(inputs.n_iter, "n_iter", caller, min_val=1)
         inputs.solver_params = dict(inputs.solver_params or {})
+        inputs.solver = _check_solver(inputs.solver, inputs.device, caller)
+        # The partitions' leave-one-out would not pay (scoring costs 2 n^2 per alpha and
+        # voxel): they keep K folds, and share their cache entries with cv=5.
+        inputs.cv = DEFAULT_CV if inputs.cv == "loo" else inputs.cv
+    else:
+        _check_loo_groups(inputs.cv, groups, caller)
     # What identifies the data in cache names: its shape, test betas and rows (the training
     # betas are not hashed: a whole brain's single trials would take long to read).
     inputs.data_key = digest(
@@ -359,7 +407,7 @@ def _analysis_inputs(caller, arguments):
     """The inputs of an analysis from its arguments (its ``locals()``)."""
     names = ("X_train", "X_test", "groups", "rows_train", "rows_test", "roi_masks", "masker")
     options = ("n_iter", "solver_params", "n_components", "chunk_size", "device", "distributed")
-    options += ("memory", "progress")
+    options += ("cv", "solver", "memory", "progress")
     return _inputs(
         caller,
         *(arguments[name] for name in names),
@@ -404,9 +452,14 @@ def _finish(inputs, name, parts, compute):
     """An analysis's arrays, saved whole once finished and reused on rerun.
 
     The key holds what the results depend on: not ``chunk_size``, ``device`` nor
-    ``progress``, so runs that differ only in those share the entry.
+    ``progress``, so runs that differ only in those share the entry. ``cv`` and
+    ``solver`` join it only away from their defaults, so that the default fit keeps
+    the entries it always had.
     """
     keep = {k: inputs.get(k) for k in ("n_components", "solver_params", "n_iter")}
+    for name, default in (("cv", DEFAULT_CV), ("solver", "primal")):
+        if inputs.get(name, default) != default:
+            keep[name] = inputs[name]
     folder = inputs.cache.folder(name, [keep, inputs.data_key, *parts])
     path = None if folder is None else folder / "result.npz"
     return Cache.load_or_compute(path, lambda: compute(folder))
@@ -419,6 +472,7 @@ def _encoder_r(inputs, label, array, key, folder):
     def fit_chunk(columns):
         # The features are PCA scores already: neither reduced nor z-scored again.
         encoder = VoxelwiseEncoder(
+            cv=inputs.cv,
             n_components=None,
             standardize=False,
             device=inputs.device,
@@ -454,6 +508,7 @@ def representations(
     roi_masks=None,
     masker=None,
     n_components=6400,
+    cv=5,
     chunk_size=8192,
     device=None,
     distributed=False,
@@ -526,6 +581,18 @@ _PARTITION_FIELDS = ("r_joint", "r2_joint")
 _BAND_FIELDS = ("split", "r2_alone", "unique")
 
 
+def _partition_memory(inputs):
+    """Where the dual solver keeps each band's kernel and one-band models: the analysis cache.
+
+    Entries are named by the band's values (and the voxels, folds and settings), so the
+    partitions that share ``z``, in one analysis and across analyses, compute its kernel
+    and its model alone once per chunk of voxels. The primal solver keeps nothing.
+    """
+    if inputs.solver == "primal" or inputs.cache.location is None:
+        return None
+    return inputs.cache.location
+
+
 def _partition_r(inputs, z, zc, folder, desc):
     """The banded [z, z_c] partition of every voxel on PCA scores, chunk by chunk."""
     X = np.hstack([z, zc])
@@ -537,8 +604,11 @@ def _partition_r(inputs, z, zc, folder, desc):
             n_components=None,
             standardize=False,
             n_iter=inputs.n_iter,
+            cv=inputs.cv,
+            solver=inputs.solver,
             solver_params=inputs.solver_params or None,
             device=inputs.device,
+            memory=_partition_memory(inputs),
         )
         partitioner.fit(X[inputs.rows_train], inputs.X_train[:, columns], groups=inputs.groups)
         result = partitioner.partition(X[inputs.rows_test], inputs.X_test[:, columns])
@@ -619,8 +689,10 @@ def noise_levels(
     roi_masks=None,
     masker=None,
     n_iter=20,
+    solver="primal",
     solver_params=None,
     n_components=6400,
+    cv=5,
     chunk_size=8192,
     device=None,
     distributed=False,
@@ -676,8 +748,10 @@ def denoising_stages(
     roi_masks=None,
     masker=None,
     n_iter=20,
+    solver="primal",
     solver_params=None,
     n_components=6400,
+    cv=5,
     chunk_size=8192,
     device=None,
     distributed=False,
@@ -721,6 +795,7 @@ def unet_layers(
     roi_masks=None,
     masker=None,
     n_components=6400,
+    cv=5,
     chunk_size=8192,
     device=None,
     distributed=False,
@@ -825,6 +900,9 @@ def check_encoding_settings(
     read_steps=("early", "middle", "late"),
     layers=None,
     pool_size="auto",
+    cv=5,
+    solver="primal",
+    device=None,
     caller="run_encoding_analyses",
 ):
     """Check the settings of :func:`run_encoding_analyses` before any work.
@@ -833,7 +911,7 @@ def check_encoding_settings(
     ----------
     model : str, path-like or StableDiffusion
         The model whose U-Net the layers must belong to (loaded when named).
-    analyses, strengths, steps, stage_strength, read_steps, layers, pool_size
+    analyses, strengths, steps, stage_strength, read_steps, layers, pool_size, cv, solver, device
         As in :func:`run_encoding_analyses`.
     caller : str, default="run_encoding_analyses"
         The function the settings were given to, as the errors name it.
@@ -848,7 +926,9 @@ def check_encoding_settings(
     ValueError
         On an unknown analysis (naming the valid ones), a strength outside
         (0, 1], a layer the U-Net does not have (listing its blocks), a read
-        step outside the chain or a bad pool size.
+        step outside the chain, a bad pool size, a ``cv`` other than an int
+        >= 2 or ``"loo"``, a ``solver`` not among ``"primal"``, ``"dual"``, ``"auto"``, or
+        ``solver="dual"`` with ``device="cuda"``.
 
     Examples
     --------
@@ -863,10 +943,16 @@ def check_encoding_settings(
     Traceback (most recent call last):
     ...
     ValueError: analyses must be among ['representations', 'noise_levels', 'denoising_stages', 'unet_layers'], got ['maps']
+    >>> check_encoding_settings("toy", cv="lo")
+    Traceback (most recent call last):
+    ...
+    brainldm._validation.InvalidParameterError: The 'cv' parameter of run_encoding_analyses must be an int in the range [2, inf) or a str among {'loo'}. Got 'lo' instead.
     """
     from brainldm.features import load_ldm
 
     analyses = check_analyses(analyses)
+    _check_cv(cv, caller)
+    _check_solver(solver, device, caller)
     _check_strengths(strengths, caller)
     _check_strengths(stage_strength, caller, "stage_strength")
     _feature_settings(
@@ -888,7 +974,9 @@ def run_encoding_analyses(
     pool_size="auto",
     n_components=6400,
     n_iter=20,
+    solver="primal",
     solver_params=None,
+    cv=5,
     chunk_size=8192,
     guidance=5.0,
     random_state=42,
@@ -926,8 +1014,16 @@ def run_encoding_analyses(
         without ``noise_levels``).
     n_components : int, default=6400
         PCA size of every feature space, as the paper.
-    n_iter, solver_params
-        Of the banded ridge, as in :func:`noise_levels`.
+    n_iter, solver, solver_params
+        Of the banded ridge, as in :func:`noise_levels`: ``solver="dual"``
+        (or ``"auto"``) solves it in kernel form, with each band's kernel and
+        model alone saved in ``memory``, so that ``z``'s are computed once for
+        every partition of ``noise_levels`` and ``denoising_stages``.
+    cv : int or "loo", default=5
+        Folds of every model; ``"loo"``: leave-one-out for the encoders of
+        :func:`representations` and :func:`unet_layers` (one row per
+        image: ``data`` loaded with ``average_train=True``), 5 folds for the
+        partitions, as in :func:`representations`.
     chunk_size, device, distributed, memory, progress
         As in :func:`representations`.
 
@@ -969,7 +1065,12 @@ def run_encoding_analyses(
         read_steps=read_steps,
         layers=layers,
         pool_size=pool_size,
+        cv=cv,
+        solver=solver,
+        device=device,
     )
+    if {"representations", "unet_layers"} & set(analyses):
+        _check_loo_groups(cv, data.images_train, "run_encoding_analyses")
     sd = load_ldm(model, device=device)
     started = time.perf_counter()
     features = encoding_features(
@@ -996,13 +1097,14 @@ def run_encoding_analyses(
         roi_masks=data.roi_masks,
         masker=data.get("masker"),
         n_components=n_components,
+        cv=cv,
         chunk_size=chunk_size,
         device=device,
         distributed=distributed,
         memory=memory,
         progress=progress,
     )
-    banded = dict(common, n_iter=n_iter, solver_params=solver_params)
+    banded = dict(common, n_iter=n_iter, solver=solver, solver_params=solver_params)
     X_train, X_test, z = data.X_train, data.X_test, features.z
     spaces = {"z": z, "c": features.c, "zc": features.zc[features.stage_strength]}
     calls = {

@@ -123,9 +123,12 @@ def ridge_cv_cost(n, p, t, *, folds=5, n_alphas=11, n_chunks=1):
     ----------
     n, p, t : int
         Rows, features and targets (all chunks together).
-    folds, n_alphas, n_chunks : int
-        Cross-validation folds, alphas tried, and chunks of targets fitted
-        separately (each decomposes the folds again).
+    folds : int or "loo", default=5
+        Cross-validation folds; ``"loo"``: exact leave-one-out, from the one
+        decomposition of all rows that the refit needs anyway.
+    n_alphas, n_chunks : int
+        Alphas tried, and chunks of targets fitted separately (each
+        decomposes the folds again).
 
     Returns
     -------
@@ -138,7 +141,11 @@ def ridge_cv_cost(n, p, t, *, folds=5, n_alphas=11, n_chunks=1):
     >>> one, two = ridge_cv_cost(500, 400, 1000), ridge_cv_cost(500, 400, 2000)
     >>> two[1] == one[1], two[0] > one[0]
     (True, True)
+    >>> ridge_cv_cost(500, 400, 1000, folds="loo")[1] < one[1]
+    True
     """
+    if folds == "loo":
+        return _ridge_loo_cost(n, p, t, n_alphas, n_chunks)
     n_test = n / folds
     n_train = n - n_test
     t_chunk = math.ceil(t / n_chunks)
@@ -154,6 +161,30 @@ def ridge_cv_cost(n, p, t, *, folds=5, n_alphas=11, n_chunks=1):
         per_target = folds * (2 * n_train**2 + n_alphas * 2 * n_test * n_train)
         per_target += 4 * n**2 + 2 * n * p
         per_target += folds * n_alphas * ELEMENTWISE_WEIGHT * (n_train + 3 * n_test)
+        side = n
+    memory = _F32 * (n * p + 3 * side**2 + 2 * (n + p) * t_chunk) + _F64 * side**2
+    return n_chunks * setup + t * per_target, n_chunks * decomposition, memory
+
+
+def _ridge_loo_cost(n, p, t, n_alphas, n_chunks):
+    """:func:`ridge_cv_cost` with ``cv="loo"``: one decomposition of all rows, no folds.
+
+    The leave-one-out residuals of every alpha come from the refit's decomposition:
+    per target and alpha 2 n p (primal: the rows in the eigenbasis times the weights)
+    or 2 n^2 (dual), then a division by the hat matrix's diagonal, computed once.
+    """
+    t_chunk = math.ceil(t / n_chunks)
+    if p <= n:  # primal, as the folds' (float64 Gram matrix, a float64 flop as two)
+        setup = 2 * (2 * n * p**2) + 2 * n * p**2 + 2 * (2 * n * p * n_alphas)
+        decomposition = 9 * p**3
+        per_target = 2 * n * p + 2 * p**2 + 4 * p**2
+        per_target += n_alphas * (2 * n * p + ELEMENTWISE_WEIGHT * (p + 3 * n))
+        side = p
+    else:  # dual
+        setup = 2 * (2 * n**2 * p) + 2 * (2 * n**2 * n_alphas)
+        decomposition = 9 * n**3
+        per_target = 2 * n**2 + 4 * n**2 + 2 * n * p
+        per_target += n_alphas * (2 * n**2 + ELEMENTWISE_WEIGHT * 3 * n)
         side = n
     memory = _F32 * (n * p + 3 * side**2 + 2 * (n + p) * t_chunk) + _F64 * side**2
     return n_chunks * setup + t * per_target, n_chunks * decomposition, memory
@@ -175,7 +206,34 @@ def _partition_model(n, p, t, n_weightings, folds, n_alphas):
     return gemm, decomposition
 
 
-def partition_cost(n, k, t, *, n_iter=20, folds=5, n_alphas=11, n_chunks=1):
+def _partition_model_dual(n, p, t, n_weightings, folds, n_alphas, n_bands):
+    """Flops (gemm, decomposition) of the dual random search on one set of bands, kernels given.
+
+    Per weighting: the weighted kernel, then per fold an eigendecomposition of the
+    n_train x n_train kernel, the test kernel in its eigenbasis, and per voxel its
+    projection (2 n_train^2) and each alpha's predictions (2 n_test n_train). The refit:
+    one Cholesky (n^3 / 3, at matrix-product speed) per chosen (weighting, alpha), a
+    weighting seldom being chosen with more than a few alphas, and per voxel a solve
+    (2 n^2) and the weights of the bands (2 n p). All in float64: a flop as two.
+    """
+    n_test = n / folds
+    n_train = n - n_test
+    batches = math.ceil(t / 2048)  # the voxels scored together, each batch scaling by alpha
+    per_fold = 2 * n_test * n_train**2
+    per_fold += ELEMENTWISE_WEIGHT * (n_train**2 + n_alphas * n_test * n_train * batches)
+    per_target = 2 * n_train**2
+    per_target += n_alphas * (2 * n_test * n_train + ELEMENTWISE_WEIGHT * 3 * n_test)
+    gemm = n_weightings * (
+        ELEMENTWISE_WEIGHT * n_bands * n**2 + folds * (per_fold + per_target * t)
+    )
+    chosen = min(t, n_weightings * min(n_alphas, 3))
+    gemm += chosen * (n**3 / 3 + ELEMENTWISE_WEIGHT * n**2) + t * (2 * n**2 + 2 * p * n)
+    return 2 * gemm, n_weightings * folds * 9 * n_train**3
+
+
+def partition_cost(
+    n, k, t, *, n_iter=20, folds=5, n_alphas=11, n_chunks=1, solver="primal", shared=False
+):
     """Flops and peak bytes of one [z, z_c] partition: the joint model and each band alone.
 
     Parameters
@@ -185,6 +243,15 @@ def partition_cost(n, k, t, *, n_iter=20, folds=5, n_alphas=11, n_chunks=1):
     n_iter, folds, n_alphas, n_chunks : int
         Band weightings of the joint model's random search, folds, alphas,
         and chunks of voxels fitted separately.
+    solver : {"primal", "dual"}, default="primal"
+        Himalaya's primal random search (an SVD per fold and weighting), or
+        the dual one: each band's kernel (2 n^2 k) once for all chunks, then
+        per weighting and fold an eigendecomposition of the training rows'
+        kernel (9 n_train^3) shared by every alpha and voxel.
+    shared : bool, default=False
+        With the dual solver, the first band's kernel and model alone are
+        read from the cache (another partition on the same ``z`` made them):
+        not counted.
 
     Returns
     -------
@@ -195,7 +262,14 @@ def partition_cost(n, k, t, *, n_iter=20, folds=5, n_alphas=11, n_chunks=1):
     >>> from brainldm.workflows._cost import partition_cost
     >>> partition_cost(300, 100, 1000, n_iter=6)[1] > partition_cost(300, 100, 1000, n_iter=3)[1]
     True
+    >>> dual = partition_cost(300, 400, 1000, solver="dual")
+    >>> dual[1] < partition_cost(300, 400, 1000)[1]
+    True
+    >>> partition_cost(300, 400, 1000, solver="dual", shared=True)[0] < dual[0]
+    True
     """
+    if solver == "dual":
+        return _partition_dual_cost(n, k, t, n_iter, folds, n_alphas, n_chunks, shared)
     t_chunk = math.ceil(t / n_chunks)
     gemm = decomposition = 0.0
     for p, weightings in ((2 * k, n_iter), (k, 1), (k, 1)):
@@ -203,6 +277,20 @@ def partition_cost(n, k, t, *, n_iter=20, folds=5, n_alphas=11, n_chunks=1):
         gemm, decomposition = gemm + n_chunks * chunk[0], decomposition + n_chunks * chunk[1]
     n_train = n - n / folds
     memory = _F32 * (2 * n_alphas * 2 * k * n_train + n * (2 * k + 2 * t_chunk))
+    return gemm, decomposition, memory
+
+
+def _partition_dual_cost(n, k, t, n_iter, folds, n_alphas, n_chunks, shared):
+    """:func:`partition_cost` with the dual solver."""
+    t_chunk = math.ceil(t / n_chunks)
+    models = [(2 * k, n_iter, 2), (k, 1, 1)] + ([] if shared else [(k, 1, 1)])
+    gemm = 2 * (2 * n**2 * k) * (1 if shared else 2)  # the kernels, float64, once per band
+    decomposition = 0.0
+    for p, weightings, n_bands in models:
+        chunk = _partition_model_dual(n, p, t_chunk, weightings, folds, n_alphas, n_bands)
+        gemm, decomposition = gemm + n_chunks * chunk[0], decomposition + n_chunks * chunk[1]
+    # Both bands' kernels, the weighted one, a fold's and its eigenvectors (float64).
+    memory = _F64 * 5 * n**2 + _F32 * n * (2 * k + 2 * t_chunk)
     return gemm, decomposition, memory
 
 
@@ -325,8 +413,17 @@ def _encode_rows(shapes, settings, sd, rate):
         )
     )
 
+    cv = settings["cv"]
+    # The partitions keep 5 folds under leave-one-out (it would not pay for them).
+    folds = 5 if cv == "loo" else cv
+    solver = settings["solver"]
+    if solver == "auto":  # dual where the training rows are fewer than [z, z_c]'s components
+        dual = n_train < 2 * k["z"] and not str(settings["device"]).startswith("cuda")
+        solver = "dual" if dual else "primal"
+    z_shared = False  # with the dual solver, z's kernel and model alone, once through the cache
+
     def encoders(names):
-        costs = [ridge_cv_cost(n_train, k[name], t, n_chunks=n_chunks) for name in names]
+        costs = [ridge_cv_cost(n_train, k[name], t, folds=cv, n_chunks=n_chunks) for name in names]
         tests = sum(2 * n_test * k[name] * t for name in names)
         return sum(c[0] for c in costs) + tests, sum(c[1] for c in costs), max(c[2] for c in costs)
 
@@ -338,7 +435,7 @@ def _encode_rows(shapes, settings, sd, rate):
             rows.append(
                 _row(
                     name,
-                    f"3 ridge encoders, {t} voxels",
+                    f"3 ridge encoders{' (leave-one-out)' if cv == 'loo' else ''}, {t} voxels",
                     "ridge",
                     encoders("z c zc".split()),
                     rate,
@@ -358,15 +455,21 @@ def _encode_rows(shapes, settings, sd, rate):
                 )
             )
         else:
-            one = partition_cost(n_train, k_z, t, n_iter=n_iter, n_chunks=n_chunks)
             count = partitions[name]
-            work = f"{count} banded ridge partitions, n_iter={n_iter}, {t} voxels"
+            options = dict(n_iter=n_iter, folds=folds, n_chunks=n_chunks, solver=solver)
+            costs = [
+                partition_cost(n_train, k_z, t, shared=z_shared or i > 0, **options)
+                for i in range(count)
+            ]
+            z_shared = solver == "dual"
+            kind = "" if solver == "primal" else f" ({solver})"
+            work = f"{count} banded ridge partitions{kind}, n_iter={n_iter}, {t} voxels"
             rows.append(
                 _row(
                     name,
                     work,
                     "partition",
-                    (count * one[0], count * one[1], one[2]),
+                    (sum(c[0] for c in costs), sum(c[1] for c in costs), costs[0][2]),
                     rate,
                     calls=3 * count * n_chunks,
                 )
@@ -387,6 +490,8 @@ def estimate_encode(
     layers=None,
     n_components=6400,
     n_iter=20,
+    solver="primal",
+    cv=5,
     chunk_size=8192,
     guidance=5.0,
     device="cpu",
@@ -412,6 +517,15 @@ def estimate_encode(
         The model whose U-Net is counted (on a weightless copy).
     analyses, strengths, steps, stage_strength, layers, n_components, n_iter, chunk_size, guidance
         As in :func:`encode`.
+    solver : {"primal", "dual", "auto"}, default="primal"
+        The partitions' solver, as in :func:`encode`: ``"dual"`` is counted
+        with each band's kernel once and ``z``'s kernel and model alone once
+        for all partitions (encode always has a cache), ``"auto"`` as dual
+        where the training rows are fewer than the two bands' components.
+    cv : int or "loo", default=5
+        As in :func:`encode`: ``"loo"`` counts the encoders' one
+        decomposition of all rows instead of one per fold, and 5 folds for
+        the partitions.
     device : {"cpu", "cuda"}, default="cpu"
         Where the rate is timed.
 
@@ -443,6 +557,9 @@ def estimate_encode(
         steps=steps,
         stage_strength=stage_strength,
         layers=layers,
+        cv=cv,
+        solver=solver,
+        device=device,
         caller="estimate_encode",
     )
     settings = dict(
@@ -453,8 +570,11 @@ def estimate_encode(
         layers=layers,
         n_components=n_components,
         n_iter=n_iter,
+        solver=solver,
+        cv=cv,
         chunk_size=chunk_size,
         guidance=guidance,
+        device=device,
     )
     rate = gemm_rate(str(device or "cpu"))
     rows = _encode_rows((n_train, n_test, n_voxels), settings, load_ldm(model), rate)
@@ -502,22 +622,35 @@ def announce(plan, log, caller, n_subjects=1, alternatives=""):
 
 
 def encode_alternatives(shapes, model, settings):
-    """What fewer iterations or voxels would take, for :func:`announce`'s warning."""
+    """What fewer iterations or voxels, or a cheaper solver or cv, would take, for the warning.
+
+    ``solver="dual"`` and ``cv="loo"`` are offered where they are cheaper than the
+    settings given (and possible: the dual solver on the CPU, leave-one-out on averaged
+    training betas), each with its estimate.
+    """
     n_train, n_test, n_voxels = shapes
     keep = ("strengths", "steps", "stage_strength", "layers", "n_components", "chunk_size")
-    options = {k: settings[k] for k in keep} | {"guidance": settings["guidance"]}
-    options["analyses"] = settings["analyses"]
-    fewer = max(1, settings["n_iter"] // 4)
+    keep += ("solver", "cv", "n_iter", "analyses", "guidance")
+    options = {k: settings[k] for k in keep}
+    fewer = max(1, options["n_iter"] // 4)
+    dims = (n_train, n_test, n_voxels)
     cheaper = {
-        f"n_iter={fewer}": ((n_train, n_test, n_voxels), dict(options, n_iter=fewer)),
-        f"{n_voxels // 4} voxels": (
-            (n_train, n_test, max(1, n_voxels // 4)),
-            dict(options, n_iter=settings["n_iter"]),
-        ),
+        f"n_iter={fewer}": (dims, dict(options, n_iter=fewer)),
+        f"{n_voxels // 4} voxels": ((n_train, n_test, max(1, n_voxels // 4)), options),
     }
+    if options["solver"] != "dual" and not str(settings["device"]).startswith("cuda"):
+        cheaper["solver='dual'"] = (dims, dict(options, solver="dual"))
+    if options["cv"] != "loo" and settings["average_train"]:
+        cheaper["cv='loo'"] = (dims, dict(options, cv="loo"))
+    seconds = {
+        label: float(estimate_encode(*shape, model=model, **opts)["seconds"].sum())
+        for label, (shape, opts) in cheaper.items()
+    }
+    given = float(estimate_encode(*dims, model=model, **options)["seconds"].sum())
     found = [
-        f"{label}: ~{_duration(estimate_encode(*dims, model=model, **opts)['seconds'].sum())}"
-        for label, (dims, opts) in cheaper.items()
+        f"{label}: ~{_duration(value)}"
+        for label, value in seconds.items()
+        if value < given or label not in ("solver='dual'", "cv='loo'")
     ]
     return "; here, " + ", ".join(found) + " per subject"
 
@@ -536,6 +669,7 @@ def announce_encode(nsd_root, subjects, model, settings, log, cache_dir):
     shapes = (len(np.unique(data.images_train)), len(data.images_test), data.X_train.shape[1])
     options = {k: settings[k] for k in ("analyses", "strengths", "steps", "stage_strength")}
     options |= {k: settings[k] for k in ("layers", "n_components", "n_iter", "chunk_size")}
+    options |= {k: settings[k] for k in ("solver", "cv")}
     plan = estimate_encode(
         *shapes, model=model, guidance=settings["guidance"], device=settings["device"], **options
     )

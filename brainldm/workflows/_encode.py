@@ -248,6 +248,8 @@ def encode(
     pool_size="auto",
     n_components=6400,
     n_iter=ENCODE_N_ITER,
+    solver="primal",
+    cv=5,
     chunk_size=ENCODE_CHUNK_SIZE,
     guidance=5.0,
     random_state=42,
@@ -303,6 +305,20 @@ def encode(
         As in :func:`brainldm.encoding.run_encoding_analyses`; the defaults
         (4 strengths, 25 steps, ``n_iter=20``, ``chunk_size=8192``) were
         measured on the toy world.
+    solver : {"primal", "dual", "auto"}, default="primal"
+        How the banded ridge of ``noise_levels`` and ``denoising_stages`` is
+        solved, as in :func:`brainldm.encoding.noise_levels`: ``"dual"`` (CPU
+        only) gives the same partitions to float32 rounding, much cheaper
+        when the training images are fewer than the two bands' components
+        (NSD: 8,859 against 2 x 6,400), and computes ``z``'s kernel and model
+        alone once for every partition through the cache.
+    cv : int or "loo", default=5
+        Folds of every model; ``"loo"``: exact leave-one-out for the encoders
+        of ``representations`` and ``unet_layers`` (needs ``average_train``),
+        5 folds for the partitions, as in
+        :func:`brainldm.encoding.representations`. The defaults are the
+        paper's 5-fold primal fits; both settings are written to
+        ``summary.json`` and key the cache.
     threads : int or None, default=1
         Threads of torch and of the BLAS libraries during each subject's
         run (None: their defaults). One is the default because on a 2-core
@@ -364,6 +380,9 @@ def encode(
             stage_strength=stage_strength,
             layers=layers,
             pool_size=pool_size,
+            cv=cv,
+            solver=solver,
+            device=device,
             caller="encode",
         ),
         strengths=tuple(strengths),
@@ -373,6 +392,8 @@ def encode(
         pool_size=pool_size,
         n_components=n_components,
         n_iter=n_iter,
+        solver=solver,
+        cv=cv,
         chunk_size=chunk_size,
         guidance=guidance,
         random_state=random_state,
@@ -386,6 +407,12 @@ def encode(
     if {"noise_levels", "denoising_stages"} & set(settings["analyses"]):
         # Their banded ridge runs on these backends only.
         check_options(device, "device", "encode", ("cpu", "cuda", None))
+    encoders = {"representations", "unet_layers"} & set(settings["analyses"])
+    if cv == "loo" and encoders and not average_train:
+        raise ValueError(
+            "encode: cv='loo' leaves out one row at a time, which needs one row per training "
+            "image: keep average_train=True (no --single-trials), or use cv=5"
+        )
     cache = check_cache(out / "cache" if memory is None else memory)
     if cache.location is None:
         raise ValueError("memory must be a folder or a joblib.Memory with a location, got None")
