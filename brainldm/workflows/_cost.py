@@ -214,21 +214,22 @@ def _partition_model_dual(n, p, t, n_weightings, folds, n_alphas, n_bands):
     projection (2 n_train^2) and each alpha's predictions (2 n_test n_train). The refit:
     one Cholesky (n^3 / 3, at matrix-product speed) per chosen (weighting, alpha), a
     weighting seldom being chosen with more than a few alphas, and per voxel a solve
-    (2 n^2) and the weights of the bands (2 n p). All in float64: a flop as two.
+    (2 n^2) and the weights of the bands (2 n p). The kernels, decompositions and solves
+    run in float64 (a flop as two), the products with the voxels in float32.
     """
     n_test = n / folds
     n_train = n - n_test
     batches = math.ceil(t / 2048)  # the voxels scored together, each batch scaling by alpha
-    per_fold = 2 * n_test * n_train**2
+    per_fold = 2 * (2 * n_test * n_train**2)
     per_fold += ELEMENTWISE_WEIGHT * (n_train**2 + n_alphas * n_test * n_train * batches)
     per_target = 2 * n_train**2
     per_target += n_alphas * (2 * n_test * n_train + ELEMENTWISE_WEIGHT * 3 * n_test)
     gemm = n_weightings * (
-        ELEMENTWISE_WEIGHT * n_bands * n**2 + folds * (per_fold + per_target * t)
+        2 * ELEMENTWISE_WEIGHT * n_bands * n**2 + folds * (per_fold + per_target * t)
     )
     chosen = min(t, n_weightings * min(n_alphas, 3))
-    gemm += chosen * (n**3 / 3 + ELEMENTWISE_WEIGHT * n**2) + t * (2 * n**2 + 2 * p * n)
-    return 2 * gemm, n_weightings * folds * 9 * n_train**3
+    gemm += 2 * chosen * (n**3 / 3 + ELEMENTWISE_WEIGHT * n**2) + t * (2 * 2 * n**2 + 2 * p * n)
+    return gemm, n_weightings * folds * 9 * n_train**3
 
 
 def partition_cost(
