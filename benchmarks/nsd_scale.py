@@ -115,7 +115,7 @@ def make_subject(n_rows, n_features, n_voxels, folder, seed=0, rank=32):
     bands = []
     for _ in range(2):
         mixing = rng.standard_normal((rank, n_features), dtype=np.float32)
-        band = latent @ mixing / np.sqrt(rank)
+        band = latent @ mixing / np.float32(np.sqrt(rank))  # float32, as the analyses' scores
         band += rng.standard_normal(band.shape, dtype=np.float32)
         bands.append(band)
     weights = rng.standard_normal((rank, n_voxels), dtype=np.float32)
@@ -175,6 +175,30 @@ def timed_methods(owner, names, log):
             setattr(owner, name, method)
 
 
+@contextmanager
+def timed_batches():
+    """Time the body of every loop over batches of voxels in the partition solver.
+
+    The solver's loops draw their batches from ``target_batches``; the time between a
+    batch given and the next one asked for is that batch's work. Yields a one-item list
+    holding the sum.
+    """
+    total = [0.0]
+    original = partition_module.target_batches
+
+    def timed(*args, **kwargs):
+        for batch in original(*args, **kwargs):
+            start = time.perf_counter()
+            yield batch
+            total[0] += time.perf_counter() - start
+
+    partition_module.target_batches = timed
+    try:
+        yield total
+    finally:
+        partition_module.target_batches = original
+
+
 # The ridge's work per batch of targets: everything else in a fit is fixed cost.
 PER_TARGET_METHODS = ("load", "cross", "score", "score_leave_one_out", "refit")
 
@@ -228,22 +252,14 @@ def dual_partition_parts(z, zc, Y, n_voxels, constants):
         "n_alphas_batch": None,
     }
     y = np.array(Y[:, :n_voxels])
-
-    def fold_fixed():
-        train_kernel, test_kernel = partition_module._fold_kernels(kernel, train, test)
-        return test_kernel @ np.eye(len(train))
-
-    fold_fixed, _ = seconds(fold_fixed)
-    with stand_in_decompositions():
+    with stand_in_decompositions(), timed_batches() as fold_per_voxel:
         fold_total, _ = seconds(
             lambda: partition_module._dual_fold_scores(
                 kernel, y, [(train, test)], np.asarray(DEFAULT_ALPHAS, float), options
             )
         )
     bands = [(b - b.mean(0)).astype(np.float64) for b in (z, zc)]
-    # The refit's fixed step is the Cholesky factorization in _kernel_solver: timed inside.
-    refit_fixed = [0.0]
-    with timed_methods(partition_module, ["_kernel_solver"], refit_fixed):
+    with timed_batches() as refit_per_voxel:
         refit_total, _ = seconds(
             lambda: partition_module._dual_refit(
                 kernels,
@@ -255,15 +271,16 @@ def dual_partition_parts(z, zc, Y, n_voxels, constants):
                 2048,
             )
         )
-    refit_fixed = refit_fixed[0]
+    fold_fixed = fold_total - fold_per_voxel[0]
+    refit_fixed = refit_total - refit_per_voxel[0]
     n, n_train, n_test, k = len(z), len(train), len(test), z.shape[1]
     return dict(
         kernel=t_kernel / 2,  # one band's
         fold_fixed=fold_fixed,
-        fold_per_voxel=max(fold_total - fold_fixed, 0.0) / n_voxels,
+        fold_per_voxel=fold_per_voxel[0] / n_voxels,
         fold_eigh=constants["eigh64"] * n_train**3,
         refit_fixed=refit_fixed,  # one Cholesky and its setup
-        refit_per_voxel=max(refit_total - refit_fixed, 0.0) / n_voxels,
+        refit_per_voxel=refit_per_voxel[0] / n_voxels,
         fold_flops=2 * n_train * n_train + N_ALPHAS * 2 * n_test * n_train,
         refit_flops=2 * n * n + 2 * 2 * k * n,
     )
@@ -361,10 +378,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message="the (smallest|largest) alpha")
     tracemalloc.start()
     log = []
-    print(
-        f"{n} rows x {k} features per band, {n_voxels} voxels (and {n_voxels // 4}), "
-        f"{torch.get_num_threads()} threads"
-    )
+    print(f"{n} rows x {k} features per band, {n_voxels} voxels, {torch.get_num_threads()} threads")
     with measured("GEMM rates", log):
         rates = gemm_rates()
     print(
