@@ -12,6 +12,9 @@ FAST = "not slow and not gpu"
 
 
 def _install(session, extras="test"):
+    if session.venv_backend == "none":
+        # `nox --no-venv`: the caller's environment, which has brainldm installed already.
+        return
     session.install(*TORCH)
     session.install("-e", f".[{extras}]")
 
