@@ -27,7 +27,7 @@ from brainldm._validation import (
     check_options,
     check_parameter,
 )
-from brainldm.encoding._partition import BandedVariancePartitioner
+from brainldm.encoding._partition import BandedVariancePartitioner, check_dual_on_cpu
 from brainldm.encoding._statistics import significance
 from brainldm.encoding._voxelwise import VoxelwiseEncoder
 from brainldm.features.reduction import FeatureReducer
@@ -92,11 +92,7 @@ def _check_cv(cv, caller):
 def _check_solver(solver, device, caller):
     """``solver`` of the partitions, refusing ``"dual"`` on a GPU before any work."""
     solver = check_options(solver, "solver", caller, SOLVERS)
-    if solver == "dual" and str(device).startswith("cuda"):
-        raise ValueError(
-            f"{caller}: solver='dual' runs on the CPU only: set device=None, or solver='primal' "
-            "(or 'auto') to fit on the GPU"
-        )
+    check_dual_on_cpu(solver, device, caller)
     return solver
 
 

@@ -148,6 +148,16 @@ def _check_solver_params(solver_params, solver):
     return params
 
 
+def check_dual_on_cpu(solver, device, caller=None):
+    """Refuse ``solver="dual"`` with a CUDA ``device``: the dual solver runs in numpy."""
+    if solver == "dual" and str(device).startswith("cuda"):
+        prefix = f"{caller}: " if caller else ""
+        raise ValueError(
+            f"{prefix}solver='dual' runs on the CPU only: set device=None, or solver='primal' "
+            "(or 'auto') to fit on the GPU"
+        )
+
+
 def _to_numpy(backend, array):
     return np.asarray(backend.to_numpy(array))
 
@@ -737,11 +747,7 @@ class BandedVariancePartitioner(RegressorMixin, BaseEstimator):
         check_finite(Y, "Y")
         validate_params(self)
         check_alphas(self.alphas)
-        if self.solver == "dual" and self.device == "cuda":
-            raise ValueError(
-                "solver='dual' runs on the CPU only: set device=None, or solver='primal' "
-                "(or 'auto') to fit on the GPU"
-            )
+        check_dual_on_cpu(self.solver, self.device)
         if self.device is not None:
             resolve_device(self.device)
         params = _check_solver_params(self.solver_params, self.solver)
