@@ -31,19 +31,14 @@ def held_out_r2(space, targets, train, test, n_components=500):
     return 1 - ((y - prediction) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("nsd_root", help="a toy world")
-    parser.add_argument("encode_out", help="--out of a finished brainldm encode run")
-    parser.add_argument("--subject", default="subj01")
-    args = parser.parse_args(argv)
-
+def measure(nsd_root, encode_out, subject="subj01"):
+    """Median test R2 of each feature space (row) for each target (column), as a dict."""
     from encode_run import load_run
 
     from brainldm.datasets.toy import load_toy_ground_truth
 
-    data, features = load_run(args.nsd_root, args.encode_out, args.subject)
-    truth = load_toy_ground_truth(args.nsd_root, args.subject)
+    data, features = load_run(nsd_root, encode_out, subject)
+    truth = load_toy_ground_truth(nsd_root, subject)
     index = {tuple(v): i for i, v in enumerate(truth.voxel_ijk)}
     rows = np.array([index[tuple(v)] for v in data.voxel_ijk])
     generating = truth.features[features.images]
@@ -62,9 +57,21 @@ def main(argv=None):
         targets[f"{roi} voxels' signal ({mask.sum()})"] = signal[:, mask]
     print(f"{data.subject}: median test R2 ({len(train)} training, {len(test)} test images)")
     print(f"{'from':>10} " + " ".join(f"{name:>28}" for name in targets))
+    table = {}
     for name, space in spaces.items():
-        values = [np.median(held_out_r2(space, y, train, test)) for y in targets.values()]
+        values = [float(np.median(held_out_r2(space, y, train, test))) for y in targets.values()]
+        table[name] = dict(zip(targets, values, strict=True))
         print(f"{name:>10} " + " ".join(f"{v:28.3f}" for v in values), flush=True)
+    return {"n_train": len(train), "n_test": len(test), "r2": table}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("nsd_root", help="a toy world")
+    parser.add_argument("encode_out", help="--out of a finished brainldm encode run")
+    parser.add_argument("--subject", default="subj01")
+    args = parser.parse_args(argv)
+    measure(args.nsd_root, args.encode_out, args.subject)
 
 
 if __name__ == "__main__":

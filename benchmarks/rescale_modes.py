@@ -33,10 +33,12 @@ METRICS = [
 ]
 
 
-def main(n_test=48, steps=25, n_samples=2):
+def main(n_test=48, steps=25, n_samples=2, out=OUT):
+    """Fit, reconstruct and score; return the table (also saved as JSON in ``out``)."""
     warnings.simplefilter("ignore")
-    root = make_toy_nsd(OUT / "toy_nsd", progress=False)
-    data = load_nsd(root, "subj01", progress=False, cache_dir=OUT / "cache")
+    out = Path(out)
+    root = make_toy_nsd(out / "toy_nsd", progress=False)
+    data = load_nsd(root, "subj01", progress=False, cache_dir=out / "cache")
     seen = data.stimuli[data.images_test[:n_test]]
     start = time.time()
     base = LDMReconstructor(
@@ -59,7 +61,7 @@ def main(n_test=48, steps=25, n_samples=2):
         for mode in ("z", "c", "zc"):
             start = time.time()
             recon = copy.copy(base).set_params(
-                mode=mode, rescale=rescale, memory=OUT / f"images-{rescale}"
+                mode=mode, rescale=rescale, memory=out / f"images-{rescale}"
             )
             images = recon.predict(data.X_test[:n_test])
             seconds = time.time() - start
@@ -72,9 +74,10 @@ def main(n_test=48, steps=25, n_samples=2):
                 print(
                     f"rescale={rescale} {mode} {protocol} ({seconds:.0f} s): {rounded}", flush=True
                 )
-    path = OUT / f"rescale_modes-{n_test}-{steps}-{n_samples}.json"
+    path = out / f"rescale_modes-{n_test}-{steps}-{n_samples}.json"
     path.write_text(json.dumps(table, indent=1))
     print(f"wrote {path}")
+    return table
 
 
 if __name__ == "__main__":

@@ -34,11 +34,13 @@ _METRICS = ["toy_embedding", "toy_early", "toy_background", "toy_shape", "toy_co
 
 
 def _decodability(data, attributes):
+    """Test accuracy of each attribute from early and ventral voxels, with the majority rate."""
+    table = {}
     for name in ("background_colour", "background_kind", "colour", "shape"):
         values = attributes[name]
         values = values if values.ndim == 1 else values[:, 0]  # the largest object's
         train, test = values[data.images_train], values[data.images_test]
-        row = [f"{name:>17}: majority {np.bincount(test).max() / len(test):.2f}"]
+        table[name] = {"majority": float(np.bincount(test).max() / len(test))}
         for roi in ("early", "ventral"):
             columns = data.roi_masks[roi]
             scaler = StandardScaler().fit(data.X_train[:, columns])
@@ -47,9 +49,9 @@ def _decodability(data, attributes):
                 model = LogisticRegression(C=0.01, max_iter=300).fit(
                     scaler.transform(data.X_train[:, columns]), train
                 )
-            accuracy = model.score(scaler.transform(data.X_test[:, columns]), test)
-            row.append(f"{roi} {accuracy:.2f}")
-        print(", ".join(row))
+            table[name][roi] = float(model.score(scaler.transform(data.X_test[:, columns]), test))
+        print(f"{name:>17}: " + ", ".join(f"{k} {v:.2f}" for k, v in table[name].items()))
+    return table
 
 
 def _from_c(n=1000):

@@ -111,15 +111,16 @@ def _statistics_sources(recon, data, sd, scorer, seen, n_test):
     }
     print("zc by the source of the decoded statistics (sample 0, mean over samples); the")
     print("spread of the other test rows over the source's, percentiles 5, 50, 95 over dimensions")
-    table = {}
+    table, spread = {}, {}
     for name, source in sources.items():
-        features = {}
+        features, spread[name] = {}, {}
         for part in ("z", "c"):
             stats = recon.rescale_[part]
             mean, std = source(part, stats)
             kept = stats.target_std > 1e-6
             ratio = raw[part][other].std(0)[kept] / std[kept]
-            print(f"  {part}: {np.percentile(ratio, [5, 50, 95]).round(3)}")
+            spread[name][part] = np.percentile(ratio, [5, 50, 95]).round(3).tolist()
+            print(f"  {part}: {spread[name][part]}")
             features[part] = rescale_features(
                 raw[part][own].astype(np.float32), mean, std, stats.target_mean, stats.target_std
             )
@@ -136,13 +137,15 @@ def _statistics_sources(recon, data, sd, scorer, seen, n_test):
         )
         table[name] = _row(_by_sample(scorer, seen, images))
         print(f"{name}: {table[name]}", flush=True)
-    return table
+    return {"scores": table, "spread_ratio": spread}
 
 
-def main(n_test=100, steps=25):
+def main(n_test=100, steps=25, out=OUT):
+    """Run the three measurements; return their table (also saved as JSON in ``out``)."""
     warnings.simplefilter("ignore")
-    root = make_toy_nsd(OUT / "toy_nsd", progress=False)
-    data = load_nsd(root, "subj01", progress=False, cache_dir=OUT / "cache")
+    out = Path(out)
+    root = make_toy_nsd(out / "toy_nsd", progress=False)
+    data = load_nsd(root, "subj01", progress=False, cache_dir=out / "cache")
     ids, X = data.images_test[:n_test], data.X_test[:n_test]
     seen = data.stimuli[ids]
     start = time.time()
@@ -153,7 +156,7 @@ def main(n_test=100, steps=25):
         steps=steps,
         n_samples_per_image=N_SAMPLES,
         batch_size=16,
-        memory=OUT / "images-train",
+        memory=out / "images-train",
     ).fit(
         data.X_train,
         data.stimuli[data.images_train],
@@ -206,9 +209,10 @@ def main(n_test=100, steps=25):
         table["selection"][mode] = row
         print(f"{mode}: {row}", flush=True)
     table["statistics"] = _statistics_sources(recon, data, sd, scorer, seen, n_test)
-    path = OUT / f"zc_limits-{n_test}-{steps}.json"
+    path = out / f"zc_limits-{n_test}-{steps}.json"
     path.write_text(json.dumps(table, indent=1))
     print(f"wrote {path}")
+    return table
 
 
 if __name__ == "__main__":
