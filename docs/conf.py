@@ -65,13 +65,16 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    # Shown in full on the workflows page, and run by the slow tests.
-    "ignore_pattern": r"workflows_toy_world\.py$",
     # brainldm's figures are its own (see _gallery_scraper.py), pyplot's are matplotlib's.
     "image_scrapers": ("matplotlib", "_gallery_scraper.scrape"),
     "within_subsection_order": "FileNameSortKey",
     "subsection_order": ExplicitOrder(
-        ["../examples/decoding", "../examples/encoding", "../examples/scaling"]
+        [
+            "../examples/workflows",
+            "../examples/decoding",
+            "../examples/encoding",
+            "../examples/scaling",
+        ]
     ),
     "doc_module": ("brainldm",),
     "backreferences_dir": None,

@@ -471,32 +471,6 @@ def test_encode_checks_its_settings_before_any_work(tmp_path, monkeypatch, setti
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
-def test_the_workflows_example_runs_both_halves_and_draws_every_figure(
-    tmp_path, monkeypatch, capsys
-):
-    import runpy
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "examples" / "workflows_toy_world.py"
-    monkeypatch.setattr(sys, "argv", [script.name, str(tmp_path)])
-    runpy.run_path(str(script), run_name="__main__")
-    printed = capsys.readouterr().out
-    assert "pairwise protocol (mean):" in printed
-    assert "evaluate gives the run's scores: True" in printed
-    # Every figure the command draws, drawn again from the results.
-    for name in ("reconstructions.png", "identification.png"):
-        assert (tmp_path / name).stat().st_size > 10_000
-        assert (tmp_path / "decoding" / name).is_file()
-    drawn = sorted(path.name for path in (tmp_path / "figures").glob("*.png"))
-    by_command = sorted(path.name for path in (tmp_path / "encoding/subj01/figures").glob("*.png"))
-    # Figures 6-9 on slices (14), and each map of them again on the cortex (3 + 2 + 3 + 3).
-    assert drawn == by_command and len(drawn) == 3 + 2 + 1 + 3 + 1 + 3 + 1 + (3 + 2 + 3 + 3)
-    assert sum(name.endswith("_surface.png") for name in drawn) == 3 + 2 + 3 + 3
-    assert len(list((tmp_path / "one-by-one").glob("*.png"))) == 3 + 3
-
-
 def forbid_loading(monkeypatch):
     """Make loading data or a model, or writing the toy world, fail: the run must stop first."""
     import brainldm.datasets.nsd
