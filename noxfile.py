@@ -1,4 +1,5 @@
-"""Sessions: ``nox -s tests`` (fast suite), ``slow``, ``gpu``, ``lint``, ``docs``, ``bench``."""
+"""Sessions: ``nox -s tests`` (fast suite), ``slow``, ``gpu``, ``lint``, ``docs``, ``validation``,
+``bench``."""
 
 import nox
 
@@ -61,6 +62,14 @@ def docs(session):
     session.run(
         "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html", env=OFFLINE
     )
+
+
+@nox.session
+def validation(session):
+    """The validation page's tables and the guide's figures, computed again on the toy world
+    (about 80 minutes on 2 cores; ``nox -s validation -- --only demo`` runs one section)."""
+    _install(session)
+    session.run("python", "docs/make_validation.py", *session.posargs)
 
 
 @nox.session
