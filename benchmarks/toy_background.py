@@ -33,7 +33,7 @@ from brainldm.metrics import IdentificationScorer
 _METRICS = ["toy_embedding", "toy_early", "toy_background", "toy_shape", "toy_colour"]
 
 
-def _decodability(data, attributes):
+def decodability(data, attributes):
     """Test accuracy of each attribute from early and ventral voxels, with the majority rate."""
     table = {}
     for name in ("background_colour", "background_kind", "colour", "shape"):
@@ -97,7 +97,7 @@ def main(argv=None):
     root = make_toy_nsd(argv[0] if argv else "toy_nsd", progress=False)
     data = load_nsd(root, "subj01", progress=False)
     print("attribute decoding from subj01's betas (test accuracy):")
-    _decodability(data, load_toy_ground_truth(root, 1).attributes)
+    decodability(data, load_toy_ground_truth(root, 1).attributes)
     print("the captions and the true c, 1,000 scenes:")
     _from_c()
     print("toy LDM img2img, 25 steps, guidance 5.0, 48 test scenes:")

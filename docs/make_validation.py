@@ -144,7 +144,7 @@ def background(work):
     root = _world(work)
     data = _quiet_load(root, "subj01")
     attributes = load_toy_ground_truth(root, 1).attributes
-    return _benchmark("toy_background")._decodability(data, attributes)
+    return _benchmark("toy_background").decodability(data, attributes)
 
 
 def _saved_or_run(path, benchmark, *args):
@@ -247,8 +247,10 @@ def _default_run(work):
     from brainldm.encoding import run_encoding_analyses
 
     root, out = _world(work), Path(work) / "encode"
-    if not (out / "summary.json").exists():
-        assert cli(["encode", "--nsd-root", str(root), "--out", str(out)]) == 0
+    if not (out / "summary.json").exists() and cli(
+        ["encode", "--nsd-root", str(root), "--out", str(out)]
+    ):
+        raise RuntimeError(f"brainldm encode failed on {root}: its output is above")
     data = _quiet_load(root, 1, average_train=True, cache_dir=out / "cache")
     settings = dict(
         strengths=ENCODE_STRENGTHS,
