@@ -20,6 +20,7 @@ named on the output: read the prose around it again.
 """
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -32,6 +33,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from brainldm.metrics.correlation import column_correlations
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -78,11 +81,6 @@ def _quiet_load(root, subject, **kwargs):
         return load_nsd(root, subject, progress=False, **kwargs)
 
 
-def _correlations(a, b):
-    a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / np.sqrt((a**2).sum(0) * (b**2).sum(0))
-
-
 # Sections: each computes from scratch (or from its caches in ``work``) and returns JSON.
 
 
@@ -109,7 +107,7 @@ def decoders(work):
                         truth.features[data.images_train][:, columns],
                         groups=data.images_train,
                     )
-                r = _correlations(
+                r = column_correlations(
                     decoder.predict(data.X_test), truth.features[data.images_test][:, columns]
                 )
                 table[subject][roi][group] = float(np.mean(r))
@@ -240,17 +238,26 @@ def encoding_figures(work):
     return {"figures": [f"encoding_{space}.png" for space in ("z", "c")]}
 
 
-def _default_run(work):
-    """``brainldm encode``'s defaults on the default world: (data, results, out), cached."""
-    from brainldm.cli import ENCODE_CHUNK_SIZE, ENCODE_N_ITER, ENCODE_STEPS, ENCODE_STRENGTHS
+def _encode_run(work):
+    """``brainldm encode`` with its defaults on the default world, once: (world, its --out)."""
     from brainldm.cli import main as cli
-    from brainldm.encoding import run_encoding_analyses
 
     root, out = _world(work), Path(work) / "encode"
     if not (out / "summary.json").exists() and cli(
         ["encode", "--nsd-root", str(root), "--out", str(out)]
     ):
         raise RuntimeError(f"brainldm encode failed on {root}: its output is above")
+    return root, out
+
+
+@functools.cache
+def _default_run(work):
+    """The encode run's data and analyses, read back from its cache once per process:
+    (data, results, out, settings)."""
+    from brainldm.cli import ENCODE_CHUNK_SIZE, ENCODE_N_ITER, ENCODE_STEPS, ENCODE_STRENGTHS
+    from brainldm.encoding import run_encoding_analyses
+
+    root, out = _encode_run(work)
     data = _quiet_load(root, 1, average_train=True, cache_dir=out / "cache")
     settings = dict(
         strengths=ENCODE_STRENGTHS,
@@ -358,14 +365,12 @@ def second_seed(work):
 
 def feature_spaces(work):
     """What each feature space carries of the toy brain: benchmarks/encoding_truth.py."""
-    _default_run(work)
-    return _benchmark("encoding_truth").measure(_world(work), Path(work) / "encode")
+    return _benchmark("encoding_truth").measure(*_encode_run(work))
 
 
 def pooling(work):
     """The U-Net activations pooled to coarser grids: benchmarks/pool_size.py."""
-    _default_run(work)
-    rows = _benchmark("pool_size").measure(_world(work), Path(work) / "encode", steps=["late"])
+    rows = _benchmark("pool_size").measure(*_encode_run(work), steps=["late"])
     return {"rows": rows}
 
 
@@ -442,7 +447,7 @@ def toy_subjects(work):
         rows = np.array([index[tuple(ijk)] for ijk in data.voxel_ijk])
         early = data.roi_masks["early"]
         signal = truth.features[data.images_train] @ truth.weights[rows[early]].T
-        r = _correlations(np.asarray(data.X_train[:, early], np.float64), signal)
+        r = column_correlations(np.asarray(data.X_train[:, early], np.float64), signal)
         table[subject] = {
             "noise_sd": float(np.median(truth.noise_sd[rows[early]])),
             "r": np.percentile(r, [50, 10, 90]).tolist(),
@@ -496,7 +501,7 @@ def toy_models(work):
         generator=torch.Generator().manual_seed(0),
         **generation,
     ).images
-    r = _correlations(  # per image, over its pixels
+    r = column_correlations(  # per image, over its pixels
         images64.reshape(len(images64), -1).T.astype(float),
         uint8(low).reshape(len(low), -1).T.astype(float),
     )
@@ -568,8 +573,8 @@ def _table(header, rows):
 
 
 def _mode(mode):
-    """A mode or rescale setting as the tables show it (``"coarse"`` is the paper's X_z)."""
-    return "None" if mode == "None" else f"`{'X_z' if mode == 'coarse' else mode}`"
+    """A mode as the tables show it (``"coarse"`` is the paper's X_z)."""
+    return f"`{'X_z' if mode == 'coarse' else mode}`"
 
 
 def table_decoders(results):
@@ -636,7 +641,7 @@ def table_background(results):
 def table_rescale(results):
     table = results["rescale"]
     rows = [
-        [_mode(str(rescale)) if rescale != "batch" else '`"batch"`', protocol, _mode(mode)]
+        [{"None": "None", "batch": '`"batch"`'}[rescale], protocol, _mode(mode)]
         + [_metric(m, table[f"{rescale}|{mode}|{protocol}"][m]) for m in METRICS]
         for rescale in ("None", "batch")
         for protocol in ("pairwise", "takagi2023")
