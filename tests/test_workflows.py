@@ -395,6 +395,9 @@ def test_encode_figures_are_drawn_again_from_the_result(encode_run, tmp_path):
     paths = result.plot_figures("subj01", tmp_path)
     drawn = sorted(path.name for path in (out / "subj01" / "figures").glob("*.png"))
     assert sorted(path.name for path in paths) == drawn
+    # Figures 6-9 on slices (14), and each map of them again on the cortex (3 + 2 + 3 + 3).
+    assert len(drawn) == 3 + 2 + 1 + 3 + 1 + 3 + 1 + (3 + 2 + 3 + 3)
+    assert sum(name.endswith("_surface.png") for name in drawn) == 3 + 2 + 3 + 3
     for path in paths:
         with Image.open(path) as again, Image.open(out / "subj01" / "figures" / path.name) as first:
             assert again.size == first.size
